@@ -1,0 +1,85 @@
+import pickle
+import zipfile
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from agents.policies import PolicyError, SB3Policy, make_policy
+from worldmodel.collect import CollectConfig, collect
+
+
+@pytest.fixture(scope="module")
+def sb3_zip(tmp_path_factory):
+    from stable_baselines3 import SAC
+
+    env = gym.make("Hopper-v5")
+    model = SAC("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
+    path = tmp_path_factory.mktemp("sb3") / "sac_hopper.zip"
+    model.save(path)
+    return path, model
+
+
+def test_sb3_policy_acts_like_the_checkpoint(sb3_zip):
+    path, model = sb3_zip
+    env = gym.make("Hopper-v5")
+    pol = make_policy(str(path), env.observation_space, env.action_space)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        expected, _ = model.predict(obs, deterministic=True)
+        np.testing.assert_allclose(pol(obs), expected, atol=1e-6)
+        obs, *_ = env.step(expected)
+    noisy = SB3Policy(path, env.observation_space, env.action_space, noise_std=0.3)
+    noisy.reset(1)
+    a = noisy(obs)
+    assert env.action_space.contains(a) and not np.allclose(a, pol(obs))
+
+
+def test_sb3_policy_collects_and_is_recorded(sb3_zip):
+    path, _ = sb3_zip
+    d = collect(
+        CollectConfig(
+            episodes=2, policy=str(path), action_noise=0.1, max_episode_steps=10, progress=False
+        )
+    )
+    assert d.metadata["policy"]["class"].endswith("SACPolicy")
+    assert d.metadata["policy"]["noise_std"] == 0.1
+
+
+def test_checkpoint_for_another_env_is_refused(sb3_zip):
+    path, _ = sb3_zip
+    walker = gym.make("Walker2d-v5")
+    with pytest.raises(PolicyError, match="observation_space has shape \\(11,\\)"):
+        make_policy(str(path), walker.observation_space, walker.action_space)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/worldmodel_pwned",))
+
+
+def test_malicious_weights_are_not_unpickled(sb3_zip, tmp_path):
+    import os
+
+    path, _ = sb3_zip
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.namelist():
+            data = src.read(item)
+            if item == "policy.pth":
+                data = pickle.dumps(_Payload())
+            dst.writestr(item, data)
+    if os.path.exists("/tmp/worldmodel_pwned"):
+        os.unlink("/tmp/worldmodel_pwned")
+    env = gym.make("Hopper-v5")
+    with pytest.raises(PolicyError, match="policy weights|not a readable"):
+        make_policy(str(evil), env.observation_space, env.action_space)
+    assert not os.path.exists("/tmp/worldmodel_pwned")
+
+
+def test_unknown_policy_lists_the_valid_ones():
+    env = gym.make("Hopper-v5")
+    with pytest.raises(PolicyError, match=r"\['random', 'zero'\]"):
+        make_policy("greedy", env.observation_space, env.action_space)

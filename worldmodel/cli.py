@@ -1,0 +1,91 @@
+"""The ``worldmodel`` command: ``collect``, ``dataset info|merge`` (more as the project grows).
+
+Flags come from the config dataclasses (``tyro``), so the library and the CLI share one
+definition. Expected failures (bad input, bad files) print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from worldmodel.collect import CollectConfig, collect_to_file
+
+
+@dataclass
+class CollectArgs(CollectConfig):
+    """Collect irregularly timed rollouts into a dataset file."""
+
+    out: Path = Path("data/hopper.npz")
+    """Dataset file to write (atomically)."""
+
+
+def _collect(args: CollectArgs) -> None:
+    from worldmodel.summary import describe
+
+    dataset = collect_to_file(args, args.out)
+    print(describe(dataset, title=str(args.out)).split("\n  return")[0])
+    print(f"wrote {args.out}")
+
+
+def dataset_info(path: Annotated[Path, tyro.conf.Positional]) -> None:
+    """Episodes, steps, dt histogram and per-dimension statistics of a dataset file."""
+    from worldmodel.data import load_dataset
+    from worldmodel.summary import describe
+
+    print(describe(load_dataset(path), title=str(path)))
+
+
+def dataset_merge(inputs: Annotated[tuple[Path, ...], tyro.conf.Positional], out: Path) -> None:
+    """Merge dataset files of the same env into one."""
+    from worldmodel.data import Dataset, load_dataset
+
+    merged = Dataset.merge([load_dataset(p) for p in inputs])
+    merged.save(out)
+    print(f"wrote {out}: {len(merged)} episodes, {merged.num_steps} steps")
+
+
+# command name -> (argument dataclass, function taking it)
+COMMANDS: dict[str, tuple[type, Callable]] = {"collect": (CollectArgs, _collect)}
+
+
+def _run(argv: Sequence[str]) -> None:
+    argv = list(argv)
+    if argv and argv[0] == "dataset":
+        tyro.extras.subcommand_cli_from_dict(
+            {"info": dataset_info, "merge": dataset_merge},
+            prog="worldmodel dataset",
+            args=argv[1:],
+        )
+        return
+    commands = COMMANDS
+    if not argv or argv[0] not in commands:
+        names = [*commands, "dataset"]
+        if argv and not argv[0].startswith("-"):
+            raise ValueError(f"unknown command {argv[0]!r}; commands: {', '.join(names)}")
+        print("usage: worldmodel {" + ",".join(names) + "} ...   (worldmodel COMMAND --help)")
+        return
+    arg_type, fn = commands[argv[0]]
+    fn(tyro.cli(arg_type, prog=f"worldmodel {argv[0]}", args=argv[1:]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``worldmodel`` console script."""
+    try:
+        _run(sys.argv[1:] if argv is None else argv)
+    except (ValueError, OSError, TypeError) as err:
+        print(f"worldmodel: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("worldmodel: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
