@@ -1,0 +1,203 @@
+"""The model contract shared by every world model, and the pieces they share.
+
+Every model works on normalised observations (see :class:`worldmodel.batching.Normalizer`,
+whose statistics the model stores as buffers and saves with its weights) and on time in
+seconds (it divides by ``config.time_unit`` internally).
+
+* ``loss(batch) -> (loss, metrics)``: the training objective; metrics are plain floats.
+* ``predict(batch, samples) -> Prediction``: every grid point of a batch, for evaluation.
+* ``encode(batch, samples) -> state``: ``(S, B, D)`` belief at each window's last context point.
+* ``rollout(state, actions, dts) -> Prediction``: open loop under zero-order-hold actions.
+* ``step(state, action, dt) -> (state, obs)``: one batched step, for imagination.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from worldmodel.batching import Batch, Normalizer
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and objective settings (one flat set; each model reads the fields it uses)."""
+
+    latent_dim: int = 15
+    """Latent state size (latent-ode, rnn-vae) or hidden size of the filters (ode-rnn, gru-dt)."""
+    rec_dim: int = 40
+    """Hidden size of the recognition (encoder) RNN."""
+    units: int = 100
+    """Hidden units per layer of the dynamics network (the paper's Hopper: 300)."""
+    layers: int = 2
+    """Hidden layers of the dynamics network (the paper's Hopper: 3)."""
+    dec_units: int = 100
+    """Hidden units of the decoder MLP (0: a linear decoder, as in the paper)."""
+    solver: str = "rk4"
+    """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, ``dopri5``, ...)."""
+    max_step: float | None = None
+    """Fixed-step solvers: largest step in seconds (None: one step per grid interval)."""
+    rtol: float = 1e-3
+    """Adaptive solvers: relative tolerance."""
+    atol: float = 1e-4
+    """Adaptive solvers: absolute tolerance."""
+    adjoint: bool = False
+    """Backpropagate with the adjoint method (O(1) memory in time, slower)."""
+    encoder: str = "ode-rnn"
+    """Latent models: ``ode-rnn`` (the paper's ODE encoder) or ``rnn`` (the "RNN enc." variant)."""
+    samples: int = 3
+    """Latent samples per window during training."""
+    iwae: bool = False
+    """Use the multi-sample importance-weighted bound instead of the ELBO."""
+    obs_std: float | None = None
+    """Latent models: fixed observation std in normalised units (None: learned per dimension)."""
+    min_std: float = 1e-3
+    """Floor of every predicted standard deviation (normalised units)."""
+    time_unit: float = 0.1
+    """Seconds per model time unit (the ODE is integrated in these units)."""
+    ensemble_size: int = 5
+    """mlp-ensemble: members."""
+    ensemble_units: int = 200
+    """mlp-ensemble: hidden units per layer."""
+    ensemble_layers: int = 3
+    """mlp-ensemble: hidden layers."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    """Predicted observations (normalised units).
+
+    Attributes:
+        mean: ``(S, B, H, obs_dim)``, one rollout per latent sample / ensemble member.
+        std: ``(S, B, H, obs_dim)``, the observation model's standard deviation.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def spread(self) -> torch.Tensor:
+        """``(B, H, obs_dim)`` total std: observation noise plus the spread of the samples."""
+        var = self.std.pow(2).mean(0) + self.mean.var(0, unbiased=False)
+        return var.sqrt()
+
+
+def mlp(
+    inp: int, units: int, layers: int, out: int, act: type[nn.Module] = nn.Tanh
+) -> nn.Sequential:
+    """``layers`` hidden layers of ``units``; ``layers == 0`` gives a linear map."""
+    mods: list[nn.Module] = []
+    d = inp
+    for _ in range(layers):
+        mods += [nn.Linear(d, units), act()]
+        d = units
+    mods.append(nn.Linear(d, out))
+    return nn.Sequential(*mods)
+
+
+def gaussian_logpdf(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(x; mean, std^2)."""
+    return -0.5 * ((x - mean) / std).pow(2) - std.log() - 0.5 * LOG_2PI
+
+
+def masked_mse(mean: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the ``(B, U)`` mask and every dimension: a scalar."""
+    err = (mean - obs).pow(2).sum(-1) * mask
+    return err.sum() / (mask.sum() * obs.shape[-1]).clamp(min=1)
+
+
+class WorldModel(nn.Module, ABC):
+    """Base class of every model name in :data:`worldmodel.models.MODELS`."""
+
+    name: ClassVar[str] = "model"
+    stochastic_state: ClassVar[bool] = False
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.kl_weight = 1.0  # set by the trainer's annealing schedule
+
+    # -- normalisation -------------------------------------------------------------------------
+    def set_normalizer(self, normalizer: Normalizer) -> None:
+        self.obs_mean.copy_(torch.as_tensor(normalizer.mean, dtype=torch.float32))
+        self.obs_std.copy_(torch.as_tensor(normalizer.std, dtype=torch.float32))
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return Normalizer(
+            self.obs_mean.cpu().numpy().astype(np.float64),
+            self.obs_std.cpu().numpy().astype(np.float64),
+        )
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_mean) / self.obs_std
+
+    def denormalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs * self.obs_std + self.obs_mean
+
+    def tau(self, seconds: torch.Tensor | float) -> torch.Tensor | float:
+        """Seconds to model time units."""
+        return seconds / self.config.time_unit
+
+    # -- the contract ----------------------------------------------------------------------------
+    @abstractmethod
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar training loss and flat float metrics (``nll``, ``mse``, ...)."""
+
+    @abstractmethod
+    def predict(self, batch: Batch, samples: int = 1) -> Prediction:
+        """Predictions at every grid point of ``batch``: ``(S, B, U, obs_dim)``."""
+
+    @abstractmethod
+    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
+        """``(S, B, state_dim)`` state at each window's last context point."""
+
+    @abstractmethod
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step. ``state (N, D)``, ``action (N, A)``, ``dt (N,)`` seconds > 0 ->
+        ``(next state (N, D), predicted normalised observation (N, obs_dim))``."""
+
+    def decode_std(self, obs_mean: torch.Tensor) -> torch.Tensor:
+        """Observation std for predicted means (models with a learned noise override this)."""
+        return torch.full_like(obs_mean, self.config.min_std)
+
+    def rollout(self, state: torch.Tensor, actions: torch.Tensor, dts: torch.Tensor) -> Prediction:
+        """Open-loop prediction from ``state (S, B, D)`` under ``actions (B, H, A)``, action
+        ``k`` held for ``dts[:, k]`` seconds; predictions at the end of each interval,
+        ``(S, B, H, obs_dim)``. To query inside an interval, split it (repeat the action)."""
+        S, B, D = state.shape
+        z = state.reshape(S * B, D)
+        a = actions.unsqueeze(0).expand(S, *actions.shape).reshape(S * B, *actions.shape[1:])
+        d = dts.unsqueeze(0).expand(S, *dts.shape).reshape(S * B, -1)
+        out = []
+        for k in range(actions.shape[1]):
+            z, obs = self.step(z, a[:, k], d[:, k])
+            out.append(obs)
+        mean = torch.stack(out, 1).reshape(S, B, -1, self.obs_dim)
+        return Prediction(mean, self.decode_std(mean))
+
+    def metrics(self, batch: Batch, samples: int = 1) -> dict[str, float]:
+        """Evaluation metrics on ``batch``: ``mse`` (of the mean over samples, on the target
+        points, normalised units) and ``nll`` (Gaussian, per scored entry)."""
+        with torch.no_grad():
+            pred = self.predict(batch, samples)
+            mean = pred.mean.mean(0)
+            mse = masked_mse(mean, batch.obs, batch.target)
+            std = pred.spread().clamp(min=self.config.min_std)
+            ll = gaussian_logpdf(batch.obs, mean, std).sum(-1) * batch.target
+            nll = -ll.sum() / (batch.target.sum() * self.obs_dim).clamp(min=1)
+        return {"mse": float(mse), "nll": float(nll)}

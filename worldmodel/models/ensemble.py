@@ -1,0 +1,164 @@
+"""Probabilistic MLP ensemble (PETS / MBPO style) of discrete-time delta models with dt input.
+
+Each of ``E`` members maps ``(x, a, dt)`` (normalised observation, action, dt in model units)
+to a Gaussian over ``x' - x``, with PETS's soft bounds on the log-variance. All members train
+on the same recorded transitions (consecutive recorded points of each window, whatever the
+observed fraction: this model is fully observed) from different initialisations.
+
+Prediction on a batch walks forward through each window's own points: a context observation
+resets the state, other points are predicted by stepping the member from the previous point
+(points before the first context point repeat it). ``predict`` gives one rollout per member.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldmodel.batching import Batch
+from worldmodel.models.base import ModelConfig, Prediction, WorldModel
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent linear layers applied as one batched matmul: ``(E, N, i) -> (E, N, o)``."""
+
+    def __init__(self, members: int, inp: int, out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, inp, out))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out))
+        bound = inp**-0.5  # torch.nn.Linear's default initialisation
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class MLPEnsemble(WorldModel):
+    """``mlp-ensemble``; state: the normalised observation ``(N, obs_dim)``."""
+
+    name = "mlp-ensemble"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        super().__init__(obs_dim, act_dim, config)
+        E, H = config.ensemble_size, config.ensemble_units
+        dims = [obs_dim + act_dim + 1] + [H] * config.ensemble_layers
+        self.layers = nn.ModuleList(EnsembleLinear(E, i, o) for i, o in zip(dims[:-1], dims[1:]))
+        self.head = EnsembleLinear(E, H, 2 * obs_dim)
+        self.max_logvar = nn.Parameter(torch.full((1, 1, obs_dim), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((1, 1, obs_dim), -10.0))
+
+    def forward_members(
+        self, x: torch.Tensor, a: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (E, N, O)``, ``a (E, N, A)``, ``dt (E, N)`` model units -> mean, log-variance of
+        the next normalised observation, each ``(E, N, O)``."""
+        h = torch.cat([x, a, dt.unsqueeze(-1)], -1)
+        for layer in self.layers:
+            h = F.silu(layer(h))
+        delta, logvar = self.head(h).chunk(2, -1)
+        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return x + delta, logvar
+
+    @staticmethod
+    def transitions(batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Consecutive recorded points of every window: ``x, a, dt (s), x'`` flattened."""
+        B, U = batch.exists.shape
+        idx = torch.arange(U, device=batch.exists.device).expand(B, U)
+        nxt = torch.where(batch.exists, idx, U).flip(1).cummin(1).values.flip(1)  # next index >= u
+        after = torch.cat([nxt[:, 1:], torch.full_like(nxt[:, :1], U)], 1)  # next index > u
+        valid = batch.exists & (after < U)
+        b, u = valid.nonzero(as_tuple=True)
+        v = after[b, u]
+        return (
+            batch.obs[b, u],
+            batch.actions[b, u],
+            batch.times[v] - batch.times[u],
+            batch.obs[b, v],
+        )
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x, a, dt, y = self.transitions(batch)
+        E = self.config.ensemble_size
+        mean, logvar = self.forward_members(
+            x.expand(E, *x.shape), a.expand(E, *a.shape), self.tau(dt).expand(E, *dt.shape)
+        )
+        nll = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean()
+        loss = nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+        mse = ((mean - y) ** 2).mean()
+        return loss, {"loss": loss.item(), "nll": nll.item(), "mse_1step": mse.item()}
+
+    def _walk(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Member-wise walk over the grid (see module docstring): ``(E, B, U, O)`` twice."""
+        E, (B, U) = self.config.ensemble_size, batch.exists.shape
+        grid = self.tau(batch.times)
+        ctx_idx = torch.where(
+            batch.context, torch.arange(U, device=grid.device).expand(B, U), U
+        ).amin(1)
+        first = batch.obs[torch.arange(B), ctx_idx.clamp(max=U - 1)]
+        state = first.expand(E, B, self.obs_dim).clone()
+        var = torch.zeros_like(state)
+        last_t = grid[0].expand(B).clone()
+        last_a = batch.actions[:, 0]
+        means, stds = [], []
+        for u in range(U):
+            ex = batch.exists[:, u]
+            if u > 0 and bool(ex.any()):
+                # step every window whose own point u follows its previous own point
+                dt = (grid[u] - last_t).expand(E, B)
+                mean, logvar = self.forward_members(state, last_a.expand(E, *last_a.shape), dt)
+                started = ctx_idx < u
+                upd = (ex & started).view(1, B, 1)
+                state = torch.where(upd, mean, state)
+                var = torch.where(upd, logvar.exp(), var)
+            ctx = batch.context[:, u].view(1, B, 1)
+            state = torch.where(ctx, batch.obs[:, u].expand(E, B, self.obs_dim), state)
+            var = torch.where(ctx, torch.zeros_like(var), var)
+            means.append(state)
+            stds.append(var.sqrt().clamp(min=self.config.min_std))
+            last_t = torch.where(ex, grid[u], last_t)
+            last_a = torch.where(ex.unsqueeze(-1), batch.actions[:, u], last_a)
+        return torch.stack(means, 2), torch.stack(stds, 2)
+
+    def predict(self, batch: Batch, samples: int = 1) -> Prediction:
+        mean, std = self._walk(batch)
+        return Prediction(mean, std)
+
+    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
+        last = batch.last_context().clamp(min=0)
+        x = batch.obs[torch.arange(batch.size), last]
+        return x.unsqueeze(0).expand(samples, *x.shape).contiguous()
+
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ensemble-mean step (deterministic); see :meth:`sample_step` for a stochastic one."""
+        E = self.config.ensemble_size
+        mean, _ = self.forward_members(
+            state.expand(E, *state.shape),
+            action.expand(E, *action.shape),
+            self.tau(dt).expand(E, *dt.shape),
+        )
+        nxt = mean.mean(0)
+        return nxt, nxt
+
+    def sample_step(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        dt: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """MBPO-style step: a random member per row, plus its Gaussian noise."""
+        E, N = self.config.ensemble_size, state.shape[0]
+        mean, logvar = self.forward_members(
+            state.expand(E, *state.shape),
+            action.expand(E, *action.shape),
+            self.tau(dt).expand(E, *dt.shape),
+        )
+        pick = torch.randint(E, (N,), generator=generator, device=state.device)
+        m, lv = mean[pick, torch.arange(N)], logvar[pick, torch.arange(N)]
+        noise = torch.randn(m.shape, generator=generator, device=state.device)
+        nxt = m + noise * (0.5 * lv).exp()
+        return nxt, nxt

@@ -1,0 +1,134 @@
+"""Deterministic filtering baselines: ODE-RNN and GRU-Δt.
+
+A hidden state ``h`` runs forward in time over the batch grid. Between grid points it follows
+a transition under the held action (``ode-rnn``: ``dh/dt = f(h, a)`` solved by torchdiffeq;
+``gru-dt``: one GRU step with ``(a, dt)`` as input, the paper's "RNN Δt"); at a context
+observation a GRU folds it in. The prediction at a grid point decodes ``h`` after any update
+there, so, as in the paper, context points are reconstructed and all others predicted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from worldmodel.batching import Batch
+from worldmodel.models.base import (
+    ModelConfig,
+    Prediction,
+    WorldModel,
+    gaussian_logpdf,
+    masked_mse,
+    mlp,
+)
+from worldmodel.models.integrate import step_zoh
+from worldmodel.models.latent import ActionField, GRUTransition
+
+
+class FilterModel(WorldModel):
+    """Shared skeleton of ``ode-rnn`` and ``gru-dt`` (state: ``h (N, latent_dim)``)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        super().__init__(obs_dim, act_dim, config)
+        H = config.latent_dim
+        self.update = nn.GRUCell(obs_dim, H)
+        self.decoder = mlp(H, config.dec_units, 1 if config.dec_units else 0, 2 * obs_dim)
+
+    def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+        """``h (N, H)``, held ``a (N, A)``, ``dt (N,)`` model units -> ``h``."""
+        raise NotImplementedError
+
+    def _decode(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = self.decoder(h).chunk(2, -1)
+        std = torch.nn.functional.softplus(raw) + self.config.min_std
+        return mean, std
+
+    def _run(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Filter over the grid: means and stds ``(B, U, O)``, hidden states ``(B, U, H)``."""
+        B, U = batch.exists.shape
+        h = batch.obs.new_zeros(B, self.config.latent_dim)
+        grid = self.tau(batch.times)
+        means, stds, hs = [], [], []
+        for u in range(U):
+            if u > 0:
+                h = self.transition(h, batch.actions[:, u - 1], (grid[u] - grid[u - 1]).expand(B))
+            m = batch.context[:, u].unsqueeze(-1).to(h.dtype)
+            if bool(m.any()):
+                h = m * self.update(batch.obs[:, u], h) + (1 - m) * h
+            mean, std = self._decode(h)
+            means.append(mean)
+            stds.append(std)
+            hs.append(h)
+        return torch.stack(means, 1), torch.stack(stds, 1), torch.stack(hs, 1)
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        mean, std, _ = self._run(batch)
+        mask = batch.target.to(mean.dtype)
+        n = (mask.sum(1) * self.obs_dim).clamp(min=1)
+        nll = -((gaussian_logpdf(batch.obs, mean, std).sum(-1) * mask).sum(-1) / n).mean()
+        with torch.no_grad():
+            mse = masked_mse(mean, batch.obs, batch.target)
+        return nll, {"loss": nll.item(), "nll": nll.item(), "mse": mse.item()}
+
+    def predict(self, batch: Batch, samples: int = 1) -> Prediction:
+        mean, std, _ = self._run(batch)
+        return Prediction(
+            mean.unsqueeze(0).expand(samples, *mean.shape),
+            std.unsqueeze(0).expand(samples, *std.shape),
+        )
+
+    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
+        _, _, hs = self._run(batch)
+        last = batch.last_context().clamp(min=0)
+        h = hs[torch.arange(batch.size), last]
+        return h.unsqueeze(0).expand(samples, *h.shape).contiguous()
+
+    def rollout(self, state: torch.Tensor, actions: torch.Tensor, dts: torch.Tensor) -> Prediction:
+        S, B, D = state.shape
+        h = state.reshape(S * B, D)
+        a = actions.unsqueeze(0).expand(S, *actions.shape).reshape(S * B, *actions.shape[1:])
+        d = self.tau(dts).unsqueeze(0).expand(S, *dts.shape).reshape(S * B, -1)
+        means, stds = [], []
+        for k in range(actions.shape[1]):
+            h = self.transition(h, a[:, k], d[:, k])
+            mean, std = self._decode(h)
+            means.append(mean)
+            stds.append(std)
+        shape = (S, B, actions.shape[1], self.obs_dim)
+        return Prediction(torch.stack(means, 1).reshape(shape), torch.stack(stds, 1).reshape(shape))
+
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.transition(state, action, self.tau(dt).to(state.dtype))
+        return h, self._decode(h)[0]
+
+
+class ODERNN(FilterModel):
+    """ODE-RNN (Rubanova et al. 2019) with the held action as an input of the ODE."""
+
+    name = "ode-rnn"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        super().__init__(obs_dim, act_dim, config)
+        self.field = ActionField(config.latent_dim, act_dim, config.units, config.layers)
+
+    def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        max_step = None if c.max_step is None else c.max_step / c.time_unit
+        return step_zoh(
+            self.field, h, a, dt, method=c.solver, max_step=max_step, rtol=c.rtol, atol=c.atol
+        )
+
+
+class GRUDelta(FilterModel):
+    """GRU with the time gap as an input (the paper's "RNN Δt")."""
+
+    name = "gru-dt"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        super().__init__(obs_dim, act_dim, config)
+        self.gru = GRUTransition(config.latent_dim, act_dim)
+
+    def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+        return self.gru(h, a, dt)

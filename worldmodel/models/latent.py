@@ -1,0 +1,222 @@
+"""Latent-variable world models: the action-conditioned Latent ODE and the RNN-VAE.
+
+Generative model (Rubanova, Chen & Duvenaud 2019, extended with controls):
+``z0 ~ N(0, I)``; ``dz/dt = f(z, a(t))`` with zero-order-hold actions (latent-ode) or a GRU
+stepping over each interval with ``(a, dt)`` as input (rnn-vae); ``x(t) ~ N(g(z(t)), s^2)``
+with a learned per-dimension ``s``.
+
+Recognition: an RNN runs *backward* in time over the context points of each window (inputs:
+observation, mask, the action held from that point, the time gap) and gives
+``q(z0) = N(mu, sigma)`` at the window's start. Between context points its hidden state is
+evolved by an autonomous ODE (``encoder="ode-rnn"``, Euler steps) or kept (``"rnn"``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldmodel.batching import Batch
+from worldmodel.models.base import (
+    ModelConfig,
+    Prediction,
+    WorldModel,
+    gaussian_logpdf,
+    masked_mse,
+    mlp,
+)
+from worldmodel.models.integrate import odeint_zoh, step_zoh
+
+ENCODERS = ("ode-rnn", "rnn")
+
+
+class ActionField(nn.Module):
+    """``f(z, a)``: an MLP of the latent state and the held action (Tanh activations)."""
+
+    def __init__(self, dim: int, act_dim: int, units: int, layers: int) -> None:
+        super().__init__()
+        self.net = mlp(dim + act_dim, units, layers, dim)
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, a], -1))
+
+
+class GRUTransition(nn.Module):
+    """Discrete transition ``z' = GRU([a, dt], z)`` (the RNN-VAE's generative model)."""
+
+    def __init__(self, dim: int, act_dim: int) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(act_dim + 1, dim)
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+        return self.cell(torch.cat([a, dt.reshape(-1, 1)], -1), z)
+
+
+class Encoder(nn.Module):
+    """Backward-in-time ODE-RNN (or RNN) over the context points -> ``(mu, sigma)`` of z0."""
+
+    def __init__(self, obs_dim: int, act_dim: int, latent: int, config: ModelConfig) -> None:
+        super().__init__()
+        if config.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {config.encoder!r}; expected one of {ENCODERS}")
+        h = config.rec_dim
+        self.kind, self.time_unit = config.encoder, config.time_unit
+        self.cell = nn.GRUCell(2 * obs_dim + act_dim + 1, h)
+        self.ode = mlp(h, config.units, 1, h) if self.kind == "ode-rnn" else None
+        self.out = mlp(h, config.units, 1, 2 * latent)
+        self.min_std = config.min_std
+
+    def _evolve(self, h: torch.Tensor, dt: float) -> torch.Tensor:
+        # Euler steps of at most one model time unit (backward: dt < 0)
+        n = max(1, math.ceil(abs(dt)))
+        for _ in range(n):
+            h = h + (dt / n) * self.ode(h)
+        return h
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        B = batch.size
+        h = batch.obs.new_zeros(B, self.cell.hidden_size)
+        used = torch.nonzero(batch.context.any(0)).flatten().tolist()
+        times = (batch.times / self.time_unit).tolist()
+        prev = times[used[-1]] if used else 0.0
+        for u in reversed(used):
+            gap = times[u] - prev  # <= 0: we run backward
+            if self.ode is not None and gap != 0.0:
+                h = self._evolve(h, gap)
+            m = batch.context[:, u].unsqueeze(-1).to(h.dtype)
+            x = torch.cat([batch.obs[:, u] * m, m.expand_as(batch.obs[:, u]), batch.actions[:, u],
+                           torch.full_like(m, gap)], -1)  # fmt: skip
+            h = m * self.cell(x, h) + (1 - m) * h
+            prev = times[u]
+        if self.ode is not None and prev != times[0]:
+            h = self._evolve(h, times[0] - prev)
+        mu, raw = self.out(h).chunk(2, -1)
+        sigma = F.softplus(raw).clamp(min=self.min_std, max=1e3)
+        return torch.nan_to_num(mu, 0.0, 1e3, -1e3), torch.nan_to_num(
+            sigma, self.min_std, 1e3, self.min_std
+        )
+
+
+class LatentModel(WorldModel):
+    """Latent ODE (``dynamics="ode"``) or RNN-VAE (``dynamics="gru"``)."""
+
+    name = "latent-ode"
+    stochastic_state = True
+    dynamics = "ode"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        super().__init__(obs_dim, act_dim, config)
+        L = config.latent_dim
+        self.encoder = Encoder(obs_dim, act_dim, L, config)
+        if self.dynamics == "ode":
+            self.field = ActionField(L, act_dim, config.units, config.layers)
+        else:
+            self.transition = GRUTransition(L, act_dim)
+        self.decoder = mlp(L, config.dec_units, 1 if config.dec_units else 0, obs_dim)
+        fixed = config.obs_std is not None
+        self.log_std = nn.Parameter(
+            torch.full((obs_dim,), math.log(config.obs_std if fixed else 0.5)),
+            requires_grad=not fixed,
+        )
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def decode_std(self, obs_mean: torch.Tensor) -> torch.Tensor:
+        std = self.log_std.clamp(-7.0, 2.0).exp().clamp(min=self.config.min_std)
+        return std.expand_as(obs_mean)
+
+    def _unit(self, seconds: float | None) -> float | None:
+        return None if seconds is None else seconds / self.config.time_unit
+
+    def evolve(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """``z0 (S, B, L)`` at ``times[0]`` -> ``(S, B, U, L)`` on the batch grid."""
+        S, B, L = z0.shape
+        actions = (
+            batch.actions.unsqueeze(0)
+            .expand(S, *batch.actions.shape)
+            .reshape(S * B, *batch.actions.shape[1:])
+        )
+        grid = self.tau(batch.times)
+        if self.dynamics == "ode":
+            c = self.config
+            zs = odeint_zoh(
+                self.field, z0.reshape(S * B, L), grid, actions, method=c.solver,
+                max_step=self._unit(c.max_step), rtol=c.rtol, atol=c.atol, adjoint=c.adjoint,
+            )  # fmt: skip
+            return zs.permute(1, 0, 2).reshape(S, B, -1, L)
+        z, out = z0.reshape(S * B, L), [z0.reshape(S * B, L)]
+        for u in range(grid.shape[0] - 1):
+            z = self.transition(z, actions[:, u], (grid[u + 1] - grid[u]).expand(S * B))
+            out.append(z)
+        return torch.stack(out, 1).reshape(S, B, -1, L)
+
+    def posterior(self, batch: Batch) -> torch.distributions.Normal:
+        mu, sigma = self.encoder(batch)
+        return torch.distributions.Normal(mu, sigma)
+
+    # -- the contract ----------------------------------------------------------------------------
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        q = self.posterior(batch)
+        S = self.config.samples
+        z0 = q.rsample((S,))  # (S, B, L)
+        mean = self.decoder(self.evolve(z0, batch))  # (S, B, U, O)
+        std = self.decode_std(mean)
+        mask = batch.target.to(mean.dtype)
+        n = (mask.sum(1) * self.obs_dim).clamp(min=1)  # scored entries per window
+        loglik = (gaussian_logpdf(batch.obs, mean, std).sum(-1) * mask).sum(-1)  # (S, B)
+        prior = torch.distributions.Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))
+        if self.config.iwae:
+            logw = loglik + self.kl_weight * (prior.log_prob(z0) - q.log_prob(z0)).sum(-1)
+            bound = torch.logsumexp(logw, 0) - math.log(S)
+            kl = torch.distributions.kl_divergence(q, prior).sum(-1)
+        else:
+            kl = torch.distributions.kl_divergence(q, prior).sum(-1)  # (B,)
+            bound = loglik.mean(0) - self.kl_weight * kl
+        loss = -(bound / n).mean()
+        with torch.no_grad():
+            mse = masked_mse(mean.mean(0), batch.obs, batch.target)
+            nll = -(loglik.mean(0) / n).mean()
+        return loss, {"loss": loss.item(), "nll": nll.item(), "kl": kl.mean().item(),
+                      "mse": mse.item(), "kl_weight": float(self.kl_weight)}  # fmt: skip
+
+    def predict(self, batch: Batch, samples: int = 1) -> Prediction:
+        q = self.posterior(batch)
+        z0 = q.sample((samples,)) if samples > 1 else q.loc.unsqueeze(0)
+        mean = self.decoder(self.evolve(z0, batch))
+        return Prediction(mean, self.decode_std(mean))
+
+    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
+        """Samples of z0 (or its mean when ``samples == 1``) carried through the context
+        to each window's last context point: ``(S, B, L)``."""
+        q = self.posterior(batch)
+        z0 = q.sample((samples,)) if samples > 1 else q.loc.unsqueeze(0)
+        zs = self.evolve(z0, batch)  # (S, B, U, L)
+        last = batch.last_context().clamp(min=0)
+        idx = last.view(1, -1, 1, 1).expand(zs.shape[0], -1, 1, zs.shape[-1])
+        return zs.gather(2, idx).squeeze(2)
+
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        tau = self.tau(dt).to(state.dtype)
+        if self.dynamics == "ode":
+            c = self.config
+            z = step_zoh(self.field, state, action, tau, method=c.solver, max_step=self._unit(c.max_step),
+                         rtol=c.rtol, atol=c.atol)  # fmt: skip
+        else:
+            z = self.transition(state, action, tau)
+        return z, self.decoder(z)
+
+
+class RNNVAE(LatentModel):
+    """The paper's RNN-VAE: an RNN encoder and a GRU generative model with ``(a, dt)`` input."""
+
+    name = "rnn-vae"
+    dynamics = "gru"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        from dataclasses import replace
+
+        super().__init__(obs_dim, act_dim, replace(config, encoder="rnn"))
