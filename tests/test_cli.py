@@ -63,3 +63,36 @@ def test_bad_flag_value_gives_one_line_error(tmp_path):
     proc = run("collect", "--timing", "uniform:7", "--out", str(tmp_path / "x.npz"), check=False)
     assert proc.returncode == 2 and "malformed timing spec" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_train_on_collected_hopper_data(tmp_path, hopper_file):
+    run_dir = tmp_path / "run"
+    out = run(
+        "train",
+        str(hopper_file),
+        "--model",
+        "mlp-ensemble",
+        "--out",
+        str(run_dir),
+        "--epochs",
+        "2",
+        "--window",
+        "10",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--no-tensorboard",
+        "--net.ensemble-size",
+        "2",
+        "--net.ensemble-units",
+        "32",
+    ).stdout
+    assert "best val/score" in out
+    from worldmodel import load
+
+    model = load(run_dir, env_id="Hopper-v5", obs_dim=11)
+    assert model.run_config["train"]["net"]["ensemble_size"] == 2
+    proc = run(
+        "train", str(hopper_file), "--model", "nope", "--out", str(tmp_path / "x"), check=False
+    )
+    assert proc.returncode == 2 and "unknown model 'nope'" in proc.stderr

@@ -1,0 +1,37 @@
+"""worldmodel: continuous-time world models for MuJoCo locomotion with irregular timing.
+
+The public API (imported lazily, so that ``import worldmodel`` stays light)::
+
+    from worldmodel import load_dataset, collect, CollectConfig, train, TrainConfig, load
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "Dataset": "worldmodel.data",
+    "Episode": "worldmodel.data",
+    "DatasetError": "worldmodel.data",
+    "load_dataset": "worldmodel.data",
+    "CollectConfig": "worldmodel.collect",
+    "collect": "worldmodel.collect",
+    "TrainConfig": "worldmodel.config",
+    "Trainer": "worldmodel.train",
+    "train": "worldmodel.train",
+    "load": "worldmodel.train",
+    "MODELS": "worldmodel.models",
+    "ModelConfig": "worldmodel.config",
+    "make_model": "worldmodel.models",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'worldmodel' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``worldmodel`` command: ``collect``, ``dataset info|merge`` (more as the project grows).
+"""The ``worldmodel`` command: ``collect``, ``train``, ``dataset info|merge``.
 
 Flags come from the config dataclasses (``tyro``), so the library and the CLI share one
 definition. Expected failures (bad input, bad files) print one line on stderr and exit 2.
@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
 import tyro
 
 from worldmodel.collect import CollectConfig, collect_to_file
+from worldmodel.config import TrainConfig
+from worldmodel.errors import TrainingError
 
 
 @dataclass
@@ -50,8 +52,41 @@ def dataset_merge(inputs: Annotated[tuple[Path, ...], tyro.conf.Positional], out
     print(f"wrote {out}: {len(merged)} episodes, {merged.num_steps} steps")
 
 
+@dataclass
+class TrainArgs(TrainConfig):
+    """Train a world model on a dataset file into a run directory."""
+
+    dataset: Annotated[Path, tyro.conf.Positional] = Path("data/hopper.npz")
+    """Dataset file (from ``worldmodel collect``)."""
+    out: Path = Path("runs/latest")
+    """Run directory (config, checkpoints, metrics)."""
+    resume: bool = False
+    """Continue the run in ``out`` from its last checkpoint (its saved settings, these epochs)."""
+
+
+def _train(args: TrainArgs) -> None:
+    from worldmodel.data import load_dataset
+    from worldmodel.train import Trainer
+
+    config = TrainConfig.from_dict({f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    trainer = Trainer(
+        config, load_dataset(args.dataset), args.out, resume=args.resume, dataset_path=args.dataset
+    )
+    last = trainer.fit()
+    s = trainer.state
+    print(
+        f"{trainer.config.model}: best val/score {s['best']:.5g} at epoch {s['best_epoch']} "
+        f"(last epoch {s['epoch']}: val/interp_mse {last.get('val/interp_mse', float('nan')):.5g}, "
+        f"val/extrap_mse {last.get('val/extrap_mse', float('nan')):.5g})"
+    )
+    print(f"wrote {args.out}/model.safetensors")
+
+
 # command name -> (argument dataclass, function taking it)
-COMMANDS: dict[str, tuple[type, Callable]] = {"collect": (CollectArgs, _collect)}
+COMMANDS: dict[str, tuple[type, Callable]] = {
+    "collect": (CollectArgs, _collect),
+    "train": (TrainArgs, _train),
+}
 
 
 def _run(argv: Sequence[str]) -> None:
@@ -78,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``worldmodel`` console script."""
     try:
         _run(sys.argv[1:] if argv is None else argv)
-    except (ValueError, OSError, TypeError) as err:
+    except (ValueError, OSError, TrainingError) as err:  # DatasetError, CheckpointError, ...
         print(f"worldmodel: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

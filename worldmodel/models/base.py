@@ -15,63 +15,17 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from worldmodel.batching import Batch, Normalizer
+from worldmodel.config import ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass
-class ModelConfig:
-    """Architecture and objective settings (one flat set; each model reads the fields it uses)."""
-
-    latent_dim: int = 15
-    """Latent state size (latent-ode, rnn-vae) or hidden size of the filters (ode-rnn, gru-dt)."""
-    rec_dim: int = 40
-    """Hidden size of the recognition (encoder) RNN."""
-    units: int = 100
-    """Hidden units per layer of the dynamics network (the paper's Hopper: 300)."""
-    layers: int = 2
-    """Hidden layers of the dynamics network (the paper's Hopper: 3)."""
-    dec_units: int = 100
-    """Hidden units of the decoder MLP (0: a linear decoder, as in the paper)."""
-    solver: str = "rk4"
-    """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, ``dopri5``, ...)."""
-    max_step: float | None = None
-    """Fixed-step solvers: largest step in seconds (None: one step per grid interval)."""
-    rtol: float = 1e-3
-    """Adaptive solvers: relative tolerance."""
-    atol: float = 1e-4
-    """Adaptive solvers: absolute tolerance."""
-    adjoint: bool = False
-    """Backpropagate with the adjoint method (O(1) memory in time, slower)."""
-    encoder: str = "ode-rnn"
-    """Latent models: ``ode-rnn`` (the paper's ODE encoder) or ``rnn`` (the "RNN enc." variant)."""
-    samples: int = 3
-    """Latent samples per window during training."""
-    iwae: bool = False
-    """Use the multi-sample importance-weighted bound instead of the ELBO."""
-    obs_std: float | None = None
-    """Latent models: fixed observation std in normalised units (None: learned per dimension)."""
-    min_std: float = 1e-3
-    """Floor of every predicted standard deviation (normalised units)."""
-    time_unit: float = 0.1
-    """Seconds per model time unit (the ODE is integrated in these units)."""
-    ensemble_size: int = 5
-    """mlp-ensemble: members."""
-    ensemble_units: int = 200
-    """mlp-ensemble: hidden units per layer."""
-    ensemble_layers: int = 3
-    """mlp-ensemble: hidden layers."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from tests.synthetic import linear_dataset
+from worldmodel.batching import Normalizer, make_batch, sample_windows, tile_windows
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = linear_dataset(8, 12, seed=1)
+    return d.episodes, Normalizer.fit(d.episodes)
+
+
+def test_union_grid_holds_every_window_with_zoh_actions(data):
+    eps, norm = data
+    windows = sample_windows(eps, 5, 8, np.random.default_rng(0))
+    b = make_batch(eps, windows, norm, rng=np.random.default_rng(0))
+    assert b.times[0] == 0 and (b.times.diff() > 0).all()
+    for i, w in enumerate(windows):
+        ep = eps[w.episode]
+        own = torch.nonzero(b.exists[i]).flatten()
+        rel = ep.t[w.start : w.stop] - ep.t[w.start]
+        np.testing.assert_allclose(b.times[own].numpy(), rel, atol=1e-6)
+        np.testing.assert_allclose(
+            b.obs[i, own].numpy(), norm.normalize(ep.obs[w.start : w.stop]), atol=1e-5
+        )
+        for k in range(len(own) - 1):  # the action is held on the whole interval between own points
+            held = b.actions[i, own[k] : own[k + 1]]
+            assert (held == torch.as_tensor(ep.actions[w.start + k])).all()
+        assert (b.actions[i, own[-1] :] == 0).all()
+
+
+def test_masks_interp_and_extrap(data):
+    eps, norm = data
+    windows = tile_windows(eps, 10)
+    bi = make_batch(eps, windows, norm, mode="interp", observed=0.3, rng=np.random.default_rng(0))
+    assert (bi.target == bi.exists).all() and not (bi.context & ~bi.exists).any()
+    n = bi.exists.sum(1)
+    assert ((bi.context.sum(1) - (0.3 * n.float()).round().clamp(min=1)).abs() < 1e-6).all()
+    be = make_batch(
+        eps,
+        windows,
+        norm,
+        mode="extrap",
+        observed=0.5,
+        context_fraction=0.5,
+        rng=np.random.default_rng(0),
+    )
+    assert not (be.context & be.target).any() and not (be.target & ~be.exists).any()
+    idx = torch.arange(be.times.shape[0])
+    for i in range(be.size):  # every context point comes before every target point
+        assert idx[be.context[i]].max() < idx[be.target[i]].min()
+    again = make_batch(
+        eps,
+        windows,
+        norm,
+        mode="extrap",
+        observed=0.5,
+        context_fraction=0.5,
+        rng=np.random.default_rng(0),
+    )
+    assert (again.context == be.context).all()
+
+
+def test_bad_batch_settings(data):
+    eps, norm = data
+    w = tile_windows(eps, 5)
+    with pytest.raises(ValueError, match="unknown batch mode 'sideways'"):
+        make_batch(eps, w, norm, mode="sideways", rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="observed fraction"):
+        make_batch(eps, w, norm, observed=0.0, rng=np.random.default_rng(0))

@@ -1,0 +1,249 @@
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tests.synthetic import linear_dataset
+from worldmodel.batching import make_batch, tile_windows
+from worldmodel.checkpoint import CheckpointError, read_checkpoint
+from worldmodel.models import ModelConfig
+from worldmodel.train import TrainConfig, Trainer, TrainingError, load
+
+NET = ModelConfig(
+    latent_dim=4,
+    rec_dim=8,
+    units=16,
+    layers=1,
+    dec_units=0,
+    time_unit=1.0,
+    samples=1,
+    ensemble_size=2,
+    ensemble_units=16,
+    ensemble_layers=1,
+)
+
+
+def cfg(**kw):
+    base = dict(
+        model="latent-ode",
+        net=NET,
+        epochs=2,
+        steps_per_epoch=4,
+        batch_size=8,
+        window=10,
+        eval_windows=16,
+        progress=False,
+        tensorboard=False,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return linear_dataset(20, 15, seed=0)
+
+
+def weights(path):
+    tensors, _, _ = read_checkpoint(path)
+    return {k: v for k, v in tensors.items() if k.startswith("model/")}
+
+
+@pytest.mark.parametrize("model", ["latent-ode", "mlp-ensemble"])
+def test_save_then_load_gives_identical_predictions(tmp_path, data, model):
+    trainer = Trainer(cfg(model=model, epochs=1), data, tmp_path / "run")
+    trainer.fit()
+    loaded = load(tmp_path / "run", which="last")
+    b = make_batch(
+        data.episodes,
+        tile_windows(data.episodes[:4], 10),
+        trainer.normalizer,
+        mode="extrap",
+        observed=0.5,
+        rng=np.random.default_rng(0),
+    )
+    trainer.model.eval()
+    with torch.no_grad():
+        a, c = trainer.model.predict(b), loaded.predict(b)
+    assert torch.equal(a.mean, c.mean)
+    np.testing.assert_array_equal(
+        loaded.normalizer.mean, trainer.normalizer.mean.astype(np.float32)
+    )
+    assert loaded.env_id == "Linear-v0"
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert (
+        rows[0].startswith("epoch,step,train/") and "val/extrap_mse" in rows[0] and len(rows) == 2
+    )
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, data):
+    Trainer(cfg(epochs=3), data, tmp_path / "straight").fit()
+    Trainer(
+        cfg(epochs=3), data, tmp_path / "cut", callbacks=[lambda tr, epoch, m: epoch == 1]
+    ).fit()
+    assert read_checkpoint(tmp_path / "cut" / "last.safetensors")[1]["epoch"] == 1
+    Trainer(cfg(epochs=3), data, tmp_path / "cut", resume=True).fit()
+    a, b = (
+        weights(tmp_path / "straight" / "last.safetensors"),
+        weights(tmp_path / "cut" / "last.safetensors"),
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [
+        r.split(",")[0] for r in (tmp_path / "cut" / "metrics.csv").read_text().splitlines()[1:]
+    ]
+    assert epochs == ["1", "2", "3"]
+
+
+def test_interrupted_mid_epoch_loses_only_that_epoch(tmp_path, data, monkeypatch):
+    Trainer(cfg(epochs=3), data, tmp_path / "straight").fit()
+    trainer = Trainer(cfg(epochs=3), data, tmp_path / "cut")
+    real = trainer.train_step
+    calls = {"n": 0}
+
+    def dies_in_epoch_two(batch):
+        calls["n"] += 1
+        if calls["n"] == 6:  # epoch 2, step 2 of 4
+            raise KeyboardInterrupt
+        return real(batch)
+
+    trainer.train_step = dies_in_epoch_two
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert read_checkpoint(tmp_path / "cut" / "last.safetensors")[1]["epoch"] == 1
+    Trainer(cfg(epochs=3), data, tmp_path / "cut", resume=True).fit()
+    a, b = (
+        weights(tmp_path / "straight" / "last.safetensors"),
+        weights(tmp_path / "cut" / "last.safetensors"),
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_kill_9_mid_training_then_resume(tmp_path, data):
+    path = tmp_path / "lin.npz"
+    data.save(path)
+    run = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "worldmodel.cli",
+        "train",
+        str(path),
+        "--out",
+        str(run),
+        "--epochs",
+        "50",
+        "--steps-per-epoch",
+        "20",
+        "--batch-size",
+        "8",
+        "--window",
+        "10",
+        "--no-progress",
+        "--no-tensorboard",
+        "--net.latent-dim",
+        "4",
+        "--net.units",
+        "16",
+        "--net.layers",
+        "1",
+        "--net.time-unit",
+        "1.0",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (run / "last.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epoch = read_checkpoint(run / "last.safetensors")[1]["epoch"]
+    assert 1 <= epoch < 50
+    done = subprocess.run(
+        [*args[:8], str(epoch + 2), *args[9:], "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_checkpoint(run / "last.safetensors")[1]["epoch"] == epoch + 2
+    assert load(run).env_id == "Linear-v0"
+
+
+def test_malicious_pickle_checkpoint_is_refused(tmp_path, data):
+    Trainer(cfg(epochs=1), data, tmp_path / "run").fit()
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "run" / "model.safetensors").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="not a valid safetensors checkpoint"):
+        load(tmp_path / "run")
+    assert not marker.exists()
+
+
+def test_mismatched_env_and_size_are_named(tmp_path, data):
+    Trainer(cfg(epochs=1), data, tmp_path / "run").fit()
+    with pytest.raises(CheckpointError, match="trained on 'Linear-v0', not 'Hopper-v5'"):
+        load(tmp_path / "run", env_id="Hopper-v5")
+    with pytest.raises(CheckpointError, match="2 dims, not 11"):
+        load(tmp_path / "run", obs_dim=11)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        Trainer(cfg(epochs=1), data, tmp_path / "run")
+
+
+def test_non_finite_batches_are_skipped_and_never_saved(tmp_path, data):
+    trainer = Trainer(cfg(epochs=2), data, tmp_path / "run")
+    real = trainer.model.loss
+    calls = {"n": 0}
+
+    def sometimes_nan(batch):
+        calls["n"] += 1
+        loss, m = real(batch)
+        return (loss * float("nan"), m) if calls["n"] % 3 == 0 else (loss, m)
+
+    trainer.model.loss = sometimes_nan
+    trainer.fit()
+    tensors = weights(tmp_path / "run" / "last.safetensors")
+    assert all(torch.isfinite(v).all() for v in tensors.values())
+    skipped = [
+        float(r.split(",")[-2])
+        for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]
+    ]
+    assert sum(skipped) >= 2
+    assert trainer.state["lr_scale"] < 1.0
+
+
+def test_divergence_stops_with_the_last_good_checkpoint_intact(tmp_path, data):
+    trainer = Trainer(cfg(epochs=3, max_bad_batches=3), data, tmp_path / "run")
+    real = trainer.model.loss
+    calls = {"n": 0}
+
+    def blows_up_in_epoch_two(batch):
+        calls["n"] += 1
+        loss, m = real(batch)
+        return (loss * float("inf"), m) if calls["n"] > 4 else (loss, m)
+
+    trainer.model.loss = blows_up_in_epoch_two
+    with pytest.raises(
+        TrainingError,
+        match="3 consecutive batches .* last good checkpoint .*model.safetensors \\(epoch 1\\)",
+    ):
+        trainer.fit()
+    assert torch.isfinite(load(tmp_path / "run").obs_std).all()
+
+
+def test_bad_settings_are_named(tmp_path, data):
+    with pytest.raises(ValueError, match="unknown model 'lstm'"):
+        Trainer(cfg(model="lstm"), data, tmp_path / "a")
+    with pytest.raises(ValueError, match="observed_min"):
+        Trainer(cfg(observed_min=0.0), data, tmp_path / "b")
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(cfg(), data, tmp_path / "c", resume=True)

@@ -1,0 +1,151 @@
+"""Configuration dataclasses of models and training (no torch import: the CLI builds on them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+# the registry in worldmodel.models maps these names to classes (a test keeps them in step)
+MODEL_NAMES = ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and objective settings (one flat set; each model reads the fields it uses)."""
+
+    latent_dim: int = 15
+    """Latent state size (latent-ode, rnn-vae) or hidden size of the filters (ode-rnn, gru-dt)."""
+    rec_dim: int = 40
+    """Hidden size of the recognition (encoder) RNN."""
+    units: int = 100
+    """Hidden units per layer of the dynamics network (the paper's Hopper: 300)."""
+    layers: int = 2
+    """Hidden layers of the dynamics network (the paper's Hopper: 3)."""
+    dec_units: int = 100
+    """Hidden units of the decoder MLP (0: a linear decoder, as in the paper)."""
+    solver: str = "rk4"
+    """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, ``dopri5``, ...)."""
+    max_step: float | None = None
+    """Fixed-step solvers: largest step in seconds (None: one step per grid interval)."""
+    rtol: float = 1e-3
+    """Adaptive solvers: relative tolerance."""
+    atol: float = 1e-4
+    """Adaptive solvers: absolute tolerance."""
+    adjoint: bool = False
+    """Backpropagate with the adjoint method (O(1) memory in time, slower)."""
+    encoder: str = "ode-rnn"
+    """Latent models: ``ode-rnn`` (the paper's ODE encoder) or ``rnn`` (the "RNN enc." variant)."""
+    samples: int = 3
+    """Latent samples per window during training."""
+    iwae: bool = False
+    """Use the multi-sample importance-weighted bound instead of the ELBO."""
+    obs_std: float | None = None
+    """Latent models: fixed observation std in normalised units (None: learned per dimension)."""
+    min_std: float = 1e-3
+    """Floor of every predicted standard deviation (normalised units)."""
+    time_unit: float = 0.1
+    """Seconds per model time unit (the ODE is integrated in these units)."""
+    ensemble_size: int = 5
+    """mlp-ensemble: members."""
+    ensemble_units: int = 200
+    """mlp-ensemble: hidden units per layer."""
+    ensemble_layers: int = 3
+    """mlp-ensemble: hidden layers."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (saved as ``config.json`` in the run directory)."""
+
+    model: str = "latent-ode"
+    """Model name: latent-ode, ode-rnn, gru-dt, rnn-vae or mlp-ensemble."""
+    net: ModelConfig = field(default_factory=ModelConfig)
+    """Architecture and objective of the model."""
+    epochs: int = 20
+    """Epochs to train (on resume: the new total)."""
+    steps_per_epoch: int | None = None
+    """Batches per epoch (None: about one pass over the training transitions)."""
+    batch_size: int = 32
+    """Windows per batch."""
+    window: int = 50
+    """Observations per training window."""
+    lr: float = 1e-3
+    """Peak learning rate (Adam)."""
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    """Learning-rate schedule over all steps (cosine decays to 5 % of the peak)."""
+    weight_decay: float = 0.0
+    """Adam weight decay."""
+    grad_clip: float = 10.0
+    """Clip the global gradient norm to this."""
+    mode: Literal["interp", "extrap", "both"] = "both"
+    """Training task; ``both`` draws one per batch."""
+    observed_min: float = 0.2
+    """Smallest observed fraction drawn for a training batch."""
+    observed_max: float = 1.0
+    """Largest observed fraction drawn for a training batch."""
+    context_fraction: float = 0.5
+    """Extrapolation: share of each window's points that is context."""
+    eval_observed: float = 0.5
+    """Observed fraction of the validation batches (fixed by ``eval_seed``)."""
+    eval_windows: int = 256
+    """Most validation windows per mode."""
+    eval_seed: int = 1234
+    """Seed of the validation windows' observation masks."""
+    kl_warmup_steps: int = 300
+    """KL weight rises linearly from 0 to 1 over these steps (latent models)."""
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    """Train/val/test fractions of episodes."""
+    split_seed: int = 0
+    """Seed of the episode split."""
+    patience: int = 10
+    """Stop after this many epochs without a better validation score (0: never)."""
+    max_bad_batches: int = 20
+    """Stop after this many consecutive non-finite batches."""
+    seed: int = 0
+    """Seed of initialisation, batches and latent samples."""
+    device: str = "auto"
+    """``auto``, ``cpu`` or ``cuda``."""
+    tensorboard: bool = True
+    """Also write TensorBoard events under ``tb/``."""
+    progress: bool = True
+    """Show a progress bar with the live loss."""
+
+    def check(self) -> None:
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {sorted(MODEL_NAMES)}")
+        if self.mode not in ("interp", "extrap", "both"):
+            raise ValueError(f"unknown mode {self.mode!r}; expected interp, extrap or both")
+        if not 0 < self.observed_min <= self.observed_max <= 1:
+            raise ValueError(
+                f"need 0 < observed_min <= observed_max <= 1, got {self.observed_min}, {self.observed_max}"
+            )
+        for name in ("epochs", "batch_size", "eval_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.window < 3:
+            raise ValueError(f"window must be >= 3 observations, got {self.window}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}")
+        net = d.get("net", {})
+        if isinstance(net, ModelConfig):
+            net = asdict(net)
+        net_known = {f.name for f in fields(ModelConfig)}
+        if set(net) - net_known:
+            raise ValueError(f"unknown model settings {sorted(set(net) - net_known)}")
+        out = {**d, "net": ModelConfig(**net)}
+        if "split" in out:
+            out["split"] = tuple(out["split"])
+        return cls(**out)
