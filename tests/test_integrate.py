@@ -98,3 +98,24 @@ def test_unknown_solver_is_named():
             torch.zeros(1, 2, 1, dtype=torch.float64),
             method="rk45",
         )
+
+
+def test_coarse_steps_still_stop_at_every_switch():
+    """max_step larger than the grid spacing: only switch times constrain the solver."""
+    rng = np.random.default_rng(3)
+    grid = np.arange(41) * 0.05
+    held = np.repeat(rng.uniform(-1, 1, size=(2, 5, 1)), 8, axis=1)  # switches every 8 points
+    actions = np.concatenate([held, held[:, -1:]], 1)
+    z0 = rng.uniform(-1, 1, size=(2, 2))
+    out = odeint_zoh(
+        Linear(),
+        torch.as_tensor(z0),
+        torch.as_tensor(grid),
+        torch.as_tensor(actions),
+        method="rk4",
+        max_step=0.1,
+    )
+    want = exact(z0, grid, actions)
+    knots = np.arange(0, 41, 8)  # solver points: exact to rk4's error
+    np.testing.assert_allclose(out.numpy()[knots], want[knots], atol=1e-4)
+    np.testing.assert_allclose(out.numpy(), want, atol=5e-3)  # linear interpolation in between

@@ -17,6 +17,8 @@ class ModelConfig:
     """Latent state size (latent-ode, rnn-vae) or hidden size of the filters (ode-rnn, gru-dt)."""
     rec_dim: int = 40
     """Hidden size of the recognition (encoder) RNN."""
+    rec_layers: int = 1
+    """Hidden layers of the encoder's ODE network (the paper's Hopper: 3, of ``units``)."""
     units: int = 100
     """Hidden units per layer of the dynamics network (the paper's Hopper: 300)."""
     layers: int = 2

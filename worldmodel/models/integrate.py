@@ -1,11 +1,15 @@
 """Integrate action-conditioned ODEs ``dz/dt = f(z, a(t))`` under zero-order-hold actions.
 
-The action is piecewise constant, switching at grid times, so ``f`` jumps there. One
+The action is piecewise constant and may switch at grid times, so ``f`` jumps there. Only the
+grid times where some row's action actually changes are *switch times*. One
 ``torchdiffeq.odeint`` call covers the whole grid and never steps blindly over a switch:
 
-* fixed-step solvers (``euler``, ``midpoint``, ``rk4``, ...) step on the grid itself (each
-  interval split into ``ceil(dt / max_step)`` equal steps) with ``perturb=True``, so that an
-  evaluation at a step's start sees the new action and one at its end the old one;
+* fixed-step solvers (``euler``, ``midpoint``, ``rk4``, ...) step on a grid made of the switch
+  times, each interval split into equal steps of at most ``max_step`` (``max_step=None``: a
+  step at every output time instead), with ``perturb=True``, so that an evaluation at a step's
+  start sees the new action and one at its end the old one. Output times between solver steps
+  are interpolated linearly (torchdiffeq's cubic option would evaluate ``f`` on the wrong side
+  of a switch);
 * adaptive solvers (``dopri5``, ...) get the switch times as ``jump_t``: they stop at each and
   restart, evaluating on the correct side.
 
@@ -63,9 +67,26 @@ class ZOHField(nn.Module):
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
         i = torch.searchsorted(self.grid, t.reshape(1).to(self.grid.dtype), right=True) - 1
-        a = self.actions[:, int(i.clamp(0, self.grid.shape[0] - 1))]
+        a = self.actions[:, int(i.clamp(0, self.actions.shape[1] - 1))]
         dz = self.f(z, a)
         return dz if self.scale is None else dz * self.scale
+
+
+def switch_times(grid: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Grid times (excluding the ends) at which any row's held action changes."""
+    if actions.shape[-1] == 0 or grid.shape[0] < 3:
+        return grid[:0]
+    changed = (actions[:, 1:-1] != actions[:, :-2]).any(-1).any(0)  # (U-2,), for grid[1:-1]
+    return grid[1:-1][changed]
+
+
+def solver_grid(grid: torch.Tensor, actions: torch.Tensor, max_step: float | None) -> torch.Tensor:
+    """The fixed-step solver's grid: every output time when ``max_step`` is None, else the
+    ends and the switch times, subdivided into steps of at most ``max_step``."""
+    if max_step is None:
+        return grid
+    knots = torch.cat([grid[:1], switch_times(grid, actions), grid[-1:]])
+    return subdivide(knots, max_step)
 
 
 def odeint_zoh(
@@ -83,14 +104,15 @@ def odeint_zoh(
 ) -> torch.Tensor:
     """Solve ``dz/dt = f(z, a(t))`` from ``z0 (N, D)`` at ``grid[0]``; returns ``(U, N, D)``
     at every grid time. ``method`` goes straight to torchdiffeq (its error lists the valid
-    names); ``max_step`` (model units) subdivides grid intervals for fixed-step methods."""
+    names); ``max_step`` (model units) is the largest fixed step (see module docstring)."""
     field = ZOHField(f, grid, actions, scale)
     if method in FIXED_SOLVERS:
-        fine = subdivide(grid, max_step)
+        fine = solver_grid(grid, actions, max_step)
         options = {"grid_constructor": lambda *_: fine, "perturb": True}
         kwargs = {}
     else:
-        options = {"jump_t": grid[1:-1]} if grid.shape[0] > 2 else {}
+        jumps = switch_times(grid, actions)
+        options = {"jump_t": jumps} if jumps.shape[0] else {}
         kwargs = {"rtol": rtol, "atol": atol}
     solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     if adjoint:

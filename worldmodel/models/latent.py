@@ -56,7 +56,15 @@ class GRUTransition(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Backward-in-time ODE-RNN (or RNN) over the context points -> ``(mu, sigma)`` of z0."""
+    """Backward-in-time ODE-RNN (or RNN) over each window's own context points -> ``(mu, sigma)``
+    of z0 at ``times[0]``.
+
+    Each window's context points are gathered into a padded sequence (latest first), so the loop
+    runs over the largest number of context points in the batch, not over the union grid. Between
+    points the hidden state follows ``dh/dt = g(h)`` backward by Euler steps of at most one model
+    time unit (``ode-rnn``), or is kept (``rnn``); the GRU input is the observation, the action
+    held from that point and the time gap.
+    """
 
     def __init__(self, obs_dim: int, act_dim: int, latent: int, config: ModelConfig) -> None:
         super().__init__()
@@ -64,35 +72,43 @@ class Encoder(nn.Module):
             raise ValueError(f"unknown encoder {config.encoder!r}; expected one of {ENCODERS}")
         h = config.rec_dim
         self.kind, self.time_unit = config.encoder, config.time_unit
-        self.cell = nn.GRUCell(2 * obs_dim + act_dim + 1, h)
-        self.ode = mlp(h, config.units, 1, h) if self.kind == "ode-rnn" else None
+        self.cell = nn.GRUCell(obs_dim + act_dim + 1, h)
+        self.ode = mlp(h, config.units, config.rec_layers, h) if self.kind == "ode-rnn" else None
         self.out = mlp(h, config.units, 1, 2 * latent)
         self.min_std = config.min_std
 
-    def _evolve(self, h: torch.Tensor, dt: float) -> torch.Tensor:
-        # Euler steps of at most one model time unit (backward: dt < 0)
-        n = max(1, math.ceil(abs(dt)))
+    def _evolve(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+        """Euler steps over per-row ``gap (B,)`` model units (negative: backward)."""
+        longest = float(gap.abs().max())
+        if self.ode is None or longest == 0.0:
+            return h
+        n = max(1, math.ceil(longest))
+        step = (gap / n).unsqueeze(-1)
         for _ in range(n):
-            h = h + (dt / n) * self.ode(h)
+            h = h + step * self.ode(h)
         return h
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        B = batch.size
+        B, U = batch.context.shape
+        K = max(1, int(batch.context.sum(1).max()))
+        grid = batch.times / self.time_unit
+        idx = torch.arange(U, device=grid.device).expand(B, U)
+        order = torch.where(batch.context, idx, -1).sort(1, descending=True).values[:, :K]  # (B, K)
+        valid = order >= 0
+        pos = order.clamp(min=0)
+        t = grid[pos]
+        x = batch.obs.gather(1, pos.unsqueeze(-1).expand(B, K, batch.obs.shape[-1]))
+        a = batch.actions.gather(1, pos.unsqueeze(-1).expand(B, K, batch.actions.shape[-1]))
         h = batch.obs.new_zeros(B, self.cell.hidden_size)
-        used = torch.nonzero(batch.context.any(0)).flatten().tolist()
-        times = (batch.times / self.time_unit).tolist()
-        prev = times[used[-1]] if used else 0.0
-        for u in reversed(used):
-            gap = times[u] - prev  # <= 0: we run backward
-            if self.ode is not None and gap != 0.0:
-                h = self._evolve(h, gap)
-            m = batch.context[:, u].unsqueeze(-1).to(h.dtype)
-            x = torch.cat([batch.obs[:, u] * m, m.expand_as(batch.obs[:, u]), batch.actions[:, u],
-                           torch.full_like(m, gap)], -1)  # fmt: skip
-            h = m * self.cell(x, h) + (1 - m) * h
-            prev = times[u]
-        if self.ode is not None and prev != times[0]:
-            h = self._evolve(h, times[0] - prev)
+        prev = t[:, 0]
+        for k in range(K):
+            m = valid[:, k]
+            gap = torch.where(m, t[:, k] - prev, torch.zeros_like(prev))  # <= 0
+            h = self._evolve(h, gap)
+            new = self.cell(torch.cat([x[:, k], a[:, k], gap.unsqueeze(-1)], -1), h)
+            h = torch.where(m.unsqueeze(-1), new, h)
+            prev = torch.where(m, t[:, k], prev)
+        h = self._evolve(h, grid[0] - prev)
         mu, raw = self.out(h).chunk(2, -1)
         sigma = F.softplus(raw).clamp(min=self.min_std, max=1e3)
         return torch.nan_to_num(mu, 0.0, 1e3, -1e3), torch.nan_to_num(
