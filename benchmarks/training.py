@@ -56,11 +56,11 @@ def _paper_batches(n: int):
     from worldmodel.batching import Batch
 
     g = torch.Generator().manual_seed(0)
-    B, U, O = 50, 100, 14
+    B, U, D = 50, 100, 14
     exists = torch.ones(B, U, dtype=torch.bool)
-    return [Batch(times=torch.linspace(0, 0.5, U), obs=torch.rand(B, U, O, generator=g), actions=torch.zeros(B, U, 0),
+    return [Batch(times=torch.linspace(0, 0.5, U), obs=torch.rand(B, U, D, generator=g), actions=torch.zeros(B, U, 0),
                   exists=exists, context=torch.rand(B, U, generator=g) < 0.3, target=exists.clone())
-            for _ in range(n)], O, 0  # fmt: skip
+            for _ in range(n)], D, 0  # fmt: skip
 
 
 def _measure(kind: str, model: str, net: dict, iters: int, out: mp.Queue) -> None:
@@ -69,7 +69,9 @@ def _measure(kind: str, model: str, net: dict, iters: int, out: mp.Queue) -> Non
     from worldmodel.models import ModelConfig, make_model
 
     torch.manual_seed(0)
-    batches, obs_dim, act_dim = _hopper_batches(iters + 1) if kind == "hopper" else _paper_batches(iters + 1)
+    batches, obs_dim, act_dim = (
+        _hopper_batches(iters + 1) if kind == "hopper" else _paper_batches(iters + 1)
+    )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     m = make_model(model, obs_dim, act_dim, ModelConfig(**net))
     opt = torch.optim.Adam(m.parameters(), 1e-3)
@@ -100,9 +102,13 @@ def measure(kind: str, model: str, net: dict, iters: int) -> dict:
 def table(title: str, rows: list[tuple[str, dict]], base: str) -> None:
     ref = dict(rows)[base]["s_per_it"]
     print(f"\n{title}")
-    print(f"  {'configuration':<34} {'s/iter':>8} {'target pts/s':>13} {'peak MB':>8} {'speed vs ' + base:>22}")
+    print(
+        f"  {'configuration':<34} {'s/iter':>8} {'target pts/s':>13} {'peak MB':>8} {'speed vs ' + base:>22}"
+    )
     for name, r in rows:
-        print(f"  {name:<34} {r['s_per_it']:>8.4f} {r['points_per_s']:>13.0f} {r['peak_mb']:>8.0f} {ref / r['s_per_it']:>21.2f}x")
+        print(
+            f"  {name:<34} {r['s_per_it']:>8.4f} {r['points_per_s']:>13.0f} {r['peak_mb']:>8.0f} {ref / r['s_per_it']:>21.2f}x"
+        )
 
 
 def main() -> None:
@@ -112,7 +118,10 @@ def main() -> None:
     hop = {"time_unit": 0.1}
     all_rows = []
 
-    models = [(m, measure("hopper", m, hop, args.iters)) for m in ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble")]
+    models = [
+        (m, measure("hopper", m, hop, args.iters))
+        for m in ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble")
+    ]
     table("1. every model, Hopper-v5 windows (batch 32 x 50, default sizes)", models, "gru-dt")
     all_rows += [("hopper", n, hop, r) for n, r in models]
 
@@ -124,7 +133,11 @@ def main() -> None:
         ("dopri5 (rtol 1e-3, atol 1e-4)", {**hop, "solver": "dopri5"}),
     ]
     srows = [(n, measure("hopper", "latent-ode", net, args.iters)) for n, net in solvers]
-    table("2. latent-ode solvers, Hopper-v5 windows (every action interval is a switch)", srows, "rk4, a step at every grid time")
+    table(
+        "2. latent-ode solvers, Hopper-v5 windows (every action interval is a switch)",
+        srows,
+        "rk4, a step at every grid time",
+    )
     all_rows += [("hopper-solver", n, net, r) for (n, net), (_, r) in zip(solvers, srows)]
 
     paper = {"latent_dim": 15, "rec_dim": 30, "units": 300, "layers": 3, "rec_layers": 3, "dec_units": 0,
@@ -135,7 +148,11 @@ def main() -> None:
         ("dopri5 (rtol 1e-3, atol 1e-4)", {**paper, "solver": "dopri5"}),
     ]
     prows = [(n, measure("paper", "latent-ode", net, args.iters)) for n, net in pconfs]
-    table("3. latent-ode at the paper's Hopper size (original: ~0.25 s/iter quoted)", prows, "rk4, a step at every grid time")
+    table(
+        "3. latent-ode at the paper's Hopper size (original: ~0.25 s/iter quoted)",
+        prows,
+        "rk4, a step at every grid time",
+    )
     for n, r in prows:
         print(f"  {n:<34} vs quoted 0.25 s/iter: {0.25 / r['s_per_it']:.2f}x")
     all_rows += [("paper", n, net, r) for (n, net), (_, r) in zip(pconfs, prows)]
@@ -146,7 +163,18 @@ def main() -> None:
     with RESULTS.open("a", newline="") as f:
         w = csv.writer(f)
         if new:
-            w.writerow(["timestamp", "machine", "data", "configuration", "settings", "s_per_iter", "target_points_per_s", "peak_mb"])
+            w.writerow(
+                [
+                    "timestamp",
+                    "machine",
+                    "data",
+                    "configuration",
+                    "settings",
+                    "s_per_iter",
+                    "target_points_per_s",
+                    "peak_mb",
+                ]
+            )
         for kind, name, net, r in all_rows:
             w.writerow([stamp, platform.node() or "?", kind, name, json.dumps(net), f"{r['s_per_it']:.5f}",
                         f"{r['points_per_s']:.0f}", f"{r['peak_mb']:.0f}"])  # fmt: skip

@@ -90,11 +90,64 @@ class Batch:
     def to(self, device: torch.device | str) -> Batch:
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def own_steps(self) -> OwnSteps:
+        """Each window's own points as a padded sequence (see :class:`OwnSteps`)."""
+        B, U = self.exists.shape
+        idx = torch.arange(U, device=self.times.device).expand(B, U)
+        K = max(1, int(self.exists.sum(1).max()))
+        order = torch.where(self.exists, idx, U).sort(1).values[:, :K]
+        valid = order < U
+        last = order.masked_fill(~valid, -1).amax(1, keepdim=True)
+        pos = torch.where(valid, order, last)
+        t = self.times[pos]
+        dt = torch.zeros_like(t)
+        dt[:, :-1] = (t[:, 1:] - t[:, :-1]) * valid[:, 1:]
+        actions = self.actions.gather(1, pos.unsqueeze(-1).expand(B, K, self.actions.shape[-1]))
+        actions = actions * (dt > 0).unsqueeze(-1)
+        inv = torch.zeros(B, U + 1, dtype=torch.long, device=pos.device)
+        inv.scatter_(
+            1,
+            torch.where(valid, pos, U),
+            torch.arange(K, device=pos.device).expand(B, K).contiguous(),
+        )
+        return OwnSteps(pos=pos, valid=valid, t=t, dt=dt, actions=actions, inverse=inv[:, :U])
+
     def last_context(self) -> torch.Tensor:
         """``(B,)`` long: grid index of each window's last context point."""
         U = self.times.shape[0]
         idx = torch.arange(U, device=self.times.device).expand_as(self.context)
         return torch.where(self.context, idx, -1).amax(1)
+
+
+@dataclass
+class OwnSteps:
+    """A batch's windows on their own step clocks: ``K`` = most points of any window.
+
+    Attributes:
+        pos: ``(B, K)`` grid index of each window's ``k``-th own point (padding repeats the last).
+        valid: ``(B, K)`` False on padding.
+        t: ``(B, K)`` seconds of each own point.
+        dt: ``(B, K)`` seconds from own point ``k`` to ``k+1`` (0 after the last).
+        actions: ``(B, K, act_dim)`` held from own point ``k`` (0 after the last).
+        inverse: ``(B, U)`` own index of each grid point (0 where the window has no point).
+    """
+
+    pos: torch.Tensor
+    valid: torch.Tensor
+    t: torch.Tensor
+    dt: torch.Tensor
+    actions: torch.Tensor
+    inverse: torch.Tensor
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Grid values ``(B, U, F)`` -> own-point values ``(B, K, F)``."""
+        return x.gather(1, self.pos.unsqueeze(-1).expand(*self.pos.shape, x.shape[-1]))
+
+    def to_grid(self, y: torch.Tensor) -> torch.Tensor:
+        """Own-point values ``(..., B, K, F)`` -> grid values ``(..., B, U, F)`` (differentiable;
+        grid points a window does not have get its first value: mask them)."""
+        idx = self.inverse.unsqueeze(-1).expand(*self.inverse.shape, y.shape[-1])
+        return y.gather(-2, idx.expand(*y.shape[:-3], *idx.shape))
 
 
 def sample_windows(

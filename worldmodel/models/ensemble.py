@@ -90,36 +90,39 @@ class MLPEnsemble(WorldModel):
         return loss, {"loss": loss.item(), "nll": nll.item(), "mse_1step": mse.item()}
 
     def _walk(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Member-wise walk over the grid (see module docstring): ``(E, B, U, O)`` twice."""
-        E, (B, U) = self.config.ensemble_size, batch.exists.shape
-        grid = self.tau(batch.times)
-        ctx_idx = torch.where(
-            batch.context, torch.arange(U, device=grid.device).expand(B, U), U
-        ).amin(1)
-        first = batch.obs[torch.arange(B), ctx_idx.clamp(max=U - 1)]
-        state = first.expand(E, B, self.obs_dim).clone()
+        """Member-wise walk over each window's own points (see module docstring):
+        means and stds ``(E, B, U, O)`` on the batch grid."""
+        E = self.config.ensemble_size
+        own = batch.own_steps()
+        B, K = own.pos.shape
+        ctx = (
+            own.gather(batch.context.unsqueeze(-1).to(batch.obs.dtype)).squeeze(-1).bool()
+            & own.valid
+        )
+        x = own.gather(batch.obs)
+        dt = self.tau(own.dt)
+        first = (
+            torch.where(ctx, torch.arange(K, device=ctx.device).expand(B, K), K)
+            .amin(1)
+            .clamp(max=K - 1)
+        )
+        state = x[torch.arange(B), first].expand(E, B, self.obs_dim)
         var = torch.zeros_like(state)
-        last_t = grid[0].expand(B).clone()
-        last_a = batch.actions[:, 0]
         means, stds = [], []
-        for u in range(U):
-            ex = batch.exists[:, u]
-            if u > 0 and bool(ex.any()):
-                # step every window whose own point u follows its previous own point
-                dt = (grid[u] - last_t).expand(E, B)
-                mean, logvar = self.forward_members(state, last_a.expand(E, *last_a.shape), dt)
-                started = ctx_idx < u
-                upd = (ex & started).view(1, B, 1)
+        for k in range(K):
+            if k > 0:
+                mean, logvar = self.forward_members(
+                    state, own.actions[:, k - 1].expand(E, B, -1), dt[:, k - 1].expand(E, B)
+                )
+                upd = (own.valid[:, k] & (first < k)).view(1, B, 1)
                 state = torch.where(upd, mean, state)
                 var = torch.where(upd, logvar.exp(), var)
-            ctx = batch.context[:, u].view(1, B, 1)
-            state = torch.where(ctx, batch.obs[:, u].expand(E, B, self.obs_dim), state)
-            var = torch.where(ctx, torch.zeros_like(var), var)
+            c = ctx[:, k].view(1, B, 1)
+            state = torch.where(c, x[:, k].expand(E, B, self.obs_dim), state)
+            var = torch.where(c, torch.zeros_like(var), var)
             means.append(state)
             stds.append(var.sqrt().clamp(min=self.config.min_std))
-            last_t = torch.where(ex, grid[u], last_t)
-            last_a = torch.where(ex.unsqueeze(-1), batch.actions[:, u], last_a)
-        return torch.stack(means, 2), torch.stack(stds, 2)
+        return own.to_grid(torch.stack(means, 2)), own.to_grid(torch.stack(stds, 2))
 
     def predict(self, batch: Batch, samples: int = 1) -> Prediction:
         mean, std = self._walk(batch)

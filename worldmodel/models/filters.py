@@ -44,22 +44,30 @@ class FilterModel(WorldModel):
         return mean, std
 
     def _run(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Filter over the grid: means and stds ``(B, U, O)``, hidden states ``(B, U, H)``."""
-        B, U = batch.exists.shape
+        """Filter each window over its own points: means and stds ``(B, U, O)``, hidden
+        states ``(B, U, H)`` on the batch grid."""
+        own = batch.own_steps()
+        B, K = own.pos.shape
+        ctx = (
+            own.gather(batch.context.unsqueeze(-1).to(batch.obs.dtype)).squeeze(-1).bool()
+            & own.valid
+        )
+        x = own.gather(batch.obs)
+        dt = self.tau(own.dt)
         h = batch.obs.new_zeros(B, self.config.latent_dim)
-        grid = self.tau(batch.times)
         means, stds, hs = [], [], []
-        for u in range(U):
-            if u > 0:
-                h = self.transition(h, batch.actions[:, u - 1], (grid[u] - grid[u - 1]).expand(B))
-            m = batch.context[:, u].unsqueeze(-1).to(h.dtype)
-            if bool(m.any()):
-                h = m * self.update(batch.obs[:, u], h) + (1 - m) * h
+        for k in range(K):
+            if k > 0:
+                moved = self.transition(h, own.actions[:, k - 1], dt[:, k - 1])
+                h = torch.where(own.valid[:, k : k + 1], moved, h)
+            if bool(ctx[:, k].any()):
+                h = torch.where(ctx[:, k : k + 1], self.update(x[:, k], h), h)
             mean, std = self._decode(h)
             means.append(mean)
             stds.append(std)
             hs.append(h)
-        return torch.stack(means, 1), torch.stack(stds, 1), torch.stack(hs, 1)
+        grid = own.to_grid
+        return grid(torch.stack(means, 1)), grid(torch.stack(stds, 1)), grid(torch.stack(hs, 1))
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         mean, std, _ = self._run(batch)

@@ -18,8 +18,6 @@ In both cases ``a(t)`` is the right-continuous lookup ``actions[searchsorted(gri
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torchdiffeq
 from torch import nn
@@ -30,17 +28,74 @@ from torchdiffeq._impl.solvers import FixedGridODESolver
 FIXED_SOLVERS = frozenset(k for k, v in SOLVERS.items() if issubclass(v, FixedGridODESolver))
 
 
+def subdivide_counts(knots: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """``knots (M,)`` with interval ``i`` split into ``n[i]`` equal steps; knots kept exactly."""
+    d = knots.diff()
+    starts = torch.repeat_interleave(knots[:-1], n)
+    step = torch.repeat_interleave(d / n, n)
+    k = torch.arange(int(n.sum()), device=knots.device) - torch.repeat_interleave(
+        n.cumsum(0) - n, n
+    )
+    return torch.cat([starts + k * step, knots[-1:]])
+
+
 def subdivide(grid: torch.Tensor, max_step: float | None) -> torch.Tensor:
-    """``grid (U,)`` with every interval split into equal steps of at most ``max_step``;
-    the original points are kept exactly."""
+    """``grid (U,)`` with every interval split into equal steps of at most ``max_step``."""
     if max_step is None or grid.shape[0] < 2:
         return grid
+    return subdivide_counts(grid, torch.ceil(grid.diff() / max_step).clamp(min=1).long())
+
+
+def _per_interval(scale: torch.Tensor | None) -> bool:
+    return scale is not None and scale.shape[-1] > 1
+
+
+def switch_index(actions: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Interior grid indices at which any row's held action (or per-interval scale) changes."""
+    U = actions.shape[1]
+    if U < 3:
+        return torch.zeros(0, dtype=torch.long, device=actions.device)
+    changed = torch.zeros(U - 2, dtype=torch.bool, device=actions.device)
+    if actions.shape[-1]:
+        changed |= (actions[:, 1:-1] != actions[:, :-2]).any(-1).any(0)
+    if _per_interval(scale):  # a change of step length; float noise in equal steps is not one
+        tol = 1e-5 * float(scale.abs().max())
+        changed |= ((scale[:, 1:-1] - scale[:, :-2]).abs() > tol).any(0)
+    return torch.nonzero(changed).flatten() + 1
+
+
+def switch_times(
+    grid: torch.Tensor, actions: torch.Tensor, scale: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Grid times (excluding the ends) at which any row's held action changes."""
+    return grid[switch_index(actions, scale)]
+
+
+def solver_grid(
+    grid: torch.Tensor,
+    actions: torch.Tensor,
+    max_step: float | None,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The fixed-step solver's grid: every output time when ``max_step`` is None, else the
+    ends and the switch times, each interval split so that no row's step (``scale`` times the
+    grid step) exceeds ``max_step``."""
+    if max_step is None:
+        return grid
+    U = grid.shape[0]
+    knots = torch.cat([torch.zeros(1, dtype=torch.long, device=grid.device), switch_index(actions, scale),
+                       torch.full((1,), U - 1, dtype=torch.long, device=grid.device)])  # fmt: skip
     d = grid.diff()
-    n = torch.ceil(d / max_step).clamp(min=1).long()
-    starts = torch.repeat_interleave(grid[:-1], n)
-    step = torch.repeat_interleave(d / n, n)
-    k = torch.arange(int(n.sum()), device=grid.device) - torch.repeat_interleave(n.cumsum(0) - n, n)
-    return torch.cat([starts + k * step, grid[-1:]])
+    if scale is None:
+        phys = d.unsqueeze(0)
+    elif _per_interval(scale):
+        phys = d * scale[:, : U - 1].abs()
+    else:
+        phys = d * scale.abs()
+    cum = torch.cat([torch.zeros_like(phys[:, :1]), phys.cumsum(-1)], -1)
+    dur = (cum[:, knots[1:]] - cum[:, knots[:-1]]).amax(0)
+    n = torch.ceil(dur / max_step).clamp(min=1).long()
+    return subdivide_counts(grid[knots], n)
 
 
 class ZOHField(nn.Module):
@@ -50,7 +105,8 @@ class ZOHField(nn.Module):
         f: module mapping ``(z (N, D), a (N, A)) -> dz/dt (N, D)``.
         grid: ``(U,)`` switch times (model units), increasing.
         actions: ``(N, U, A)``; ``actions[:, u]`` is held on ``[grid[u], grid[u+1])``.
-        scale: optional ``(N, 1)`` factor on the derivative (time rescaling).
+        scale: optional factor on the derivative (time rescaling): ``(N, 1)`` for the whole
+            solve, or ``(N, U)`` per grid interval.
     """
 
     def __init__(
@@ -67,26 +123,11 @@ class ZOHField(nn.Module):
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
         i = torch.searchsorted(self.grid, t.reshape(1).to(self.grid.dtype), right=True) - 1
-        a = self.actions[:, int(i.clamp(0, self.actions.shape[1] - 1))]
-        dz = self.f(z, a)
-        return dz if self.scale is None else dz * self.scale
-
-
-def switch_times(grid: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Grid times (excluding the ends) at which any row's held action changes."""
-    if actions.shape[-1] == 0 or grid.shape[0] < 3:
-        return grid[:0]
-    changed = (actions[:, 1:-1] != actions[:, :-2]).any(-1).any(0)  # (U-2,), for grid[1:-1]
-    return grid[1:-1][changed]
-
-
-def solver_grid(grid: torch.Tensor, actions: torch.Tensor, max_step: float | None) -> torch.Tensor:
-    """The fixed-step solver's grid: every output time when ``max_step`` is None, else the
-    ends and the switch times, subdivided into steps of at most ``max_step``."""
-    if max_step is None:
-        return grid
-    knots = torch.cat([grid[:1], switch_times(grid, actions), grid[-1:]])
-    return subdivide(knots, max_step)
+        j = int(i.clamp(0, self.actions.shape[1] - 1))
+        dz = self.f(z, self.actions[:, j])
+        if self.scale is None:
+            return dz
+        return dz * (self.scale[:, j : j + 1] if self.scale.shape[-1] > 1 else self.scale)
 
 
 def odeint_zoh(
@@ -104,14 +145,15 @@ def odeint_zoh(
 ) -> torch.Tensor:
     """Solve ``dz/dt = f(z, a(t))`` from ``z0 (N, D)`` at ``grid[0]``; returns ``(U, N, D)``
     at every grid time. ``method`` goes straight to torchdiffeq (its error lists the valid
-    names); ``max_step`` (model units) is the largest fixed step (see module docstring)."""
+    names); ``max_step`` is the largest fixed step in the units of ``grid * scale`` (see the
+    module docstring)."""
     field = ZOHField(f, grid, actions, scale)
     if method in FIXED_SOLVERS:
-        fine = solver_grid(grid, actions, max_step)
+        fine = solver_grid(grid, actions, max_step, scale)
         options = {"grid_constructor": lambda *_: fine, "perturb": True}
         kwargs = {}
     else:
-        jumps = switch_times(grid, actions)
+        jumps = switch_times(grid, actions, scale)
         options = {"jump_t": jumps} if jumps.shape[0] else {}
         kwargs = {"rtol": rtol, "atol": atol}
     solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
@@ -136,11 +178,8 @@ def step_zoh(
     ``dt (N,)`` model units. Solved on ``s in [0, 1]`` with ``dz/ds = dt * f(z, a)``, so
     all rows share one solve; fixed-step methods take ``ceil(max(dt) / max_step)`` steps."""
     grid = torch.tensor([0.0, 1.0], dtype=z.dtype, device=z.device)
-    step = None
-    if max_step is not None and method in FIXED_SOLVERS:
-        step = 1.0 / max(1, math.ceil(float(dt.max()) / max_step))
     out = odeint_zoh(
-        f, z, grid, action.unsqueeze(1), method=method, max_step=step,
+        f, z, grid, action.unsqueeze(1), method=method, max_step=max_step,
         rtol=rtol, atol=atol, scale=dt.reshape(-1, 1).to(z.dtype),
     )  # fmt: skip
     return out[-1]

@@ -147,26 +147,33 @@ class LatentModel(WorldModel):
         return None if seconds is None else seconds / self.config.time_unit
 
     def evolve(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """``z0 (S, B, L)`` at ``times[0]`` -> ``(S, B, U, L)`` on the batch grid."""
+        """``z0 (S, B, L)`` at ``times[0]`` -> ``(S, B, U, L)`` on the batch grid.
+
+        Each window is integrated on its own step clock ``s = 0, 1, ..., K-1`` (its own points)
+        with ``dz/ds = dt_k * f(z, a_k)``: every window's action switches fall on the same
+        integers, so the solver takes steps per own point, not per union-grid point.
+        """
         S, B, L = z0.shape
-        actions = (
-            batch.actions.unsqueeze(0)
-            .expand(S, *batch.actions.shape)
-            .reshape(S * B, *batch.actions.shape[1:])
-        )
-        grid = self.tau(batch.times)
+        own = batch.own_steps()
+        K, N = own.pos.shape[1], S * B
+        acts = own.actions.unsqueeze(0).expand(S, *own.actions.shape).reshape(N, K, -1)
+        scale = self.tau(own.dt).unsqueeze(0).expand(S, B, K).reshape(N, K)
+        z = z0.reshape(N, L)
         if self.dynamics == "ode":
             c = self.config
+            clock = torch.arange(K, dtype=z0.dtype, device=z0.device)
             zs = odeint_zoh(
-                self.field, z0.reshape(S * B, L), grid, actions, method=c.solver,
-                max_step=self._unit(c.max_step), rtol=c.rtol, atol=c.atol, adjoint=c.adjoint,
-            )  # fmt: skip
-            return zs.permute(1, 0, 2).reshape(S, B, -1, L)
-        z, out = z0.reshape(S * B, L), [z0.reshape(S * B, L)]
-        for u in range(grid.shape[0] - 1):
-            z = self.transition(z, actions[:, u], (grid[u + 1] - grid[u]).expand(S * B))
-            out.append(z)
-        return torch.stack(out, 1).reshape(S, B, -1, L)
+                self.field, z, clock, acts, method=c.solver, max_step=self._unit(c.max_step),
+                rtol=c.rtol, atol=c.atol, adjoint=c.adjoint, scale=scale,
+            ).transpose(0, 1)  # fmt: skip
+        else:
+            out = [z]
+            for k in range(K - 1):
+                moved = self.transition(z, acts[:, k], scale[:, k])
+                z = torch.where((scale[:, k] > 0).unsqueeze(-1), moved, z)
+                out.append(z)
+            zs = torch.stack(out, 1)
+        return own.to_grid(zs.reshape(S, B, K, L))
 
     def posterior(self, batch: Batch) -> torch.distributions.Normal:
         mu, sigma = self.encoder(batch)
