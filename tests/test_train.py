@@ -247,3 +247,9 @@ def test_bad_settings_are_named(tmp_path, data):
         Trainer(cfg(observed_min=0.0), data, tmp_path / "b")
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         Trainer(cfg(), data, tmp_path / "c", resume=True)
+
+
+def test_ensemble_is_selected_on_extrapolation_only(tmp_path, data):
+    trainer = Trainer(cfg(model="mlp-ensemble", epochs=1), data, tmp_path / "run")
+    row = trainer.fit()
+    assert row["val/score"] == row["val/extrap_mse"] != row["val/interp_mse"]

@@ -237,3 +237,34 @@ def make_batch(
         context=torch.from_numpy(context),
         target=torch.from_numpy(target),
     )
+
+
+@dataclass
+class Context:
+    """A context window in real units: ``t (T,)`` seconds, ``obs (T, obs_dim)``,
+    ``actions (T-1, act_dim)`` (``T >= 1``: one observation is a valid context)."""
+
+    t: np.ndarray
+    obs: np.ndarray
+    actions: np.ndarray
+
+
+def context_batch(contexts: Sequence[Context], normalizer: Normalizer) -> Batch:
+    """A batch whose every point is observed context (for encoding real observations)."""
+    for i, c in enumerate(contexts):
+        T = len(c.t)
+        if T < 1 or c.obs.shape[0] != T or c.actions.shape[0] != T - 1:
+            raise ValueError(
+                f"context {i}: need t (T,), obs (T, dim), actions (T-1, dim) with T >= 1, got "
+                f"{np.shape(c.t)}, {np.shape(c.obs)}, {np.shape(c.actions)}"
+            )
+        if not (
+            np.isfinite(c.t).all() and np.isfinite(c.obs).all() and np.isfinite(c.actions).all()
+        ):
+            raise ValueError(f"context {i} holds a non-finite value")
+        if T > 1 and (np.diff(c.t) <= 0).any():
+            raise ValueError(f"context {i}: t is not strictly increasing")
+    windows = [Window(i, 0, len(c.t)) for i, c in enumerate(contexts)]
+    return make_batch(
+        contexts, windows, normalizer, mode="interp", observed=1.0, rng=np.random.default_rng(0)
+    )

@@ -149,7 +149,9 @@ class Trainer:
         }  # fmt: skip
 
     def _modes(self) -> tuple[str, ...]:
-        return ("interp", "extrap") if self.config.mode == "both" else (self.config.mode,)
+        """Modes whose validation mse makes the score: trained, and meaningful for the model."""
+        trained = ("interp", "extrap") if self.config.mode == "both" else (self.config.mode,)
+        return tuple(m for m in trained if m in self.model.scored_modes) or trained
 
     def _validation_batches(self) -> dict[str, list[Batch]]:
         c = self.config
@@ -223,7 +225,8 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         """``val/{interp,extrap}_{mse,nll}`` on the fixed validation batches, and ``val/score``
-        (the mean mse over the trained modes: the best checkpoint minimises it)."""
+        (the mean mse over the trained modes that the model is scored on, see
+        ``WorldModel.scored_modes``: the best checkpoint minimises it)."""
         self.model.eval()
         out: dict[str, float] = {}
         with torch.no_grad():

@@ -6,7 +6,8 @@ seconds (it divides by ``config.time_unit`` internally).
 
 * ``loss(batch) -> (loss, metrics)``: the training objective; metrics are plain floats.
 * ``predict(batch, samples) -> Prediction``: every grid point of a batch, for evaluation.
-* ``encode(batch, samples) -> state``: ``(S, B, D)`` belief at each window's last context point.
+* ``encode(batch, samples, mean, generator) -> state``: ``(S, B, D)`` belief at each window's
+  last context point (samples, or the mean).
 * ``rollout(state, actions, dts) -> Prediction``: open loop under zero-order-hold actions.
 * ``step(state, action, dt) -> (state, obs)``: one batched step, for imagination.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -64,6 +66,24 @@ def gaussian_logpdf(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> t
     return -0.5 * ((x - mean) / std).pow(2) - std.log() - 0.5 * LOG_2PI
 
 
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn_rows(
+    shape: tuple[int, ...], generator: Generators, *, like: torch.Tensor
+) -> torch.Tensor:
+    """Standard normal draws of ``shape = (..., B, D)``; with one generator per row ``b`` (a
+    sequence of ``B``), row ``b`` depends on its own generator only."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+    B, D = shape[-2], shape[-1]
+    if len(generator) != B:
+        raise ValueError(f"{len(generator)} generators for {B} rows")
+    lead = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    rows = [torch.randn((lead, D), generator=g, dtype=like.dtype) for g in generator]
+    return torch.stack(rows, -2).reshape(shape).to(like.device)
+
+
 def masked_mse(mean: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the ``(B, U)`` mask and every dimension: a scalar."""
     err = (mean - obs).pow(2).sum(-1) * mask
@@ -75,6 +95,8 @@ class WorldModel(nn.Module, ABC):
 
     name: ClassVar[str] = "model"
     stochastic_state: ClassVar[bool] = False
+    # the batch modes whose scores say something about this model (model selection uses them)
+    scored_modes: ClassVar[tuple[str, ...]] = ("interp", "extrap")
 
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__()
@@ -115,8 +137,12 @@ class WorldModel(nn.Module, ABC):
         """Predictions at every grid point of ``batch``: ``(S, B, U, obs_dim)``."""
 
     @abstractmethod
-    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
-        """``(S, B, state_dim)`` state at each window's last context point."""
+    def encode(
+        self, batch: Batch, samples: int = 1, *, mean: bool = False, generator: Generators = None
+    ) -> torch.Tensor:
+        """``(S, B, state_dim)`` state at each window's last context point: ``samples`` draws
+        from the belief (with ``generator``: one, or one per window), or its mean ``samples``
+        times (``mean=True``). Deterministic models return their one state."""
 
     @abstractmethod
     def step(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.batching import Batch
-from worldmodel.models.base import ModelConfig, Prediction, WorldModel
+from worldmodel.models.base import Generators, ModelConfig, Prediction, WorldModel
 
 
 class EnsembleLinear(nn.Module):
@@ -38,6 +38,8 @@ class MLPEnsemble(WorldModel):
     """``mlp-ensemble``; state: the normalised observation ``(N, obs_dim)``."""
 
     name = "mlp-ensemble"
+    # interpolation only re-reads observed points (0 error at p = 1): select on extrapolation
+    scored_modes = ("extrap",)
 
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
@@ -128,7 +130,9 @@ class MLPEnsemble(WorldModel):
         mean, std = self._walk(batch)
         return Prediction(mean, std)
 
-    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
+    def encode(
+        self, batch: Batch, samples: int = 1, *, mean: bool = False, generator: Generators = None
+    ) -> torch.Tensor:
         last = batch.last_context().clamp(min=0)
         x = batch.obs[torch.arange(batch.size), last]
         return x.unsqueeze(0).expand(samples, *x.shape).contiguous()

@@ -14,6 +14,7 @@ from torch import nn
 
 from worldmodel.batching import Batch
 from worldmodel.models.base import (
+    Generators,
     ModelConfig,
     Prediction,
     WorldModel,
@@ -85,7 +86,9 @@ class FilterModel(WorldModel):
             std.unsqueeze(0).expand(samples, *std.shape),
         )
 
-    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
+    def encode(
+        self, batch: Batch, samples: int = 1, *, mean: bool = False, generator: Generators = None
+    ) -> torch.Tensor:
         _, _, hs = self._run(batch)
         last = batch.last_context().clamp(min=0)
         h = hs[torch.arange(batch.size), last]

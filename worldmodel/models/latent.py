@@ -21,12 +21,14 @@ from torch import nn
 
 from worldmodel.batching import Batch
 from worldmodel.models.base import (
+    Generators,
     ModelConfig,
     Prediction,
     WorldModel,
     gaussian_logpdf,
     masked_mse,
     mlp,
+    randn_rows,
 )
 from worldmodel.models.integrate import odeint_zoh, step_zoh
 
@@ -210,11 +212,16 @@ class LatentModel(WorldModel):
         mean = self.decoder(self.evolve(z0, batch))
         return Prediction(mean, self.decode_std(mean))
 
-    def encode(self, batch: Batch, samples: int = 1) -> torch.Tensor:
-        """Samples of z0 (or its mean when ``samples == 1``) carried through the context
-        to each window's last context point: ``(S, B, L)``."""
+    def encode(
+        self, batch: Batch, samples: int = 1, *, mean: bool = False, generator: Generators = None
+    ) -> torch.Tensor:
+        """Samples of z0 (or its mean) carried through the context to each window's last
+        context point: ``(S, B, L)``."""
         q = self.posterior(batch)
-        z0 = q.sample((samples,)) if samples > 1 else q.loc.unsqueeze(0)
+        if mean:
+            z0 = q.loc.unsqueeze(0).expand(samples, *q.loc.shape)
+        else:
+            z0 = q.loc + q.scale * randn_rows((samples, *q.loc.shape), generator, like=q.loc)
         zs = self.evolve(z0, batch)  # (S, B, U, L)
         last = batch.last_context().clamp(min=0)
         idx = last.view(1, -1, 1, 1).expand(zs.shape[0], -1, 1, zs.shape[-1])
