@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.batching import Batch
-from worldmodel.models.base import Generators, ModelConfig, Prediction, WorldModel
+from worldmodel.models.base import Generators, ModelConfig, Prediction, WorldModel, randn_rows
 
 
 class EnsembleLinear(nn.Module):
@@ -155,17 +155,19 @@ class MLPEnsemble(WorldModel):
         state: torch.Tensor,
         action: torch.Tensor,
         dt: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """MBPO-style step: a random member per row, plus its Gaussian noise."""
+        """MBPO-style step: a random member per row, plus its Gaussian noise (``generator``:
+        one, or one per row, so that row ``i`` depends on its own generator only)."""
         E, N = self.config.ensemble_size, state.shape[0]
         mean, logvar = self.forward_members(
             state.expand(E, *state.shape),
             action.expand(E, *action.shape),
             self.tau(dt).expand(E, *dt.shape),
         )
-        pick = torch.randint(E, (N,), generator=generator, device=state.device)
+        u = randn_rows((N, self.obs_dim + 1), generator, like=state)  # column 0 picks the member
+        pick = (torch.special.ndtr(u[:, 0]) * E).long().clamp(max=E - 1)
         m, lv = mean[pick, torch.arange(N)], logvar[pick, torch.arange(N)]
-        noise = torch.randn(m.shape, generator=generator, device=state.device)
+        noise = u[:, 1:]
         nxt = m + noise * (0.5 * lv).exp()
         return nxt, nxt

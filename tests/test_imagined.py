@@ -1,0 +1,219 @@
+"""The trained model behind the Gymnasium API."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401  (registers worldmodel/Imagined-v0)
+from envs.imagined import ImaginedEnv, ImaginedVectorEnv, SB3VecEnv
+from worldmodel.models import ModelConfig
+from worldmodel.train import TrainConfig, Trainer
+
+NET = ModelConfig(
+    latent_dim=6,
+    rec_dim=12,
+    units=32,
+    layers=1,
+    dec_units=0,
+    samples=1,
+    ensemble_size=3,
+    ensemble_units=32,
+    ensemble_layers=2,
+)
+
+
+@pytest.fixture(scope="module", params=["latent-ode", "mlp-ensemble"])
+def run(request, hopper_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("imagined") / request.param
+    cfg = TrainConfig(
+        model=request.param,
+        net=NET,
+        epochs=1,
+        steps_per_epoch=5,
+        batch_size=8,
+        window=10,
+        eval_windows=8,
+        progress=False,
+        tensorboard=False,
+    )
+    Trainer(cfg, hopper_dataset, out).fit()
+    return out
+
+
+def rollout(env, seed, steps=20, action_seed=0):
+    rng = np.random.default_rng(action_seed)
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    for _ in range(steps):
+        obs, r, term, trunc, info = env.step(rng.uniform(-1, 1, 3))
+        out.append(obs)
+        if term or trunc:
+            break
+    return np.array(out)
+
+
+def test_spaces_and_registration(run):
+    real = gym.make("Hopper-v5")
+    env = gym.make("worldmodel/Imagined-v0", run=str(run), max_episode_steps=5)
+    assert env.observation_space == real.observation_space and env.action_space == real.action_space
+    obs, info = env.reset(seed=0)
+    assert obs.dtype == np.float64 and obs.shape == (11,) and info["t"] == 0.0
+    for _ in range(5):
+        obs, r, term, trunc, info = env.step(np.zeros(3, dtype=np.float32))
+        if term:
+            break
+    assert term or trunc  # TimeLimit truncates at max_episode_steps
+    assert np.isfinite(obs).all() and {"reward_forward", "reward_ctrl", "reward_survive"} <= set(
+        info
+    )
+
+
+def test_env_checkers_pass(run):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    check_env(ImaginedEnv(run), skip_render_check=True)
+    sb3_check_env(ImaginedEnv(run))
+
+
+def test_seeding_and_deterministic_mode(run):
+    env = ImaginedEnv(run)
+    a, b, c = rollout(env, 3), rollout(env, 3), rollout(env, 4)
+    assert np.array_equal(a, b) and not np.array_equal(a[:1], c[:1])
+    det = ImaginedEnv(run, deterministic=True)
+    d1 = rollout(det, 3)
+    assert np.array_equal(d1, rollout(det, 3))
+
+
+def test_reward_and_termination_come_from_the_task(run):
+    from envs.tasks import get_task
+
+    env = ImaginedEnv(run)
+    task = get_task("Hopper-v5")
+    obs, _ = env.reset(seed=0)
+    for _ in range(10):
+        a = np.full(3, 0.5)
+        nxt, r, term, _, info = env.step(a)
+        want, terms = task.reward(obs[None], a[None], nxt[None], np.array([env.dt]))
+        assert r == pytest.approx(float(want[0]))
+        assert term == bool(task.terminated(obs[None], a[None], nxt[None], np.array([env.dt]))[0])
+        obs = nxt
+        if term:
+            break
+
+
+def test_context_option_and_irregular_dt(run, hopper_dataset):
+    ep = hopper_dataset[0]
+    env = ImaginedEnv(run, timing="uniform:1-7")
+    obs, info = env.reset(
+        seed=0, options={"context": {"t": ep.t[:5], "obs": ep.obs[:5], "actions": ep.actions[:4]}}
+    )
+    np.testing.assert_array_equal(obs, ep.obs[4])
+    assert info["t"] == pytest.approx(ep.t[4])
+    dts = {round(env.step(np.zeros(3))[-1]["dt"], 6) for _ in range(15)}
+    assert dts <= {round(k * 0.002, 6) for k in range(1, 8)} and len(dts) > 1
+    with pytest.raises(ValueError, match="context obs has shape"):
+        env.reset(
+            options={"context": {"t": [0.0], "obs": np.zeros((1, 5)), "actions": np.zeros((0, 3))}}
+        )
+
+
+def test_guards(run):
+    env = ImaginedEnv(run)
+    env.reset(seed=0)
+    for bad in (-0.01, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="dt must be a positive finite"):
+            env.step_dt(np.zeros(3), bad)
+    with pytest.raises(ValueError, match="action has shape \\(2,\\), expected \\(3,\\)"):
+        env.step(np.zeros(2))
+    with pytest.raises(ValueError, match="non-finite"):
+        env.step(np.array([0.0, np.nan, 0.0]))
+    env.step(np.array([5.0, -5.0, 0.0]))  # clipped by default
+    strict = ImaginedEnv(run, clip_actions=False)
+    strict.reset(seed=0)
+    with pytest.raises(ValueError, match="outside"):
+        strict.step(np.array([5.0, 0.0, 0.0]))
+
+
+def test_diverging_model_ends_the_episode_without_nan(run):
+    env = ImaginedEnv(run)
+    obs, _ = env.reset(seed=0)
+    model = env.core.model
+    real_step = model.step
+    model.step = lambda s, a, d: tuple(x * float("nan") for x in real_step(s, a, d))
+    if hasattr(model, "sample_step"):
+        real_sample = model.sample_step
+        model.sample_step = lambda s, a, d, g=None: tuple(
+            x * float("nan") for x in real_sample(s, a, d, g)
+        )
+    nxt, r, term, trunc, info = env.step(np.zeros(3))
+    assert term and info["model_diverged"] and np.array_equal(nxt, obs) and r == 0.0
+
+
+def test_vector_env_equals_single_envs(run):
+    n, steps = 4, 12
+    venv = ImaginedVectorEnv(run, num_envs=n, timing="uniform:1-7", max_episode_steps=1000)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, size=(steps, n, 3))
+    vobs, _ = venv.reset(seed=10)
+    vtraj, vdone = [vobs], []
+    for k in range(steps):
+        o, r, te, tr, info = venv.step(actions[k])
+        vtraj.append(o)
+        vdone.append(te | tr)
+    for i in range(n):
+        env = ImaginedEnv(run, timing="uniform:1-7")
+        obs, _ = env.reset(seed=10 + i)
+        np.testing.assert_allclose(obs, vtraj[0][i])
+        for k in range(steps):
+            obs, r, term, trunc, _ = env.step(actions[k, i])
+            if vdone[k][i]:
+                break  # the vector env has auto-reset this one
+            np.testing.assert_allclose(obs, vtraj[k + 1][i], rtol=1e-5, atol=1e-5)
+
+
+def test_vector_autoreset_and_sb3_adapter(run):
+    venv = ImaginedVectorEnv(run, num_envs=3, max_episode_steps=4)
+    venv.reset(seed=0)
+    for _ in range(4):
+        obs, r, te, tr, info = venv.step(np.zeros((3, 3)))
+    assert (te | tr).all() and "final_obs" in info and info["_final_obs"].all()
+    assert venv.metadata["autoreset_mode"].name == "SAME_STEP"
+    sb3 = SB3VecEnv(ImaginedVectorEnv(run, num_envs=2, max_episode_steps=3))
+    sb3.seed(1)
+    sb3.reset()
+    for _ in range(3):
+        sb3.step_async(np.zeros((2, 3)))
+        obs, rew, dones, infos = sb3.step_wait()
+    assert dones.all() and all("terminal_observation" in i for i in infos)
+
+
+@pytest.mark.parametrize("algo", ["PPO", "SAC"])
+def test_sb3_agents_learn_in_imagination(run, algo):
+    import stable_baselines3 as sb3
+
+    kw = (
+        {"n_steps": 64, "batch_size": 32, "n_epochs": 1}
+        if algo == "PPO"
+        else {"learning_starts": 50, "batch_size": 32}
+    )
+    for env in (ImaginedEnv(run), SB3VecEnv(ImaginedVectorEnv(run, num_envs=4))):
+        agent = getattr(sb3, algo)(
+            "MlpPolicy", env, seed=0, device="cpu", policy_kwargs={"net_arch": [16, 16]}, **kw
+        )
+        agent.learn(200)
+        assert agent.num_timesteps >= 200
+
+
+def test_render_draws_the_imagined_state(run):
+    env = ImaginedEnv(run, render_mode="rgb_array", width=64, height=64)
+    env.reset(seed=0)
+    first = env.render()
+    for _ in range(10):
+        _, _, term, _, _ = env.step(np.ones(3))
+        if term:
+            break
+    last = env.render()
+    assert first.shape == (64, 64, 3) and first.std() > 5 and not np.array_equal(first, last)
+    qpos, qvel = env.physics_state()
+    assert qpos.shape == (6,) and qvel.shape == (6,)
