@@ -1,0 +1,148 @@
+"""Imagined steps per second at batch sizes 1 to 4096, against the real Hopper-v5 in the same run.
+
+    python benchmarks/imagination.py [--batches 1,16,256,1024,4096] [--seconds 2]
+
+Baselines, measured first in this run:
+  * the real Hopper-v5 through Gymnasium: a ``gym.make`` step loop with random actions,
+  * ``mujoco.rollout`` of Hopper-v5's model (4 physics substeps per control step), batched,
+    on 2 threads.
+Then, for ``latent-ode`` and ``mlp-ensemble`` at their default sizes (weights untrained: speed
+does not depend on them), ``ImaginedVectorEnv.step`` (the full Gymnasium path: checks, model,
+reward and termination, autoreset) and the bare ``ImaginationCore.step`` at each batch size.
+Prints steps/s and the ratio to the real single env; appends to
+``benchmarks/results/imagination.csv``. ``--profile`` prints where the time goes at the
+largest batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import platform
+import pstats
+import tempfile
+import time
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+from mujoco import rollout
+
+from envs.imagined import ImaginedVectorEnv
+from worldmodel.models import ModelConfig
+from worldmodel.train import TrainConfig, Trainer
+
+RESULTS = Path(__file__).parent / "results" / "imagination.csv"
+
+
+def timed(fn, seconds: float) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (after one warm-up call)."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def real_gym(seconds: float) -> float:
+    env = gym.make("Hopper-v5")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+
+    def step() -> None:
+        _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, 3))
+        if term or trunc:
+            env.reset()
+
+    return timed(step, seconds)
+
+
+def real_rollout(batch: int, seconds: float, nstep: int = 100) -> float:
+    env = gym.make("Hopper-v5")
+    env.reset(seed=0)
+    base = env.unwrapped
+    m = base.model
+    datas = [mujoco.MjData(m) for _ in range(2)]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.zeros(mujoco.mj_stateSize(m, spec))
+    mujoco.mj_getState(m, base.data, state, spec)
+    init = np.tile(state, (batch, 1))
+    ctrl = np.random.default_rng(0).uniform(-1, 1, size=(batch, nstep * base.frame_skip, m.nu))
+    calls = timed(lambda: rollout.rollout(m, datas, init, ctrl, persistent_pool=True), seconds)
+    return calls * batch * nstep  # control steps (of 4 substeps) per second
+
+
+def make_run(model: str, directory: Path) -> Path:
+    from worldmodel.collect import CollectConfig, collect
+
+    data = collect(CollectConfig(episodes=20, max_episode_steps=30, progress=False))
+    out = directory / model
+    cfg = TrainConfig(model=model, net=ModelConfig(), epochs=1, steps_per_epoch=1, batch_size=8, window=10,
+                      eval_windows=4, progress=False, tensorboard=False)  # fmt: skip
+    Trainer(cfg, data, out).fit()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="1,16,256,1024,4096")
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    torch.set_num_threads(2)
+
+    rows = []
+    gym_sps = real_gym(args.seconds)
+    print(f"real Hopper-v5, gymnasium step loop      {gym_sps:10.0f} steps/s   (1.00x)")
+    rows.append(("real-gym", 1, gym_sps))
+    for b in (1, 1024):
+        sps = real_rollout(b, args.seconds)
+        print(
+            f"real Hopper-v5, mujoco.rollout batch {b:<5} {sps:10.0f} steps/s   ({sps / gym_sps:.2f}x)"
+        )
+        rows.append(("real-mujoco-rollout", b, sps))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("latent-ode", "mlp-ensemble"):
+            run = make_run(name, Path(tmp))
+            for b in batches:
+                venv = ImaginedVectorEnv(run, num_envs=b, max_episode_steps=1000)
+                venv.reset(seed=0)
+                actions = np.random.default_rng(0).uniform(-1, 1, size=(b, 3))
+                env_sps = timed(partial(venv.step, actions), args.seconds) * b
+                core, state, obs = venv.core, venv._state, venv._obs
+                dt = np.full(b, venv.real.dt)
+                core_sps = timed(partial(core.step, state, obs, actions, dt), args.seconds) * b
+                print(f"{name:<13} batch {b:<5} vector env {env_sps:10.0f} steps/s ({env_sps / gym_sps:7.2f}x)   "
+                      f"core {core_sps:10.0f} steps/s ({core_sps / gym_sps:7.2f}x)")  # fmt: skip
+                rows += [(f"{name}-vector-env", b, env_sps), (f"{name}-core", b, core_sps)]
+                if args.profile and b == batches[-1]:
+                    prof = cProfile.Profile()
+                    prof.runcall(partial(timed, partial(venv.step, actions), 1.0))
+                    pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    new = not RESULTS.exists()
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with RESULTS.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(
+                ["timestamp", "machine", "what", "batch", "steps_per_s", "ratio_to_real_gym"]
+            )
+        for what, b, sps in rows:
+            w.writerow(
+                [stamp, platform.node() or "?", what, b, f"{sps:.0f}", f"{sps / gym_sps:.3f}"]
+            )
+    print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
