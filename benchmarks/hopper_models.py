@@ -6,7 +6,8 @@ Runs the same commands a user would (``worldmodel collect`` then ``worldmodel tr
 model, in subprocesses), then scores every model's best checkpoint on the held-out test
 episodes (interpolation and extrapolation at several observed fractions, masks fixed by seed)
 next to a "hold the last context observation" baseline. Writes the table to
-``benchmarks/results/hopper_models.csv`` and a loss-curve plot to ``<out>/curves.png``.
+``benchmarks/results/hopper_models.csv`` and the validation curves to ``<out>/curves.png`` and
+``benchmarks/results/hopper_models_curves.png``.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def main() -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(args.out / "curves.png", dpi=100)
+    fig.savefig(RESULTS.parent / "hopper_models_curves.png", dpi=80)
 
     print(
         f"\nheld-out test MSE (normalised units), {len(test)} test episodes, windows of {args.window}"
