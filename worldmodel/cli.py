@@ -1,4 +1,4 @@
-"""The ``worldmodel`` command: ``collect``, ``train``, ``dataset info|merge``.
+"""The ``worldmodel`` command: ``collect``, ``train``, ``evaluate``, ``demo``, ``dataset info|merge``.
 
 Flags come from the config dataclasses (``tyro``), so the library and the CLI share one
 definition. Expected failures (bad input, bad files) print one line on stderr and exit 2.
@@ -15,7 +15,7 @@ from typing import Annotated
 import tyro
 
 from worldmodel.collect import CollectConfig, collect_to_file
-from worldmodel.config import TrainConfig
+from worldmodel.config import DemoConfig, EvaluateConfig, TrainConfig
 from worldmodel.errors import TrainingError
 
 
@@ -82,10 +82,35 @@ def _train(args: TrainArgs) -> None:
     print(f"wrote {args.out}/model.safetensors")
 
 
+@dataclass
+class EvaluateArgs(EvaluateConfig):
+    """Hold trained runs against the real simulator and write a report."""
+
+    runs: Annotated[tuple[Path, ...], tyro.conf.Positional] = ()
+    """Run directories (same env)."""
+    out: Path = Path("reports/latest")
+    """Report directory."""
+
+
+def _evaluate(args: EvaluateArgs) -> None:
+    from worldmodel.report import evaluate_runs
+
+    config = EvaluateConfig(**{f.name: getattr(args, f.name) for f in fields(EvaluateConfig)})
+    print(f"wrote {evaluate_runs(args.runs, args.out, config)}")
+
+
+def _demo(args: DemoConfig) -> None:
+    from worldmodel.demo import run_demo
+
+    run_demo(args)
+
+
 # command name -> (argument dataclass, function taking it)
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "collect": (CollectArgs, _collect),
     "train": (TrainArgs, _train),
+    "evaluate": (EvaluateArgs, _evaluate),
+    "demo": (DemoConfig, _demo),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 # the registry in worldmodel.models maps these names to classes (a test keeps them in step)
@@ -151,3 +152,60 @@ class TrainConfig:
         if "split" in out:
             out["split"] = tuple(out["split"])
         return cls(**out)
+
+
+@dataclass
+class EvaluateConfig:
+    """Settings of ``worldmodel evaluate``."""
+
+    dataset: Path | None = None
+    """Dataset whose held-out test episodes are used (default: the first run's)."""
+    horizon: int = 30
+    """Open-loop steps after each start state."""
+    starts: int = 32
+    """Recorded start states (from the test episodes)."""
+    context: int = 5
+    """Observations before each start that the models see."""
+    policy: str = "random"
+    """Actions of the open-loop rollouts: random or zero."""
+    observed: tuple[float, ...] = (0.1, 0.3, 0.5, 1.0)
+    """Observed fractions of the held-out accuracy table."""
+    video: bool = True
+    """Render the side-by-side videos (needs MUJOCO_GL=egl without a display)."""
+    seed: int = 0
+    """Seed of start states, actions, dts and masks."""
+
+
+DEMO_MODELS = ("latent-ode", "mlp-ensemble")
+
+
+@dataclass
+class DemoConfig:
+    """Settings of the demo (defaults: about 3 minutes on 2 CPU cores)."""
+
+    out: Path = Path("demo")
+    """Directory for the data, the runs and the report."""
+    env: str = "Hopper-v5"
+    """Gymnasium MuJoCo env id."""
+    episodes: int = 300
+    """Random-policy episodes to collect."""
+    timing: str = "uniform:1-7"
+    """Physics substeps per action (see worldmodel collect)."""
+    workers: int = 2
+    """Collection worker processes."""
+    epochs: int = 20
+    """Training epochs of each model."""
+    steps_per_epoch: int = 40
+    """Batches per epoch."""
+    window: int = 30
+    """Observations per training window."""
+    horizon: int = 30
+    """Open-loop steps in the evaluation."""
+    starts: int = 32
+    """Start states in the evaluation."""
+    video: bool = True
+    """Render the videos."""
+    seed: int = 0
+    """Seed of everything."""
+    progress: bool = True
+    """Progress bars."""

@@ -1,19 +1,26 @@
 """Evaluation of trained models.
 
-``heldout_error``: interpolation and extrapolation MSE (normalised units, the model's own
-normalisation) on held-out episodes at several observed fractions, with masks fixed by seed so
-that every model is scored on the same points.
+* ``heldout_error``: interpolation and extrapolation MSE (normalised units, the model's own
+  normalisation) on held-out episodes at several observed fractions, with masks fixed by seed
+  so that every model is scored on the same points.
+* ``compare_to_simulator``: open-loop rollouts of models and of the real MuJoCo simulator from
+  identical recorded states under the same actions and dts: error vs horizon, with the
+  simulator's own sensitivity as a floor and a constant prediction as a ceiling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from worldmodel.batching import make_batch, tile_windows
+from envs.timing import TimingSpec
+from envs.wrappers import IrregularTiming, mujoco_base, physics_state, set_physics_state
+from worldmodel.batching import Context, Normalizer, context_batch, make_batch, tile_windows
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
 
@@ -71,3 +78,235 @@ def heldout_error(
                 }
             )
     return rows
+
+
+# --- model vs simulator, from identical states ------------------------------------------------
+
+
+class Predictor(Protocol):
+    """Anything that predicts real observations from real contexts under given actions."""
+
+    name: str
+
+    def predict(
+        self, contexts: Sequence[Context], actions: np.ndarray, dts: np.ndarray
+    ) -> np.ndarray:
+        """``actions (B, H, act_dim)`` held for ``dts (B, H)`` seconds after each context's last
+        point -> predicted observations ``(B, H, obs_dim)`` (real units) at the end of each."""
+
+
+class ModelPredictor:
+    """A trained model as a :class:`Predictor`: the mean over ``samples`` latent rollouts."""
+
+    def __init__(
+        self, model: WorldModel, name: str | None = None, samples: int = 8, seed: int = 0
+    ) -> None:
+        self.model, self.samples, self.seed = model, samples, seed
+        self.name = name or model.name
+
+    @torch.no_grad()
+    def predict(
+        self, contexts: Sequence[Context], actions: np.ndarray, dts: np.ndarray
+    ) -> np.ndarray:
+        m = self.model
+        p = next(m.parameters())
+        batch = context_batch(contexts, m.normalizer).to(p.device)
+        gen = torch.Generator().manual_seed(self.seed)
+        state = m.encode(batch, self.samples, generator=gen)
+        pred = m.rollout(state, torch.as_tensor(actions, dtype=p.dtype, device=p.device),
+                         torch.as_tensor(dts, dtype=p.dtype, device=p.device))  # fmt: skip
+        return m.denormalize(pred.mean).mean(0).double().cpu().numpy()
+
+
+class SimulatorPredictor:
+    """The real simulator behind the predictor contract: it rebuilds the state from the last
+    observation (``qpos = [0, obs[:nq-1]]``, ``qvel = obs[nq-1:]``; the x position does not
+    change the dynamics) and steps MuJoCo. Exact while ``|qvel| <= 10`` (observations clip it)."""
+
+    def __init__(self, env_id: str, name: str = "simulator") -> None:
+        self.name, self.env_id = name, env_id
+
+    def predict(
+        self, contexts: Sequence[Context], actions: np.ndarray, dts: np.ndarray
+    ) -> np.ndarray:
+        sim = Simulator(self.env_id)
+        out = []
+        for c, a, d in zip(contexts, actions, dts):
+            qpos, qvel = sim.state_from_obs(c.obs[-1])
+            out.append(sim.run(qpos, qvel, a, d)[0])
+        return np.stack(out)
+
+
+class Simulator:
+    """A bare MuJoCo env (no time limit, no termination) stepped with given actions and dts."""
+
+    def __init__(self, env_id: str) -> None:
+        self.env = IrregularTiming(gym.make(env_id).unwrapped)
+        self.env.reset(seed=0)
+        base = mujoco_base(self.env)
+        self.nq, self.nv = int(base.model.nq), int(base.model.nv)
+
+    def state_from_obs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if obs.shape[0] != self.nq - 1 + self.nv:
+            raise ValueError(
+                f"observations of {obs.shape[0]} dims are not qpos[1:] ++ qvel of this env"
+            )
+        return np.concatenate([[0.0], obs[: self.nq - 1]]), obs[self.nq - 1 :].copy()
+
+    def run(self, qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, dts: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """From ``(qpos, qvel)``: observations ``(H, obs_dim)``, qpos ``(H, nq)``, qvel ``(H, nv)``."""
+        set_physics_state(self.env, qpos, qvel, 0.0)
+        obs, qs, vs = [], [], []
+        for a, dt in zip(actions, dts):
+            o, *_ = self.env.step_dt(a, float(dt))
+            obs.append(o)
+            q, v, _ = physics_state(self.env)
+            qs.append(q)
+            vs.append(v)
+        return np.array(obs), np.array(qs), np.array(vs)
+
+
+@dataclass
+class Start:
+    """A recorded moment to start from: the context before it and the full physics state."""
+
+    context: Context
+    qpos: np.ndarray
+    qvel: np.ndarray
+    context_qpos: np.ndarray
+    context_qvel: np.ndarray
+    episode: int
+    index: int
+
+
+def sample_starts(dataset: Dataset, count: int, context: int, seed: int = 0) -> list[Start]:
+    """``count`` recorded moments (episode, step) with ``context`` observations up to them."""
+    eligible = [i for i, ep in enumerate(dataset) if len(ep) >= context]
+    if not eligible:
+        raise ValueError(f"no episode has the {context} observations a context needs")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        e = int(rng.choice(eligible))
+        ep = dataset[e]
+        k = int(rng.integers(context - 1, len(ep)))
+        s = slice(k - context + 1, k + 1)
+        ctx = Context(
+            ep.t[s] - ep.t[k], ep.obs[s], ep.actions[k - context + 1 : k].astype(np.float64)
+        )
+        out.append(Start(ctx, ep.qpos[k], ep.qvel[k], ep.qpos[s], ep.qvel[s], e, k))
+    return out
+
+
+def action_plan(
+    env_id: str,
+    count: int,
+    horizon: int,
+    *,
+    policy: str = "random",
+    timing: str = "fixed",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``actions (count, horizon, act_dim)`` from ``random`` or ``zero`` and ``dts (count, horizon)``
+    seconds drawn from ``timing`` (a :class:`envs.TimingSpec`)."""
+    env = gym.make(env_id)
+    base = mujoco_base(env)
+    space = env.action_space
+    rng = np.random.default_rng(seed)
+    if policy == "random":
+        actions = rng.uniform(space.low, space.high, size=(count, horizon, *space.shape))
+    elif policy == "zero":
+        actions = np.zeros((count, horizon, *space.shape))
+    else:
+        raise ValueError(f"unknown evaluation policy {policy!r}; expected 'random' or 'zero'")
+    spec = TimingSpec.parse(timing)
+    sub = np.array(
+        [[spec.sample(rng, base.frame_skip) for _ in range(horizon)] for _ in range(count)]
+    )
+    return actions, sub * float(base.model.opt.timestep)
+
+
+@dataclass
+class HorizonResult:
+    """Squared errors in normalised units, ``(starts, horizon)`` overall and
+    ``(starts, horizon, obs_dim)`` per dimension, for every predictor and the two references."""
+
+    errors: dict[str, np.ndarray]
+    per_dim: dict[str, np.ndarray]
+    predictions: dict[str, np.ndarray]
+    real: np.ndarray
+    real_qpos: np.ndarray
+    real_qvel: np.ndarray
+    starts: list[Start]
+    actions: np.ndarray
+    dts: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, horizons: Sequence[int]) -> list[dict[str, Any]]:
+        """Rows ``{"name", "h=..": mean (std over starts)}`` at the given horizons (1-based)."""
+        rows = []
+        for name, err in self.errors.items():
+            row: dict[str, Any] = {"name": name}
+            for h in horizons:
+                if h <= err.shape[1]:
+                    row[f"h={h}"] = (float(err[:, h - 1].mean()), float(err[:, h - 1].std()))
+            rows.append(row)
+        return rows
+
+
+FLOOR, CEILING = "simulator 1e-6 (floor)", "constant (ceiling)"
+
+
+def compare_to_simulator(
+    predictors: Sequence[Predictor],
+    dataset: Dataset,
+    normalizer: Normalizer,
+    *,
+    horizon: int = 30,
+    starts: int = 32,
+    context: int = 5,
+    policy: str = "random",
+    timing: str | None = None,
+    seed: int = 0,
+) -> HorizonResult:
+    """Run every predictor and the real simulator open loop from identical recorded states with
+    the same actions and dts; errors in ``normalizer``'s units.
+
+    The simulator's own sensitivity (a second run from a state perturbed by 1e-6) is the floor;
+    holding the last context observation is the ceiling. ``timing`` defaults to the dataset's.
+    """
+    if timing is None:
+        timing = next(
+            (
+                w["timing"]
+                for w in dataset.metadata.get("wrappers", [])
+                if w["name"] == "IrregularTiming"
+            ),
+            "fixed",
+        )
+    chosen = sample_starts(dataset, starts, context, seed)
+    actions, dts = action_plan(
+        dataset.env_id, starts, horizon, policy=policy, timing=timing, seed=seed
+    )
+    sim = Simulator(dataset.env_id)
+    rng = np.random.default_rng([seed, 1])
+    real, qs, vs, floor = [], [], [], []
+    for s, a, d in zip(chosen, actions, dts):
+        o, q, v = sim.run(s.qpos, s.qvel, a, d)
+        real.append(o)
+        qs.append(q)
+        vs.append(v)
+        floor.append(sim.run(s.qpos + rng.uniform(-1e-6, 1e-6, s.qpos.shape),
+                             s.qvel + rng.uniform(-1e-6, 1e-6, s.qvel.shape), a, d)[0])  # fmt: skip
+    real_arr = np.stack(real)
+    preds = {p.name: p.predict([s.context for s in chosen], actions, dts) for p in predictors}
+    preds[FLOOR] = np.stack(floor)
+    preds[CEILING] = np.stack([np.repeat(s.context.obs[-1:], horizon, 0) for s in chosen])
+    per_dim = {k: ((v - real_arr) / normalizer.std) ** 2 for k, v in preds.items()}
+    return HorizonResult(
+        errors={k: v.mean(-1) for k, v in per_dim.items()}, per_dim=per_dim, predictions=preds,
+        real=real_arr, real_qpos=np.stack(qs), real_qvel=np.stack(vs), starts=chosen, actions=actions,
+        dts=dts, settings={"horizon": horizon, "starts": starts, "context": context, "policy": policy,
+                           "timing": timing, "seed": seed, "env_id": dataset.env_id},
+    )  # fmt: skip

@@ -1,0 +1,145 @@
+"""Model vs simulator: the harness, plots, video and report."""
+
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from worldmodel.batching import Normalizer
+from worldmodel.config import EvaluateConfig
+from worldmodel.evaluate import (
+    CEILING,
+    FLOOR,
+    ModelPredictor,
+    SimulatorPredictor,
+    compare_to_simulator,
+    heldout_error,
+)
+from worldmodel.models import ModelConfig
+from worldmodel.report import SECTIONS, evaluate_runs
+from worldmodel.train import TrainConfig, Trainer, load
+
+NET = ModelConfig(latent_dim=6, rec_dim=12, units=32, layers=1, dec_units=0, samples=1)
+
+
+@pytest.fixture(scope="module")
+def run(hopper_dataset, hopper_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "lode"
+    cfg = TrainConfig(
+        net=NET,
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        window=10,
+        eval_windows=8,
+        progress=False,
+        tensorboard=False,
+    )
+    Trainer(cfg, hopper_dataset, out, dataset_path=hopper_file).fit()
+    return out
+
+
+def test_the_simulator_itself_has_zero_error_at_every_horizon(hopper_dataset):
+    norm = Normalizer.fit(hopper_dataset.episodes)
+    res = compare_to_simulator(
+        [SimulatorPredictor("Hopper-v5")], hopper_dataset, norm, horizon=15, starts=6, context=3
+    )
+    assert res.errors["simulator"].shape == (6, 15)
+    assert res.errors["simulator"].max() < 1e-10
+    # the references: a 1e-6 perturbation stays tiny here; holding the last observation does not
+    assert res.errors[FLOOR].mean() < 1e-6 < res.errors[CEILING].mean()
+    assert (res.errors[FLOOR].mean(0) < res.errors[CEILING].mean(0)).all()
+
+
+def test_model_rollouts_and_heldout_table(run, hopper_dataset):
+    model = load(run)
+    res = compare_to_simulator(
+        [ModelPredictor(model, "m")], hopper_dataset, model.normalizer, horizon=8, starts=4
+    )
+    assert np.isfinite(res.errors["m"]).all() and res.errors["m"].mean() > 0
+    rows = heldout_error(model, hopper_dataset, observed=(0.5, 1.0), window=10)
+    assert {(r["mode"], r["observed"]) for r in rows} == {
+        ("interp", 0.5),
+        ("interp", 1.0),
+        ("extrap", 0.5),
+        ("extrap", 1.0),
+    }
+    assert all(r["mse"] > 0 and r["points"] > 0 for r in rows)
+
+
+def test_report_plots_and_video(run, hopper_file, tmp_path):
+    report = evaluate_runs(
+        [run], tmp_path / "rep", EvaluateConfig(dataset=hopper_file, horizon=8, starts=4, context=3)
+    )
+    text = report.read_text()
+    assert all(section in text for section in SECTIONS)
+    assert "worldmodel collect --env Hopper-v5" in text and "worldmodel evaluate" in text
+    for png in ("horizon.png", "trajectories.png"):
+        img = imageio.imread(tmp_path / "rep" / png)
+        assert img.std() > 10  # not blank
+    frames = imageio.mimread(tmp_path / "rep" / "video_lode.gif")
+    assert len(frames) == 3 + 8  # context, then the horizon
+    assert np.asarray(frames[0]).std() > 5
+    assert not np.array_equal(frames[3], frames[-1])  # the imagined hopper moves
+    mp4 = imageio.get_reader(tmp_path / "rep" / "video_lode.mp4")
+    assert mp4.count_frames() == 11
+    with pytest.raises(ValueError, match="Walker2d-v5"):
+        from worldmodel.data import Dataset, load_dataset
+
+        d = load_dataset(hopper_file)
+        other = tmp_path / "walker.npz"
+        Dataset(d.episodes, {**d.metadata, "env_id": "Walker2d-v5"}).save(other)
+        evaluate_runs([run], tmp_path / "x", EvaluateConfig(dataset=other, video=False))
+
+
+def test_evaluate_and_demo_commands(run, hopper_file, tmp_path):
+    def cli(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "worldmodel.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = cli(
+        "evaluate",
+        str(run),
+        "--dataset",
+        str(hopper_file),
+        "--out",
+        str(tmp_path / "r"),
+        "--horizon",
+        "5",
+        "--starts",
+        "3",
+        "--context",
+        "3",
+        "--no-video",
+    )
+    assert "report.md" in out and (tmp_path / "r" / "results.json").exists()
+    out = cli(
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--episodes",
+        "16",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--window",
+        "10",
+        "--horizon",
+        "5",
+        "--starts",
+        "3",
+        "--no-progress",
+        "--no-video",
+    )
+    assert (
+        "open-loop MSE vs horizon" in out and (tmp_path / "demo" / "report" / "report.md").exists()
+    )
