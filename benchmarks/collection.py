@@ -14,14 +14,12 @@ figure to ``benchmarks/results/collection.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from _results import append_rows
 
 from envs import IrregularTiming, TrajectoryRecorder
 from worldmodel.collect import CollectConfig, collect
@@ -107,16 +105,7 @@ def main() -> None:
         ("worker_speedup_1_to_2", speedup),
     ]
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with RESULTS.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["timestamp", "machine", "metric", "value"])
-        for name, value in rows:
-            w.writerow([stamp, platform.node() or "?", name, f"{value:.6g}"])
-    print(f"appended to {RESULTS}")
+    append_rows(RESULTS, ["metric", "value"], [(name, f"{value:.6g}") for name, value in rows])
 
 
 if __name__ == "__main__":

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import csv
-import platform
 import pstats
 import tempfile
 import time
-from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
+from _results import append_rows
 from mujoco import rollout
 
 from envs.imagined import ImaginedVectorEnv
@@ -128,20 +126,11 @@ def main() -> None:
                     prof.runcall(partial(timed, partial(venv.step, actions), 1.0))
                     pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with RESULTS.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(
-                ["timestamp", "machine", "what", "batch", "steps_per_s", "ratio_to_real_gym"]
-            )
-        for what, b, sps in rows:
-            w.writerow(
-                [stamp, platform.node() or "?", what, b, f"{sps:.0f}", f"{sps / gym_sps:.3f}"]
-            )
-    print(f"appended to {RESULTS}")
+    append_rows(
+        RESULTS,
+        ["what", "batch", "steps_per_s", "ratio_to_real_gym"],
+        [(what, b, f"{sps:.0f}", f"{sps / gym_sps:.3f}") for what, b, sps in rows],
+    )
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ Appends every row to ``benchmarks/results/training.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import multiprocessing as mp
-import platform
 import resource
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from _results import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "training.csv"
 
@@ -157,28 +156,21 @@ def main() -> None:
         print(f"  {n:<34} vs quoted 0.25 s/iter: {0.25 / r['s_per_it']:.2f}x")
     all_rows += [("paper", n, net, r) for (n, net), (_, r) in zip(pconfs, prows)]
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with RESULTS.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(
-                [
-                    "timestamp",
-                    "machine",
-                    "data",
-                    "configuration",
-                    "settings",
-                    "s_per_iter",
-                    "target_points_per_s",
-                    "peak_mb",
-                ]
+    append_rows(
+        RESULTS,
+        ["data", "configuration", "settings", "s_per_iter", "target_points_per_s", "peak_mb"],
+        [
+            (
+                kind,
+                name,
+                json.dumps(net),
+                f"{r['s_per_it']:.5f}",
+                f"{r['points_per_s']:.0f}",
+                f"{r['peak_mb']:.0f}",
             )
-        for kind, name, net, r in all_rows:
-            w.writerow([stamp, platform.node() or "?", kind, name, json.dumps(net), f"{r['s_per_it']:.5f}",
-                        f"{r['points_per_s']:.0f}", f"{r['peak_mb']:.0f}"])  # fmt: skip
-    print(f"\nappended to {RESULTS}")
+            for kind, name, net, r in all_rows
+        ],
+    )
 
 
 if __name__ == "__main__":

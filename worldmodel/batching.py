@@ -110,7 +110,10 @@ class Batch:
             torch.where(valid, pos, U),
             torch.arange(K, device=pos.device).expand(B, K).contiguous(),
         )
-        return OwnSteps(pos=pos, valid=valid, t=t, dt=dt, actions=actions, inverse=inv[:, :U])
+        context = self.context.gather(1, pos) & valid
+        return OwnSteps(
+            pos=pos, valid=valid, t=t, dt=dt, actions=actions, inverse=inv[:, :U], context=context
+        )
 
     def last_context(self) -> torch.Tensor:
         """``(B,)`` long: grid index of each window's last context point."""
@@ -130,6 +133,7 @@ class OwnSteps:
         dt: ``(B, K)`` seconds from own point ``k`` to ``k+1`` (0 after the last).
         actions: ``(B, K, act_dim)`` held from own point ``k`` (0 after the last).
         inverse: ``(B, U)`` own index of each grid point (0 where the window has no point).
+        context: ``(B, K)`` the own point is a context observation.
     """
 
     pos: torch.Tensor
@@ -138,6 +142,7 @@ class OwnSteps:
     dt: torch.Tensor
     actions: torch.Tensor
     inverse: torch.Tensor
+    context: torch.Tensor
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """Grid values ``(B, U, F)`` -> own-point values ``(B, K, F)``."""

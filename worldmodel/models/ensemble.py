@@ -97,10 +97,7 @@ class MLPEnsemble(WorldModel):
         E = self.config.ensemble_size
         own = batch.own_steps()
         B, K = own.pos.shape
-        ctx = (
-            own.gather(batch.context.unsqueeze(-1).to(batch.obs.dtype)).squeeze(-1).bool()
-            & own.valid
-        )
+        ctx = own.context
         x = own.gather(batch.obs)
         dt = self.tau(own.dt)
         first = (

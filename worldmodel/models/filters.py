@@ -49,10 +49,7 @@ class FilterModel(WorldModel):
         states ``(B, U, H)`` on the batch grid."""
         own = batch.own_steps()
         B, K = own.pos.shape
-        ctx = (
-            own.gather(batch.context.unsqueeze(-1).to(batch.obs.dtype)).squeeze(-1).bool()
-            & own.valid
-        )
+        ctx = own.context
         x = own.gather(batch.obs)
         dt = self.tau(own.dt)
         h = batch.obs.new_zeros(B, self.config.latent_dim)
