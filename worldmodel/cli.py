@@ -15,7 +15,7 @@ from typing import Annotated
 import tyro
 
 from worldmodel.collect import CollectConfig, collect_to_file
-from worldmodel.config import DemoConfig, EvaluateConfig, TrainConfig
+from worldmodel.config import DemoConfig, EvaluateConfig, PaperConfig, TrainConfig
 from worldmodel.errors import TrainingError
 
 
@@ -114,8 +114,21 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
 }
 
 
+def _paper_hopper(args: PaperConfig) -> None:
+    from worldmodel.paper import run_benchmark
+
+    run_benchmark(args)
+
+
 def _run(argv: Sequence[str]) -> None:
     argv = list(argv)
+    if argv and argv[0] == "benchmark":
+        commands = {"paper-hopper": (PaperConfig, _paper_hopper)}
+        if len(argv) < 2 or argv[1] not in commands:
+            raise ValueError(f"worldmodel benchmark takes one of: {', '.join(commands)}")
+        arg_type, fn = commands[argv[1]]
+        fn(tyro.cli(arg_type, prog=f"worldmodel benchmark {argv[1]}", args=argv[2:]))
+        return
     if argv and argv[0] == "dataset":
         tyro.extras.subcommand_cli_from_dict(
             {"info": dataset_info, "merge": dataset_merge},
@@ -125,7 +138,7 @@ def _run(argv: Sequence[str]) -> None:
         return
     commands = COMMANDS
     if not argv or argv[0] not in commands:
-        names = [*commands, "dataset"]
+        names = [*commands, "dataset", "benchmark"]
         if argv and not argv[0].startswith("-"):
             raise ValueError(f"unknown command {argv[0]!r}; commands: {', '.join(names)}")
         print("usage: worldmodel {" + ",".join(names) + "} ...   (worldmodel COMMAND --help)")

@@ -91,6 +91,8 @@ class TrainConfig:
     """Largest observed fraction drawn for a training batch."""
     context_fraction: float = 0.5
     """Extrapolation: share of each window's points that is context."""
+    normalize_obs: bool = True
+    """Standardise observations with training-split statistics (False: use them as they are)."""
     eval_observed: float = 0.5
     """Observed fraction of the validation batches (fixed by ``eval_seed``)."""
     eval_windows: int = 256
@@ -207,5 +209,43 @@ class DemoConfig:
     """Render the videos."""
     seed: int = 0
     """Seed of everything."""
+    progress: bool = True
+    """Progress bars."""
+
+
+@dataclass
+class PaperConfig:
+    """Settings of ``worldmodel benchmark paper-hopper`` (the Latent ODE paper's Hopper table)."""
+
+    model: str = "latent-ode"
+    """Model name (the paper's rows: latent-ode, ode-rnn, gru-dt, rnn-vae; and mlp-ensemble)."""
+    mode: Literal["interp", "extrap"] = "interp"
+    """Interpolation or extrapolation."""
+    observed: float = 0.3
+    """Observed fraction p (0.1, 0.2, 0.3 or 0.5 in the paper)."""
+    all: bool = False
+    """Every cell of the model's row instead of one."""
+    profile: Literal["quick", "full"] = "quick"
+    """quick: 2,000 trajectories, 8 epochs (CPU, minutes); full: the protocol's 10,000, 100 epochs."""
+    trajectories: int | None = None
+    """Override the profile's number of trajectories."""
+    epochs: int | None = None
+    """Override the profile's epochs."""
+    minutes: float | None = None
+    """Stop a cell's training after this many minutes (checked after each epoch)."""
+    batch_size: int = 50
+    """Trajectories per batch (the paper's 50)."""
+    lr: float = 3e-3
+    """Peak learning rate (cosine schedule)."""
+    seed: int = 0
+    """Seed of training and test masks (the data always uses the protocol's seed 123)."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+    cache: Path = Path("data/paper_hopper.npz")
+    """Dataset cache (the trajectory count is added to the name)."""
+    runs: Path = Path("runs/paper_hopper")
+    """Where each cell's run directory goes (a rerun resumes it)."""
+    csv: Path = Path("benchmarks/results/paper_hopper.csv")
+    """Results file (rows appended)."""
     progress: bool = True
     """Progress bars."""

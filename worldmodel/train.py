@@ -103,6 +103,8 @@ class Trainer:
             config.model, dataset.obs_dim, dataset.act_dim, config.net
         )
         self.normalizer = Normalizer.fit(self.train_eps)
+        if not config.normalize_obs:
+            self.normalizer = Normalizer(np.zeros(dataset.obs_dim), np.ones(dataset.obs_dim))
         self.model.set_normalizer(self.normalizer)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(

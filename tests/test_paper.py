@@ -1,0 +1,48 @@
+"""The Latent ODE paper's Hopper protocol: data, normalisation, windows and masks."""
+
+import mujoco
+import numpy as np
+import pytest
+
+pytest.importorskip("dm_control")
+
+from worldmodel.paper import (  # noqa: E402
+    CONTEXT_POINTS,
+    LENGTH,
+    WINDOW,
+    as_dataset,
+    generate,
+    hopper_model,
+    protocol_batches,
+)
+
+
+def test_generation_follows_the_protocol():
+    data = generate(n=3, length=12, seed=123)
+    assert data.shape == (3, 12, 14)
+    # the first state is the protocol's draw, in the original's order
+    rs = np.random.RandomState(123)
+    q01, q2, v = rs.uniform(0, 0.5, 2), rs.uniform(-2, 2, 5), rs.uniform(-5, 5, 7)
+    np.testing.assert_allclose(data[0, 0], np.r_[q01, q2, v])
+    # each next state is one raw physics step (0.005 s, zero control) of the dm_control hopper
+    m = hopper_model()
+    assert m.opt.timestep == 0.005
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = data[1, 0, :7], data[1, 0, 7:]
+    mujoco.mj_forward(m, d)
+    for k in range(1, 12):
+        mujoco.mj_step(m, d)
+        np.testing.assert_allclose(np.r_[d.qpos, d.qvel], data[1, k], atol=1e-9)
+
+
+def test_windows_and_masks():
+    data = np.random.default_rng(0).random((6, LENGTH, 14)).astype(np.float32)
+    test = as_dataset(data)
+    (bi,) = protocol_batches(test, "interp", 0.3, seed=0)
+    assert bi.times.shape[0] == WINDOW and (bi.target.sum(1) == WINDOW).all()
+    assert (bi.context.sum(1) == 30).all()
+    (be,) = protocol_batches(test, "extrap", 0.5, seed=0)
+    assert (be.target.sum(1) == LENGTH - CONTEXT_POINTS).all() and (be.context.sum(1) == 33).all()
+    assert (be.context[:, CONTEXT_POINTS:] == 0).all()
+    (again,) = protocol_batches(test, "extrap", 0.5, seed=0)
+    assert (again.context == be.context).all()
