@@ -15,7 +15,7 @@ from typing import Annotated
 import tyro
 
 from worldmodel.collect import CollectConfig, collect_to_file
-from worldmodel.config import DemoConfig, EvaluateConfig, PaperConfig, TrainConfig
+from worldmodel.config import DemoConfig, EvaluateConfig, PaperConfig, PlanConfig, TrainConfig
 from worldmodel.errors import TrainingError
 
 
@@ -105,12 +105,24 @@ def _demo(args: DemoConfig) -> None:
     run_demo(args)
 
 
+def _plan(args: PlanConfig) -> None:
+    from agents.mpc import run_mpc
+    from worldmodel.train import load
+
+    res = run_mpc(load(args.run), args)
+    print(
+        f"{args.planner} MPC on the real env, {args.episodes} episodes: mean return {res['mean_return']:.1f} "
+        f"(std {res['std_return']:.1f}), {res['ms_per_action']:.1f} ms per action (median), {res['steps']} steps"
+    )
+
+
 # command name -> (argument dataclass, function taking it)
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "collect": (CollectArgs, _collect),
     "train": (TrainArgs, _train),
     "evaluate": (EvaluateArgs, _evaluate),
     "demo": (DemoConfig, _demo),
+    "plan": (PlanConfig, _plan),
 }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import tyro
 
 # the registry in worldmodel.models maps these names to classes (a test keeps them in step)
 MODEL_NAMES = ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble")
@@ -249,3 +251,33 @@ class PaperConfig:
     """Results file (rows appended)."""
     progress: bool = True
     """Progress bars."""
+
+
+@dataclass
+class PlanConfig:
+    """Settings of ``worldmodel plan``: model-predictive control on the real env."""
+
+    run: Annotated[Path, tyro.conf.Positional] = Path("runs/latest")
+    """Run directory of the world model."""
+    planner: str = "cem"
+    """cem or mppi."""
+    episodes: int = 5
+    """Real episodes."""
+    horizon: int = 10
+    """Planned steps ahead."""
+    population: int = 128
+    """Candidates per iteration."""
+    iterations: int = 3
+    """Refinements per action."""
+    elites: int = 16
+    """CEM elites."""
+    particles: int = 1
+    """Latent samples per candidate."""
+    context: int = 5
+    """Recent real observations re-encoded before every action."""
+    timing: str = "fixed"
+    """Real control intervals (the planner assumes the env's default dt)."""
+    max_episode_steps: int | None = None
+    """Time limit of the real episodes (default: the env's)."""
+    seed: int = 0
+    """Seed of the real resets and the planner."""

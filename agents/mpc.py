@@ -1,0 +1,69 @@
+"""Model-predictive control on the real env: re-encode the latest real observations, plan in
+the model, apply the first action to the real env, repeat. Returns are the real env's."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.planners import PlannerConfig, make_planner, model_objective
+from envs.factory import EnvSpec, make_env
+from envs.tasks import get_task
+from worldmodel.batching import Context, context_batch
+from worldmodel.config import PlanConfig
+from worldmodel.data import Dataset
+from worldmodel.models import WorldModel
+
+
+def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
+    """Run ``cfg.episodes`` real episodes under MPC; returns real returns, time per action (ms)
+    and the recorded real episodes (``"episodes"``, a :class:`worldmodel.data.Dataset`)."""
+    env = make_env(
+        EnvSpec(model.env_id, timing=cfg.timing, max_episode_steps=cfg.max_episode_steps),
+        record=True,
+    )
+    task = get_task(model.env_id)
+    space = env.action_space
+    gen = torch.Generator().manual_seed(cfg.seed)
+    planner = make_planner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high),
+                           PlannerConfig(horizon=cfg.horizon, population=cfg.population, iterations=cfg.iterations,
+                                         elites=cfg.elites, particles=cfg.particles), gen)  # fmt: skip
+    dt_plan = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
+    norm = model.normalizer
+    returns, ms = [], []
+    for ep in range(cfg.episodes):
+        obs, info = env.reset(seed=cfg.seed + ep)
+        planner.reset()
+        ts, xs, acts = [info["t"]], [obs], []
+        total, done = 0.0, False
+        while not done:
+            start = time.perf_counter()
+            k = max(0, len(ts) - cfg.context)
+            ctx = Context(
+                np.asarray(ts[k:]) - ts[-1],
+                np.asarray(xs[k:]),
+                np.asarray(acts[k:], dtype=np.float64).reshape(-1, space.shape[0]),
+            )
+            with torch.no_grad():
+                state = model.encode(context_batch([ctx], norm), cfg.particles, generator=gen)[:, 0]
+            action = planner.plan(
+                model_objective(model, task, state, torch.as_tensor(obs), dt_plan, cfg.particles)
+            )
+            ms.append(1000 * (time.perf_counter() - start))
+            a = action.numpy().astype(space.dtype)
+            obs, r, term, trunc, info = env.step(a)
+            total += float(r)
+            ts.append(info["t"])
+            xs.append(obs)
+            acts.append(a)
+            done = term or trunc
+        returns.append(total)
+    episodes = Dataset(
+        env.get_wrapper_attr("episodes"),
+        {"env_id": model.env_id, "policy": {"name": f"mpc-{cfg.planner}"}},
+    )
+    return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "ms_per_action": float(np.median(ms)), "steps": episodes.num_steps, "episodes": episodes}  # fmt: skip

@@ -1,0 +1,175 @@
+"""Sampling-based model-predictive planners: CEM and MPPI over a batched objective.
+
+A planner maximises ``objective(actions) -> returns``: ``actions (N, H, act_dim)`` candidate
+action sequences, ``returns (N,)``. :func:`model_objective` builds that objective from a world
+model (its batched ``step``) and the task's reward and termination, with ``particles`` latent
+samples per candidate; any other batched function works too (tests use a closed form).
+
+Both planners keep their mean plan between calls and shift it by one step (warm start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class PlannerConfig:
+    """Settings shared by the planners."""
+
+    horizon: int = 15
+    """Steps planned ahead."""
+    population: int = 256
+    """Candidate action sequences per iteration."""
+    iterations: int = 3
+    """Refinements per planning call."""
+    elites: int = 25
+    """CEM: candidates the distribution is refitted to."""
+    temperature: float = 0.5
+    """MPPI: softmax temperature on returns (lower: greedier)."""
+    init_std: float = 0.5
+    """Initial std of the sampling distribution, as a fraction of the action half-range."""
+    momentum: float = 0.1
+    """Weight of the previous distribution when refitting (0: none)."""
+    warm_start: bool = True
+    """Start each call from the previous plan shifted by one step."""
+    particles: int = 1
+    """Latent samples per candidate (model_objective averages the returns)."""
+
+
+class Planner:
+    """Base: a Gaussian over action sequences, refined by :meth:`refit`."""
+
+    name = "planner"
+
+    def __init__(self, low: torch.Tensor, high: torch.Tensor, config: PlannerConfig | None = None,
+                 generator: torch.Generator | None = None) -> None:  # fmt: skip
+        self.config = config or PlannerConfig()
+        c = self.config
+        if c.horizon < 1 or c.population < 2 or c.iterations < 1:
+            raise ValueError(f"need horizon >= 1, population >= 2, iterations >= 1; got {c}")
+        self.low, self.high = (
+            torch.as_tensor(low, dtype=torch.float32),
+            torch.as_tensor(high, dtype=torch.float32),
+        )
+        self.generator = generator
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the warm-start plan (call at every episode start)."""
+        H = self.config.horizon
+        self.mean = ((self.low + self.high) / 2).expand(H, -1).clone()
+
+    def _std0(self) -> torch.Tensor:
+        return (self.high - self.low) / 2 * self.config.init_std
+
+    def plan(self, objective: Objective) -> torch.Tensor:
+        """The first action ``(act_dim,)`` of the best plan found."""
+        c = self.config
+        mean, std = self.mean.clone(), self._std0().expand_as(self.mean).clone()
+        for _ in range(c.iterations):
+            eps = torch.randn((c.population, *mean.shape), generator=self.generator)
+            cand = torch.maximum(torch.minimum(mean + std * eps, self.high), self.low)
+            cand[0] = mean  # always score the current mean
+            returns = objective(cand)
+            new_mean, new_std = self.refit(cand, returns)
+            mean = c.momentum * mean + (1 - c.momentum) * new_mean
+            std = c.momentum * std + (1 - c.momentum) * new_std
+        first = mean[0].clone()
+        if c.warm_start:
+            self.mean = torch.cat([mean[1:], mean[-1:]])
+        return first
+
+    def refit(
+        self, candidates: torch.Tensor, returns: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class CEM(Planner):
+    """Cross-entropy method: refit the Gaussian to the ``elites`` best candidates."""
+
+    name = "cem"
+
+    def refit(
+        self, candidates: torch.Tensor, returns: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        k = min(self.config.elites, candidates.shape[0])
+        elite = candidates[torch.topk(torch.nan_to_num(returns, nan=-torch.inf), k).indices]
+        return elite.mean(0), elite.std(0, unbiased=False)
+
+
+class MPPI(Planner):
+    """Model-predictive path integral: the softmax(returns / temperature)-weighted mean."""
+
+    name = "mppi"
+
+    def refit(
+        self, candidates: torch.Tensor, returns: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r = torch.nan_to_num(returns, nan=-torch.inf)
+        w = torch.softmax((r - r.max()) / self.config.temperature, 0)
+        mean = (w[:, None, None] * candidates).sum(0)
+        var = (w[:, None, None] * (candidates - mean) ** 2).sum(0)
+        return mean, var.sqrt()
+
+
+PLANNERS: dict[str, type[Planner]] = {"cem": CEM, "mppi": MPPI}
+
+
+def make_planner(
+    name: str,
+    low,
+    high,
+    config: PlannerConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> Planner:
+    """A planner by name; an unknown name raises ``ValueError`` listing the valid ones."""
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; expected one of {sorted(PLANNERS)}")
+    return PLANNERS[name](low, high, config, generator)
+
+
+def model_objective(
+    model, task, state: torch.Tensor, obs: torch.Tensor, dt: float, particles: int = 1
+) -> Objective:
+    """Returns of candidate action sequences under a world model.
+
+    Args:
+        model: a :class:`worldmodel.models.WorldModel` (its batched ``step``).
+        task: an :class:`envs.tasks.Task` (torch reward and termination).
+        state: ``(P, D)`` model states (``P`` latent samples of the belief; reused cyclically
+            when ``particles`` differs).
+        obs: ``(obs_dim,)`` current real observation.
+        dt: seconds each action is held.
+    """
+
+    @torch.no_grad()
+    def objective(actions: torch.Tensor) -> torch.Tensor:
+        N, H, _ = actions.shape
+        P = particles
+        idx = torch.arange(N * P) % state.shape[0]
+        s = state[idx]
+        a_all = actions.repeat_interleave(P, 0).to(state.dtype)
+        o = obs.to(torch.float64).expand(N * P, -1)
+        d = torch.full((N * P,), float(dt), dtype=state.dtype)
+        total = torch.zeros(N * P, dtype=torch.float64)
+        alive = torch.ones(N * P, dtype=torch.bool)
+        for h in range(H):
+            s, o_norm = model.step(s, a_all[:, h], d)
+            nxt = model.denormalize(o_norm).to(torch.float64)
+            a64 = a_all[:, h].to(torch.float64)
+            r, _ = task.reward(o, a64, nxt, d.to(torch.float64))
+            total += torch.where(alive, torch.nan_to_num(r, nan=0.0), torch.zeros_like(r))
+            alive &= ~task.terminated(o, a64, nxt, d.to(torch.float64)) & torch.isfinite(nxt).all(
+                -1
+            )
+            o = nxt
+        return total.view(N, P).mean(1).to(torch.float32)
+
+    return objective

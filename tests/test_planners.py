@@ -1,0 +1,73 @@
+"""Planners against problems with a closed-form best action."""
+
+import pytest
+import torch
+
+from agents.planners import PLANNERS, PlannerConfig, make_planner
+
+DT, C = 0.5, 0.1
+
+
+def point_mass(x0: float):
+    """One step of x' = x + a dt with reward -(x'^2 + C a^2): best a = -x dt / (dt^2 + C)."""
+
+    def objective(actions: torch.Tensor) -> torch.Tensor:
+        a = actions[:, 0, 0]
+        x1 = x0 + a * DT
+        return -(x1**2 + C * a**2)
+
+    return objective, -x0 * DT / (DT**2 + C)
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+@pytest.mark.parametrize("x0", [-1.0, 0.3, 2.0])
+def test_planner_finds_the_closed_form_action(name, x0):
+    objective, best = point_mass(x0)
+    best_clipped = max(-2.0, min(2.0, best))
+    cfg = PlannerConfig(
+        horizon=1, population=200, iterations=6, elites=20, temperature=0.01, warm_start=False
+    )
+    planner = make_planner(
+        name, torch.tensor([-2.0]), torch.tensor([2.0]), cfg, torch.Generator().manual_seed(0)
+    )
+    a = planner.plan(objective)
+    assert a.shape == (1,)
+    assert float(a) == pytest.approx(best_clipped, abs=0.03)
+
+
+def test_multi_step_double_integrator_goes_home():
+    """Position and velocity under a held force: planning 10 steps ahead, the first action must
+    push back towards the origin, and following the plans brings the mass home."""
+    x, v = 1.0, 0.0
+    planner = make_planner(
+        "cem",
+        torch.tensor([-1.0]),
+        torch.tensor([1.0]),
+        PlannerConfig(horizon=10, population=300, iterations=4),
+        torch.Generator().manual_seed(1),
+    )
+
+    def objective_from(x0, v0):
+        def objective(actions):
+            xs, vs = torch.full((actions.shape[0],), x0), torch.full((actions.shape[0],), v0)
+            total = torch.zeros(actions.shape[0])
+            for h in range(actions.shape[1]):
+                vs = vs + actions[:, h, 0] * 0.1
+                xs = xs + vs * 0.1
+                total -= xs**2 + 0.1 * vs**2
+            return total
+
+        return objective
+
+    first = planner.plan(objective_from(x, v))
+    assert float(first) < -0.5
+    for _ in range(60):
+        a = float(planner.plan(objective_from(x, v)))
+        v += a * 0.1
+        x += v * 0.1
+    assert abs(x) < 0.1 and abs(v) < 0.2
+
+
+def test_unknown_planner_lists_names():
+    with pytest.raises(ValueError, match=r"\['cem', 'mppi'\]"):
+        make_planner("ilqr", torch.zeros(1), torch.ones(1))
