@@ -15,7 +15,14 @@ from typing import Annotated
 import tyro
 
 from worldmodel.collect import CollectConfig, collect_to_file
-from worldmodel.config import DemoConfig, EvaluateConfig, PaperConfig, PlanConfig, TrainConfig
+from worldmodel.config import (
+    DemoConfig,
+    DynaConfig,
+    EvaluateConfig,
+    PaperConfig,
+    PlanConfig,
+    TrainConfig,
+)
 from worldmodel.errors import TrainingError
 
 
@@ -116,6 +123,12 @@ def _plan(args: PlanConfig) -> None:
     )
 
 
+def _dyna(args: DynaConfig) -> None:
+    from agents.dyna import dyna_summary, run_dyna
+
+    print(dyna_summary(run_dyna(args), args))
+
+
 # command name -> (argument dataclass, function taking it)
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "collect": (CollectArgs, _collect),
@@ -123,6 +136,7 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
     "evaluate": (EvaluateArgs, _evaluate),
     "demo": (DemoConfig, _demo),
     "plan": (PlanConfig, _plan),
+    "dyna": (DynaConfig, _dyna),
 }
 
 

@@ -281,3 +281,45 @@ class PlanConfig:
     """Time limit of the real episodes (default: the env's)."""
     seed: int = 0
     """Seed of the real resets and the planner."""
+
+
+@dataclass
+class DynaConfig:
+    """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions (MBPO-style)."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium MuJoCo env id (Hopper-v5 or Walker2d-v5: their rewards are known to the model)."""
+    steps: int = 50_000
+    """Real env steps in total (the budget every method is compared at)."""
+    out: Path = Path("runs/dyna")
+    """Directory for the agent, the model refits and the learning curve."""
+    use_model: bool = True
+    """False: plain model-free SAC with the same settings (the baseline)."""
+    model: str = "mlp-ensemble"
+    """World model name."""
+    timing: str = "fixed"
+    """Real control intervals."""
+    init_steps: int = 2_000
+    """Random real steps before SAC learns and the model is first fitted."""
+    refit_every: int = 1_000
+    """Real steps between model refits (each followed by new imagined rollouts)."""
+    refit_epochs: int = 2
+    """Epochs per refit (warm-started from the previous fit)."""
+    refit_steps_per_epoch: int = 50
+    """Batches per refit epoch."""
+    window: int = 10
+    """Training window (observations)."""
+    rollouts: int = 1_000
+    """Imagined branches per refit, each from a real state."""
+    rollout_length: int = 3
+    """Imagined steps per branch."""
+    context: int = 5
+    """Real observations encoded before each branch."""
+    gradient_steps: int = 1
+    """SAC updates per real step."""
+    eval_every: int = 2_500
+    """Real steps between evaluations on the real env."""
+    eval_episodes: int = 3
+    """Real episodes per evaluation (deterministic policy)."""
+    seed: int = 0
+    """Seed of SAC, the envs and the model."""

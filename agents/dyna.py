@@ -1,0 +1,158 @@
+"""Learning in imagination (Dyna / MBPO style) with stable-baselines3's SAC.
+
+SAC collects real steps as usual. Every ``refit_every`` real steps a callback refits the world
+model on all real episodes so far (warm-started), encodes ``rollouts`` real context windows,
+rolls the current policy ``rollout_length`` steps in the model and adds those imagined
+transitions to SAC's replay buffer. The agent is evaluated on the real env only; the learning
+curve (real steps, mean real return) goes to ``out/curve.csv``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+
+from envs.factory import EnvSpec, make_env
+from envs.imagined import ImaginationCore
+from worldmodel.batching import Context
+from worldmodel.config import DynaConfig, TrainConfig
+from worldmodel.data import Dataset
+from worldmodel.io import atomic_write_text
+from worldmodel.models import ModelConfig
+
+
+def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int) -> list[float]:
+    """Mean-action returns of ``agent`` on the real env (never on a model)."""
+    env = make_env(EnvSpec(env_id, timing=timing))
+    out = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total, done = 0.0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(agent.predict(obs, deterministic=True)[0])
+            total, done = total + float(r), term or trunc
+        out.append(total)
+    env.close()
+    return out
+
+
+class DynaCallback(BaseCallback):
+    """Refits the model, adds imagined transitions, evaluates on the real env."""
+
+    def __init__(self, cfg: DynaConfig, recorder, dt: float) -> None:
+        super().__init__()  # SB3 sets self.model to the agent
+        self.cfg, self.recorder, self.dt = cfg, recorder, dt
+        self.curve: list[tuple[int, float, float]] = []
+        self.world_model = None
+        self.refits = 0
+        self.imagined = 0
+        self.rng = np.random.default_rng(cfg.seed)
+        self.start = time.perf_counter()
+
+    def _dataset(self) -> Dataset:
+        space = self.training_env.action_space
+        return Dataset(list(self.recorder.episodes), {"env_id": self.cfg.env, "action_low": space.low.tolist(),
+                                                      "action_high": space.high.tolist()})  # fmt: skip
+
+    def refit(self) -> None:
+        from worldmodel.train import Trainer, load
+
+        c = self.cfg
+        data = self._dataset()
+        run = c.out / "model" / f"refit_{self.refits:03d}"
+        tc = TrainConfig(model=c.model, net=ModelConfig(), epochs=c.refit_epochs, steps_per_epoch=c.refit_steps_per_epoch,
+                         window=c.window, split=(0.9, 0.1, 0.0), seed=c.seed + self.refits, patience=0,
+                         progress=False, tensorboard=False)  # fmt: skip
+        trainer = Trainer(tc, data, run)
+        if self.world_model is not None:  # warm start; keep the new normalisation
+            keep = {
+                k: v
+                for k, v in self.world_model.state_dict().items()
+                if k not in ("obs_mean", "obs_std")
+            }
+            trainer.model.load_state_dict(keep, strict=False)
+        trainer.fit()
+        self.world_model = load(run)
+        self.refits += 1
+
+    def imagine(self) -> None:
+        c = self.cfg
+        core = ImaginationCore(self.world_model)
+        eps = [ep for ep in self.recorder.episodes if len(ep) >= 2]
+        contexts = []
+        for _ in range(c.rollouts):
+            ep = eps[int(self.rng.integers(len(eps)))]
+            k = int(self.rng.integers(len(ep)))
+            s = slice(max(0, k - c.context + 1), k + 1)
+            contexts.append(
+                Context(ep.t[s] - ep.t[k], ep.obs[s], ep.actions[s.start : k].astype(np.float64))
+            )
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
+        state = core.encode(contexts, gen)
+        obs = np.stack([ctx.obs[-1] for ctx in contexts])
+        alive = np.ones(len(obs), dtype=bool)
+        buf = self.model.replay_buffer
+        dt = np.full(len(obs), self.dt)
+        for _ in range(c.rollout_length):
+            actions, _ = self.model.predict(obs, deterministic=False)
+            state, nxt, reward, term, _, _ = core.step(state, obs, actions, dt)
+            for i in np.flatnonzero(alive):
+                buf.add(
+                    obs[i : i + 1],
+                    nxt[i : i + 1],
+                    actions[i : i + 1],
+                    reward[i : i + 1],
+                    term[i : i + 1],
+                    [{}],
+                )
+                self.imagined += 1
+            alive &= ~term
+            obs = nxt
+            if not alive.any():
+                break
+
+    def _on_step(self) -> bool:
+        c, n = self.cfg, self.num_timesteps
+        if c.use_model and n >= c.init_steps and (n - c.init_steps) % c.refit_every == 0:
+            self.refit()
+            self.imagine()
+        if n % c.eval_every == 0 or n == c.steps:
+            rets = evaluate_real(self.model, c.env, c.timing, c.eval_episodes, seed=10_000 + n)
+            self.curve.append((n, float(np.mean(rets)), time.perf_counter() - self.start))
+            rows = ["real_steps,mean_real_return,wall_s"] + [
+                f"{s},{r:.2f},{w:.1f}" for s, r, w in self.curve
+            ]
+            atomic_write_text(c.out / "curve.csv", "\n".join(rows) + "\n")
+        return True
+
+
+def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
+    """Train SAC for ``cfg.steps`` real steps (with imagined transitions when ``use_model``)."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    env = make_env(EnvSpec(cfg.env, timing=cfg.timing), record=True)
+    agent = SAC("MlpPolicy", env, learning_starts=cfg.init_steps, gradient_steps=cfg.gradient_steps, seed=cfg.seed,
+                device="cpu", verbose=0)  # fmt: skip
+    dt = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
+    cb = DynaCallback(cfg, env, dt)
+    start = time.perf_counter()
+    agent.learn(cfg.steps, callback=cb)
+    agent.save(cfg.out / "agent.zip")
+    return {"curve": cb.curve, "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
+            "refits": cb.refits, "imagined_transitions": cb.imagined, "buffer": agent.replay_buffer.size(),
+            "wall_s": time.perf_counter() - start}  # fmt: skip
+
+
+def dyna_summary(res: dict[str, Any], cfg: DynaConfig) -> str:
+    kind = f"SAC + {cfg.model} imagination" if cfg.use_model else "model-free SAC"
+    curve = ", ".join(f"{s}: {r:.1f}" for s, r, _ in res["curve"])
+    return (
+        f"{kind} on {cfg.env}, {cfg.steps} real steps in {res['wall_s']:.0f} s: final mean real return "
+        f"{res['final_real_return']:.1f}; curve (real steps: return) {curve}; {res['refits']} refits, "
+        f"{res['imagined_transitions']} imagined transitions; curve in {Path(cfg.out) / 'curve.csv'}"
+    )
