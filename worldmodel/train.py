@@ -164,7 +164,7 @@ class Trainer:
                 windows[i] for i in sorted(pick.choice(len(windows), c.eval_windows, replace=False))
             ]
         out = {}
-        for mode in ("interp", "extrap"):
+        for mode in ("interp", "extrap") if c.mode == "both" else (c.mode,):  # only what is trained
             rng = np.random.default_rng([c.eval_seed, len(mode)])
             out[mode] = [
                 make_batch(self.val_eps, windows[i : i + 2 * c.batch_size], self.normalizer, mode=mode,
@@ -226,7 +226,7 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """``val/{interp,extrap}_{mse,nll}`` on the fixed validation batches, and ``val/score``
+        """``val/{mode}_{mse,nll}`` for each trained mode on the fixed validation batches, and ``val/score``
         (the mean mse over the trained modes that the model is scored on, see
         ``WorldModel.scored_modes``: the best checkpoint minimises it)."""
         self.model.eval()
