@@ -1,4 +1,5 @@
-"""The ``worldmodel`` command: ``collect``, ``train``, ``evaluate``, ``demo``, ``dataset info|merge``.
+"""The ``worldmodel`` command: ``collect``, ``train``, ``evaluate``, ``demo``, ``plan``, ``dyna``,
+``dataset info|merge`` and ``benchmark paper-hopper``.
 
 Flags come from the config dataclasses (``tyro``), so the library and the CLI share one
 definition. Expected failures (bad input, bad files) print one line on stderr and exit 2.
@@ -38,7 +39,7 @@ def _collect(args: CollectArgs) -> None:
     from worldmodel.summary import describe
 
     dataset = collect_to_file(args, args.out)
-    print(describe(dataset, title=str(args.out)).split("\n  return")[0])
+    print(describe(dataset, title=str(args.out), full=False))
     print(f"wrote {args.out}")
 
 

@@ -194,6 +194,12 @@ class Dataset:
         return str(self.metadata["env_id"])
 
     @property
+    def timing(self) -> str:
+        """The collection's ``IrregularTiming`` spec from the metadata (``fixed`` if none)."""
+        wrappers = self.metadata.get("wrappers", [])
+        return next((w["timing"] for w in wrappers if w.get("name") == "IrregularTiming"), "fixed")
+
+    @property
     def obs_dim(self) -> int:
         return int(self.episodes[0].obs.shape[1])
 

@@ -277,14 +277,7 @@ def compare_to_simulator(
     holding the last context observation is the ceiling. ``timing`` defaults to the dataset's.
     """
     if timing is None:
-        timing = next(
-            (
-                w["timing"]
-                for w in dataset.metadata.get("wrappers", [])
-                if w["name"] == "IrregularTiming"
-            ),
-            "fixed",
-        )
+        timing = dataset.timing
     chosen = sample_starts(dataset, starts, context, seed)
     actions, dts = action_plan(
         dataset.env_id, starts, horizon, policy=policy, timing=timing, seed=seed

@@ -93,7 +93,20 @@ def evaluate_runs(
     )
     path = out / "report.md"
     atomic_write_text(
-        path, _markdown(names, runs, held, result, videos, config, data_path, len(test), seconds)
+        path,
+        _markdown(
+            names,
+            runs,
+            held,
+            result,
+            videos,
+            config,
+            data_path,
+            len(test),
+            seconds,
+            models,
+            dataset,
+        ),
     )
     return path
 
@@ -110,7 +123,17 @@ def _results(names, held, result: HorizonResult, config, data_path, runs, second
 
 
 def _markdown(
-    names, runs, held, result: HorizonResult, videos, config, data_path, n_test, seconds
+    names,
+    runs,
+    held,
+    result: HorizonResult,
+    videos,
+    config,
+    data_path,
+    n_test,
+    seconds,
+    models,
+    dataset,
 ) -> str:
     s = result.settings
     L = [f"# Evaluation report: {', '.join(names)} on {s['env_id']}", ""]
@@ -157,25 +180,22 @@ def _markdown(
         "",
         "```bash",
     ]
-    L += _commands(runs, result, config, data_path)
+    L += _commands(runs, models, dataset, result, config, data_path)
     L += ["```", ""]
     return "\n".join(L) + "\n"
 
 
-def _commands(runs, result: HorizonResult, config, data_path) -> list[str]:
+def _commands(
+    runs, models, dataset: Dataset, result: HorizonResult, config, data_path
+) -> list[str]:
     q = shlex.quote
-    out = []
-    meta = load_dataset(data_path).metadata
-    timing = next(
-        (w["timing"] for w in meta.get("wrappers", []) if w["name"] == "IrregularTiming"), "fixed"
-    )
+    meta = dataset.metadata
     policy = meta.get("policy", {})
     pol = policy.get("path", policy.get("name", "random"))
-    episodes = sum(1 for _ in load_dataset(data_path))
-    out.append(f"worldmodel collect --env {meta['env_id']} --episodes {episodes} --policy {q(str(pol))} "
-               f"--timing {timing} --seed {meta.get('seed', 0)} --out {q(str(data_path))}")  # fmt: skip
-    for r in runs:
-        cfg = load(r).run_config["train"]
+    out = [f"worldmodel collect --env {dataset.env_id} --episodes {len(dataset)} --policy {q(str(pol))} "
+           f"--timing {dataset.timing} --seed {meta.get('seed', 0)} --out {q(str(data_path))}"]  # fmt: skip
+    for r, m in zip(runs, models):
+        cfg = m.run_config["train"]
         out.append(f"worldmodel train {q(str(data_path))} --model {cfg['model']} --out {q(str(r))} --epochs {cfg['epochs']} "
                    f"--steps-per-epoch {cfg['steps_per_epoch']} --window {cfg['window']} --seed {cfg['seed']}"
                    f"  # every setting: {r}/config.json")  # fmt: skip

@@ -33,8 +33,9 @@ def _stats_table(name: str, x: np.ndarray) -> list[str]:
     return lines
 
 
-def describe(dataset: Dataset, title: str = "") -> str:
-    """Episodes, steps, timing, dt histogram and per-dimension statistics as text."""
+def describe(dataset: Dataset, title: str = "", full: bool = True) -> str:
+    """Episodes, steps, timing, and (``full``) returns, the dt histogram and per-dimension
+    statistics, as text."""
     meta = dataset.metadata
     lengths = np.array([len(ep) - 1 for ep in dataset])
     dts = np.concatenate([ep.dt for ep in dataset])
@@ -56,6 +57,10 @@ def describe(dataset: Dataset, title: str = "") -> str:
         f"  steps         {dataset.num_steps} transitions, {sum(len(ep) for ep in dataset)} observations, "
         f"{sum(ep.duration for ep in dataset):.3f} s simulated",
         f"  episode len   min {lengths.min()} / mean {lengths.mean():.1f} / max {lengths.max()} steps",
+    ]
+    if not full:
+        return "\n".join(lines)
+    lines += [
         f"  return        mean {returns.mean():.3f}  std {returns.std():.3f}",
         f"  dt [s]        mean {dts.mean():.5f}  min {dts.min():.5f}  max {dts.max():.5f}",
     ]
