@@ -17,28 +17,13 @@ from worldmodel.evaluate import (
     compare_to_simulator,
     heldout_error,
 )
-from worldmodel.models import ModelConfig
 from worldmodel.report import SECTIONS, evaluate_runs
-from worldmodel.train import TrainConfig, Trainer, load
-
-NET = ModelConfig(latent_dim=6, rec_dim=12, units=32, layers=1, dec_units=0, samples=1)
+from worldmodel.train import load
 
 
 @pytest.fixture(scope="module")
-def run(hopper_dataset, hopper_file, tmp_path_factory):
-    out = tmp_path_factory.mktemp("eval") / "lode"
-    cfg = TrainConfig(
-        net=NET,
-        epochs=1,
-        steps_per_epoch=3,
-        batch_size=8,
-        window=10,
-        eval_windows=8,
-        progress=False,
-        tensorboard=False,
-    )
-    Trainer(cfg, hopper_dataset, out, dataset_path=hopper_file).fit()
-    return out
+def run(tiny_run):
+    return tiny_run("latent-ode")
 
 
 def test_the_simulator_itself_has_zero_error_at_every_horizon(hopper_dataset):
@@ -79,11 +64,11 @@ def test_report_plots_and_video(run, hopper_file, tmp_path):
     for png in ("horizon.png", "trajectories.png"):
         img = imageio.imread(tmp_path / "rep" / png)
         assert img.std() > 10  # not blank
-    frames = imageio.mimread(tmp_path / "rep" / "video_lode.gif")
+    frames = imageio.mimread(tmp_path / "rep" / "video_latent-ode.gif")
     assert len(frames) == 3 + 8  # context, then the horizon
     assert np.asarray(frames[0]).std() > 5
     assert not np.array_equal(frames[3], frames[-1])  # the imagined hopper moves
-    mp4 = imageio.get_reader(tmp_path / "rep" / "video_lode.mp4")
+    mp4 = imageio.get_reader(tmp_path / "rep" / "video_latent-ode.mp4")
     assert mp4.count_frames() == 11
     with pytest.raises(ValueError, match="Walker2d-v5"):
         from worldmodel.data import Dataset, load_dataset

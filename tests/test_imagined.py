@@ -6,38 +6,11 @@ import pytest
 
 import envs  # noqa: F401  (registers worldmodel/Imagined-v0)
 from envs.imagined import ImaginedEnv, ImaginedVectorEnv, SB3VecEnv
-from worldmodel.models import ModelConfig
-from worldmodel.train import TrainConfig, Trainer
-
-NET = ModelConfig(
-    latent_dim=6,
-    rec_dim=12,
-    units=32,
-    layers=1,
-    dec_units=0,
-    samples=1,
-    ensemble_size=3,
-    ensemble_units=32,
-    ensemble_layers=2,
-)
 
 
 @pytest.fixture(scope="module", params=["latent-ode", "mlp-ensemble"])
-def run(request, hopper_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("imagined") / request.param
-    cfg = TrainConfig(
-        model=request.param,
-        net=NET,
-        epochs=1,
-        steps_per_epoch=5,
-        batch_size=8,
-        window=10,
-        eval_windows=8,
-        progress=False,
-        tensorboard=False,
-    )
-    Trainer(cfg, hopper_dataset, out).fit()
-    return out
+def run(request, tiny_run):
+    return tiny_run(request.param)
 
 
 def rollout(env, seed, steps=20, action_seed=0):

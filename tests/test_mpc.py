@@ -8,25 +8,12 @@ import pytest
 
 from agents.mpc import run_mpc
 from worldmodel.config import PlanConfig
-from worldmodel.models import ModelConfig
-from worldmodel.train import TrainConfig, Trainer, load
+from worldmodel.train import load
 
 
 @pytest.fixture(scope="module")
-def run(hopper_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mpc") / "lode"
-    cfg = TrainConfig(
-        net=ModelConfig(latent_dim=6, rec_dim=12, units=32, layers=1, dec_units=0, samples=1),
-        epochs=1,
-        steps_per_epoch=3,
-        batch_size=8,
-        window=10,
-        eval_windows=8,
-        progress=False,
-        tensorboard=False,
-    )
-    Trainer(cfg, hopper_dataset, out).fit()
-    return out
+def run(tiny_run):
+    return tiny_run("latent-ode")
 
 
 @pytest.mark.parametrize("planner", ["cem", "mppi"])
