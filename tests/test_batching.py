@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from tests.synthetic import linear_dataset
-from worldmodel.batching import Normalizer, make_batch, sample_windows, tile_windows
+from worldmodel.batching import (
+    Context,
+    Normalizer,
+    context_batch,
+    make_batch,
+    sample_windows,
+    tile_windows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +68,40 @@ def test_masks_interp_and_extrap(data):
         rng=np.random.default_rng(0),
     )
     assert (again.context == be.context).all()
+
+
+def test_anchor_is_the_start_when_interpolating_and_the_last_observation_otherwise(data):
+    eps, norm = data
+    windows = tile_windows(eps, 10)
+    rng = np.random.default_rng(0)
+    bi = make_batch(eps, windows, norm, mode="interp", observed=0.3, rng=rng)
+    assert (bi.anchor() == 0).all()
+    be = make_batch(eps, windows, norm, mode="extrap", observed=0.5, rng=rng)
+    assert (be.anchor() == be.last_context()).all() and (be.anchor() > 0).any()
+    ctx = [Context(ep.t[:4], ep.obs[:4], ep.actions[:3]) for ep in eps[:3]]
+    bc = context_batch(ctx, norm)
+    a = bc.anchor()
+    assert not bc.target.any() and (a == bc.last_context()).all()
+    assert (bc.exists & (torch.arange(bc.times.shape[0]) > a.unsqueeze(1))).sum() == 0
+
+
+def test_own_steps_from_the_anchor(data):
+    eps, norm = data
+    b = make_batch(
+        eps, tile_windows(eps, 10), norm, mode="extrap", observed=0.5, rng=np.random.default_rng(0)
+    )
+    anchor = b.anchor()
+    own = b.own_steps(anchor)
+    for i in range(b.size):
+        have = torch.nonzero(b.exists[i] & (torch.arange(b.times.shape[0]) >= anchor[i])).flatten()
+        n = len(have)
+        assert (
+            (own.pos[i, :n] == have).all() and own.valid[i, :n].all() and not own.valid[i, n:].any()
+        )
+        assert (
+            own.inverse[i, : anchor[i] + 1] == 0
+        ).all()  # earlier points read the anchor's value
+        assert own.dt[i, n - 1 :].eq(0).all() and (own.dt[i, : n - 1] > 0).all()
 
 
 def test_bad_batch_settings(data):

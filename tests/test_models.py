@@ -75,6 +75,32 @@ def test_contract_shapes(name, data):
     torch.testing.assert_close(o, roll.mean[0, :, -1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["latent-ode", "rnn-vae"])
+def test_latent_state_lives_at_the_last_observation_when_extrapolating(name, data):
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model(name, 2, 1, TINY)
+    model.set_normalizer(norm)
+    rng = np.random.default_rng(3)
+    b = make_batch(eps, sample_windows(eps, 6, 15, rng), norm, mode="extrap", observed=1.0, rng=rng)
+    with torch.no_grad():
+        # encoding: the posterior at the last context point itself, not carried through an ODE
+        state = model.encode(b, mean=True)[0]
+        torch.testing.assert_close(state, model.posterior(b).loc)
+        # prediction = that state rolled forward under the targets' actions and dts
+        own = b.own_steps(b.anchor())
+        n = int(b.target.sum(1)[0])
+        roll = model.rollout(state.unsqueeze(0), own.actions[:, :n], own.dt[:, :n]).mean[0]
+        pred = model.predict(b).mean[0]
+        at = own.pos[:, 1 : n + 1]
+        torch.testing.assert_close(
+            pred.gather(1, at.unsqueeze(-1).expand(-1, -1, 2)), roll, atol=1e-5, rtol=1e-5
+        )
+        # grid points before the anchor read the anchor's state
+        a = b.anchor()
+        assert torch.allclose(pred[torch.arange(b.size), a], pred[:, 0])
+
+
 def test_latent_ode_fits_and_extrapolates_a_linear_system():
     d = linear_dataset(60, 30, seed=0)
     train, test = d.episodes[:50], d.episodes[50:]
@@ -113,7 +139,9 @@ def test_latent_ode_fits_and_extrapolates_a_linear_system():
     constant = masked_mse(last.unsqueeze(1).expand_as(tb.obs), tb.obs, tb.target).item()
     mse = model.metrics(tb)["mse"]
     # 15 time units ahead on held-out episodes: far better than holding the last observation
-    assert mse < 0.1 * constant, (mse, constant)
+    # (z0 at the last observed point: 0.022 vs 2.48 when measured; integrating from the window's
+    # start over the context, as before, gave 0.14)
+    assert mse < 0.03 * constant, (mse, constant)
 
 
 def test_registry_matches_the_config_names():

@@ -90,12 +90,14 @@ class Batch:
     def to(self, device: torch.device | str) -> Batch:
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
-    def own_steps(self) -> OwnSteps:
-        """Each window's own points as a padded sequence (see :class:`OwnSteps`)."""
+    def own_steps(self, start: torch.Tensor | None = None) -> OwnSteps:
+        """Each window's own points as a padded sequence (see :class:`OwnSteps`), from grid
+        index ``start (B,)`` on (None: from its first point); earlier points map to the first."""
         B, U = self.exists.shape
         idx = torch.arange(U, device=self.times.device).expand(B, U)
-        K = max(1, int(self.exists.sum(1).max()))
-        order = torch.where(self.exists, idx, U).sort(1).values[:, :K]
+        own = self.exists if start is None else self.exists & (idx >= start.unsqueeze(1))
+        K = max(1, int(own.sum(1).max()))
+        order = torch.where(own, idx, U).sort(1).values[:, :K]
         valid = order < U
         last = order.masked_fill(~valid, -1).amax(1, keepdim=True)
         pos = torch.where(valid, order, last)
@@ -114,6 +116,20 @@ class Batch:
         return OwnSteps(
             pos=pos, valid=valid, t=t, dt=dt, actions=actions, inverse=inv[:, :U], context=context
         )
+
+    def anchor(self) -> torch.Tensor:
+        """``(B,)`` long: grid index of the point whose latent state a latent model infers
+        (its z0): each window's last context point, or its first target if that comes earlier.
+
+        Interpolation: the window's start. Extrapolation: the last observed point, so that the
+        model integrates only over what it must predict (the original code likewise starts
+        its extrapolation ODE at the first predicted time). Context-only batches: the last
+        observation, the state an imagined rollout starts from.
+        """
+        U = self.times.shape[0]
+        idx = torch.arange(U, device=self.times.device).expand_as(self.target)
+        first_target = torch.where(self.target, idx, U).amin(1)
+        return torch.minimum(self.last_context(), first_target)
 
     def last_context(self) -> torch.Tensor:
         """``(B,)`` long: grid index of each window's last context point."""
@@ -255,7 +271,8 @@ class Context:
 
 
 def context_batch(contexts: Sequence[Context], normalizer: Normalizer) -> Batch:
-    """A batch whose every point is observed context (for encoding real observations)."""
+    """A batch whose every point is observed context and none a target (for encoding real
+    observations: latent models infer the state at the last one)."""
     for i, c in enumerate(contexts):
         T = len(c.t)
         if T < 1 or c.obs.shape[0] != T or c.actions.shape[0] != T - 1:
@@ -270,6 +287,8 @@ def context_batch(contexts: Sequence[Context], normalizer: Normalizer) -> Batch:
         if T > 1 and (np.diff(c.t) <= 0).any():
             raise ValueError(f"context {i}: t is not strictly increasing")
     windows = [Window(i, 0, len(c.t)) for i, c in enumerate(contexts)]
-    return make_batch(
+    batch = make_batch(
         contexts, windows, normalizer, mode="interp", observed=1.0, rng=np.random.default_rng(0)
     )
+    batch.target = torch.zeros_like(batch.target)
+    return batch

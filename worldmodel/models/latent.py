@@ -7,7 +7,8 @@ with a learned per-dimension ``s``.
 
 Recognition: an RNN runs *backward* in time over the context points of each window (inputs:
 observation, mask, the action held from that point, the time gap) and gives
-``q(z0) = N(mu, sigma)`` at the window's start. Between context points its hidden state is
+``q(z0) = N(mu, sigma)`` at the window's anchor: its start when interpolating, its last
+observed point when extrapolating or encoding a context for imagination. Between context points its hidden state is
 evolved by an autonomous ODE (``encoder="ode-rnn"``, Euler steps) or kept (``"rnn"``).
 """
 
@@ -58,14 +59,16 @@ class GRUTransition(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Backward-in-time ODE-RNN (or RNN) over each window's own context points -> ``(mu, sigma)``
-    of z0 at ``times[0]``.
+    """ODE-RNN (or RNN) over each window's own context points toward its anchor
+    (:meth:`Batch.anchor`) -> ``(mu, sigma)`` of z0 there.
 
-    Each window's context points are gathered into a padded sequence (latest first), so the loop
-    runs over the largest number of context points in the batch, not over the union grid. Between
-    points the hidden state follows ``dh/dt = g(h)`` backward by Euler steps of at most one model
-    time unit (``ode-rnn``), or is kept (``rnn``); the GRU input is the observation, the action
-    held from that point and the time gap.
+    Each window's context points are gathered into a padded sequence, latest first when the
+    anchor is the window's start (backward in time, as in the paper) and earliest first when it
+    is the last context point (forward, a filter), so the loop runs over the largest number of
+    context points in the batch, not over the union grid. Between points the hidden state
+    follows ``dh/dt = g(h)`` by Euler steps of at most one model time unit (``ode-rnn``), or is
+    kept (``rnn``); the GRU input is the observation, the action held from that point and the
+    signed time gap.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, latent: int, config: ModelConfig) -> None:
@@ -95,9 +98,16 @@ class Encoder(nn.Module):
         K = max(1, int(batch.context.sum(1).max()))
         grid = batch.times / self.time_unit
         idx = torch.arange(U, device=grid.device).expand(B, U)
-        order = torch.where(batch.context, idx, -1).sort(1, descending=True).values[:, :K]  # (B, K)
-        valid = order >= 0
-        pos = order.clamp(min=0)
+        anchor = batch.anchor()
+        # run toward the anchor: backward (latest first) when it is at or before the first
+        # context point, forward (earliest first) when it is the last one
+        fwd = (anchor == batch.last_context()).unsqueeze(1) & (
+            batch.context.sum(1, keepdim=True) > 1
+        )
+        key = torch.where(batch.context, torch.where(fwd, U - 1 - idx, idx), -1)
+        key = key.sort(1, descending=True).values[:, :K]  # (B, K)
+        valid = key >= 0
+        pos = torch.where(fwd, U - 1 - key, key).clamp(0, U - 1)
         t = grid[pos]
         x = batch.obs.gather(1, pos.unsqueeze(-1).expand(B, K, batch.obs.shape[-1]))
         a = batch.actions.gather(1, pos.unsqueeze(-1).expand(B, K, batch.actions.shape[-1]))
@@ -105,12 +115,12 @@ class Encoder(nn.Module):
         prev = t[:, 0]
         for k in range(K):
             m = valid[:, k]
-            gap = torch.where(m, t[:, k] - prev, torch.zeros_like(prev))  # <= 0
+            gap = torch.where(m, t[:, k] - prev, torch.zeros_like(prev))  # < 0 when backward
             h = self._evolve(h, gap)
             new = self.cell(torch.cat([x[:, k], a[:, k], gap.unsqueeze(-1)], -1), h)
             h = torch.where(m.unsqueeze(-1), new, h)
             prev = torch.where(m, t[:, k], prev)
-        h = self._evolve(h, grid[0] - prev)
+        h = self._evolve(h, grid[anchor] - prev)
         mu, raw = self.out(h).chunk(2, -1)
         sigma = F.softplus(raw).clamp(min=self.min_std, max=1e3)
         return torch.nan_to_num(mu, 0.0, 1e3, -1e3), torch.nan_to_num(
@@ -149,15 +159,18 @@ class LatentModel(WorldModel):
         return None if seconds is None else seconds / self.config.time_unit
 
     def evolve(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """``z0 (S, B, L)`` at ``times[0]`` -> ``(S, B, U, L)`` on the batch grid.
+        """``z0 (S, B, L)`` at each window's anchor (:meth:`Batch.anchor`) -> ``(S, B, U, L)`` on
+        the batch grid (points before the anchor get z0).
 
-        Each window is integrated on its own step clock ``s = 0, 1, ..., K-1`` (its own points)
-        with ``dz/ds = dt_k * f(z, a_k)``: every window's action switches fall on the same
-        integers, so the solver takes steps per own point, not per union-grid point.
+        Each window is integrated from its anchor on its own step clock ``s = 0, 1, ..., K-1``
+        (its own points) with ``dz/ds = dt_k * f(z, a_k)``: every window's action switches fall
+        on the same integers, so the solver takes steps per own point, not per union-grid point.
         """
         S, B, L = z0.shape
-        own = batch.own_steps()
+        own = batch.own_steps(batch.anchor())
         K, N = own.pos.shape[1], S * B
+        if K == 1:
+            return own.to_grid(z0.unsqueeze(2))
         acts = own.actions.unsqueeze(0).expand(S, *own.actions.shape).reshape(N, K, -1)
         scale = self.tau(own.dt).unsqueeze(0).expand(S, B, K).reshape(N, K)
         z = z0.reshape(N, L)
@@ -215,8 +228,8 @@ class LatentModel(WorldModel):
     def encode(
         self, batch: Batch, samples: int = 1, *, mean: bool = False, generator: Generators = None
     ) -> torch.Tensor:
-        """Samples of z0 (or its mean) carried through the context to each window's last
-        context point: ``(S, B, L)``."""
+        """Latent states at each window's last context point, ``(S, B, L)``: samples of the
+        posterior (or its mean), carried from the anchor when that comes earlier."""
         q = self.posterior(batch)
         if mean:
             z0 = q.loc.unsqueeze(0).expand(samples, *q.loc.shape)
