@@ -46,3 +46,35 @@ def test_windows_and_masks():
     assert (be.context[:, CONTEXT_POINTS:] == 0).all()
     (again,) = protocol_batches(test, "extrap", 0.5, seed=0)
     assert (again.context == be.context).all()
+
+
+def test_a_tiny_cell_end_to_end_resumes_and_traces(tmp_path):
+    import csv
+
+    from worldmodel.config import PaperConfig
+    from worldmodel.paper import run_benchmark
+
+    cfg = PaperConfig(mode="extrap", observed=0.3, trajectories=10, epochs=1, batch_size=4,
+                      cache=tmp_path / "hopper.npz", runs=tmp_path / "runs", csv=tmp_path / "results.csv",
+                      device="cpu", progress=False, trace_test=True)  # fmt: skip
+    (first,) = run_benchmark(cfg)
+    assert (
+        first["paper_mse"] == 1.175e-2 and np.isfinite(first["test_mse"]) and first["test_mse"] > 0
+    )
+    assert first["epochs"] == 1 and first["iterations"] == 1  # 0.9 * 8 training trajectories // 4
+    assert (tmp_path / "hopper_10.npz").exists()
+    cfg.epochs = 2  # the same command with more epochs resumes the cell
+    (second,) = run_benchmark(cfg)
+    assert second["epochs"] == 2 and second["iterations"] == 2
+    assert second["train_seconds"] > first["train_seconds"]  # summed over both sessions
+    with cfg.csv.open() as f:
+        assert [r["epochs"] for r in csv.DictReader(f)] == ["1", "2"]
+    with (tmp_path / "runs" / "latent-ode-extrap-0.3-quick" / "test_trace.csv").open() as f:
+        trace = list(csv.DictReader(f))
+    assert [r["epoch"] for r in trace] == ["1", "2"] and float(trace[1]["seconds"]) > float(
+        trace[0]["seconds"]
+    )
+    with pytest.raises(ValueError, match="only the extrap mode"):
+        run_benchmark(
+            PaperConfig(model="mlp-ensemble", mode="interp", trajectories=10, cache=cfg.cache)
+        )

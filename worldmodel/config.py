@@ -251,6 +251,9 @@ class PaperConfig:
     """Results file (rows appended)."""
     progress: bool = True
     """Progress bars."""
+    trace_test: bool = False
+    """After every epoch, score the current weights on the test split and append it to the run's
+    ``test_trace.csv`` with the training time so far (for time-to-accuracy; not for selection)."""
 
 
 @dataclass

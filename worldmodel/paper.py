@@ -141,9 +141,37 @@ def _trained_seconds(run: Path) -> float:
         return sum(float(r["time/epoch_s"]) for r in csv.DictReader(f))
 
 
+def test_mse(model, batches) -> float:
+    """MSE over every scored entry of ``batches`` (the protocol's metric); eval mode, no grad."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    sq = k = 0.0
+    with torch.no_grad():
+        for b in batches:
+            b = b.to(next(model.parameters()).device)
+            w = float(b.target.sum()) * model.obs_dim
+            sq, k = sq + model.metrics(b)["mse"] * w, k + w
+    model.train(was_training)
+    return sq / k
+
+
+def append_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` to a CSV file, writing the header when the file is new."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
 def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> dict[str, Any]:
     """Train ``cfg.model`` on one (mode, observed) cell and score it on the test split."""
-    import torch
 
     from worldmodel.config import TrainConfig
     from worldmodel.train import Trainer
@@ -168,23 +196,27 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
     def out_of_time(trainer, epoch, metrics) -> bool:
         return budget is not None and time.perf_counter() - start > budget
 
+    batches = protocol_batches(test, mode, observed, cfg.seed)
+
+    def trace(trainer, epoch, metrics) -> bool:
+        """Test MSE of the current weights after each epoch, against the summed epoch times
+        (the trace's own time is not counted); never used to choose a checkpoint."""
+        if cfg.trace_test:
+            row = {"epoch": epoch, "seconds": round(_trained_seconds(run), 1),
+                   "test_mse": test_mse(trainer.model, batches)}  # fmt: skip
+            append_csv(run / "test_trace.csv", [row])
+        return False
+
     trainer = Trainer(
-        tc, train, run, resume=(run / "last.safetensors").exists(), callbacks=[out_of_time]
+        tc, train, run, resume=(run / "last.safetensors").exists(), callbacks=[trace, out_of_time]
     )
     trainer.fit()
     seconds = _trained_seconds(run)
     from worldmodel.train import load
 
     model = load(run, device=cfg.device)
-    sq = k = 0.0
-    with torch.no_grad():
-        for b in protocol_batches(test, mode, observed, cfg.seed):
-            b = b.to(next(model.parameters()).device)
-            m = model.metrics(b)
-            w = float(b.target.sum()) * model.obs_dim
-            sq, k = sq + m["mse"] * w, k + w
     paper = PAPER_LATENT_ODE.get((mode, observed)) if cfg.model == "latent-ode" else None
-    return {"model": cfg.model, "mode": mode, "observed": observed, "test_mse": sq / k, "paper_mse": paper,
+    return {"model": cfg.model, "mode": mode, "observed": observed, "test_mse": test_mse(model, batches), "paper_mse": paper,
             "train_seconds": round(seconds, 1), "epochs": trainer.state["epoch"], "best_epoch": trainer.state["best_epoch"],
             "iterations": trainer.state["step"], "trajectories": n, "profile": cfg.profile, "device": str(trainer.device),
             "settings": json.dumps({**asdict(tc.net), "lr": cfg.lr, "batch_size": cfg.batch_size})}  # fmt: skip
@@ -192,7 +224,6 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
 
 def run_benchmark(cfg: PaperConfig) -> list[dict[str, Any]]:
     """Run the asked cells; print measured vs paper; append rows to ``cfg.csv``."""
-    import csv
 
     prof = PROFILES[cfg.profile]
     n = cfg.trajectories or prof["trajectories"]
@@ -217,12 +248,6 @@ def run_benchmark(cfg: PaperConfig) -> list[dict[str, Any]]:
         paper = "" if row["paper_mse"] is None else f"   paper {row['paper_mse'] * 100:.3f}"
         print(f"{row['model']} {mode:<6} p={p:<4} test MSE x1e-2 {row['test_mse'] * 100:.3f}{paper}"
               f"   ({row['train_seconds']:.0f} s, {row['iterations']} iterations, {row['device']})")  # fmt: skip
-    cfg.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not cfg.csv.exists()
-    with cfg.csv.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_csv(cfg.csv, rows)
     print(f"appended to {cfg.csv}")
     return rows
