@@ -104,6 +104,18 @@ def test_own_steps_from_the_anchor(data):
         assert own.dt[i, n - 1 :].eq(0).all() and (own.dt[i, : n - 1] > 0).all()
 
 
+@pytest.mark.parametrize("n, length", [(200, 100), (12, 5), (12, 12), (7, 10), (11, 6)])
+def test_tile_windows_cover_every_point_with_full_windows(n, length):
+    eps = linear_dataset(2, n - 1, seed=0).episodes
+    assert len(eps[0]) == n
+    ws = [w for w in tile_windows(eps, length) if w.episode == 0]
+    covered = np.zeros(n, bool)
+    for w in ws:
+        assert w.stop - w.start == min(n, length)
+        covered[w.start : w.stop] = True
+    assert covered.all() and len(ws) == max(1, -(-(n - 1) // (length - 1)))
+
+
 def test_bad_batch_settings(data):
     eps, norm = data
     w = tile_windows(eps, 5)

@@ -186,11 +186,18 @@ def sample_windows(
 
 
 def tile_windows(episodes: Sequence[Episode], length: int) -> list[Window]:
-    """Non-overlapping windows covering every episode (for deterministic evaluation)."""
+    """Windows covering every point of every episode (for deterministic evaluation): an
+    episode of up to ``length`` observations is one window; a longer one gets the fewest
+    full-length windows that cover it, their starts spread evenly (no short tail window)."""
     out = []
     for e, ep in enumerate(episodes):
-        for s in range(0, len(ep) - 1, length - 1):
-            out.append(Window(e, s, min(s + length, len(ep))))
+        n = len(ep)
+        if n <= length:
+            out.append(Window(e, 0, n))
+            continue
+        count = -(-(n - 1) // (length - 1))  # ceil: windows sharing their end points would tile
+        starts = np.round(np.linspace(0, n - length, count)).astype(int)
+        out.extend(Window(e, int(s), int(s) + length) for s in starts)
     return out
 
 
