@@ -119,3 +119,16 @@ def test_coarse_steps_still_stop_at_every_switch():
     knots = np.arange(0, 41, 8)  # solver points: exact to rk4's error
     np.testing.assert_allclose(out.numpy()[knots], want[knots], atol=1e-4)
     np.testing.assert_allclose(out.numpy(), want, atol=5e-3)  # linear interpolation in between
+
+
+def test_float_noise_in_equal_steps_is_not_a_switch():
+    from worldmodel.models.integrate import switch_index
+
+    t = (torch.arange(201, dtype=torch.float64) / 200).float()  # the paper protocol's clock
+    dt = t.diff().expand(3, 200).clone()
+    assert dt.unique().numel() > 1  # float32 differences of equal steps are not all equal
+    none = torch.zeros(3, 200, 0)
+    assert len(switch_index(none, dt)) == 0
+    dt[1, 120:] = 0.0  # one row ends: a real change of step length
+    dt[2, 50] = 0.0075
+    assert switch_index(none, dt).tolist() == [50, 51, 120]
