@@ -239,6 +239,9 @@ class PaperConfig:
     """Trajectories per batch (the paper's 50)."""
     lr: float = 3e-3
     """Peak learning rate (cosine schedule)."""
+    obs_std: float | None = None
+    """Fixed observation std of the latent models (None: learned per dimension; the original
+    code fixes 1e-3 for Hopper)."""
     seed: int = 0
     """Seed of training and test masks (the data always uses the protocol's seed 123)."""
     device: str = "auto"

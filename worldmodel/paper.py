@@ -109,12 +109,13 @@ def as_dataset(data: np.ndarray):
     return Dataset(eps, {"env_id": "dm_control/hopper", "protocol": "rubanova2019-hopper"})
 
 
-def net_for(model: str):
+def net_for(model: str, obs_std: float | None = None):
     """The paper's Hopper sizes: 15 latents, 3 x 300 ODE networks, encoder 30, linear decoder."""
     from worldmodel.config import ModelConfig
 
     return ModelConfig(latent_dim=15, rec_dim=30, units=300, layers=3, rec_layers=3, dec_units=0, samples=3,
-                       solver="dopri5", time_unit=1.0, ensemble_units=300, ensemble_layers=3)  # fmt: skip
+                       solver="dopri5", time_unit=1.0, ensemble_units=300, ensemble_layers=3,
+                       obs_std=obs_std)  # fmt: skip
 
 
 def protocol_batches(test, mode: str, observed: float, seed: int, chunk: int = 250):
@@ -183,7 +184,7 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
     epochs = cfg.epochs or prof["epochs"]
     steps = max(1, int(0.9 * n_train) // cfg.batch_size)
     tc = TrainConfig(
-        model=cfg.model, net=net_for(cfg.model), epochs=epochs, steps_per_epoch=steps, batch_size=cfg.batch_size,
+        model=cfg.model, net=net_for(cfg.model, cfg.obs_std), epochs=epochs, steps_per_epoch=steps, batch_size=cfg.batch_size,
         window=WINDOW if mode == "interp" else LENGTH, lr=cfg.lr, mode=mode, observed_min=observed,
         observed_max=observed, context_fraction=CONTEXT_POINTS / LENGTH, eval_observed=observed,
         eval_windows=200, normalize_obs=False, split=(0.9, 0.1, 0.0), patience=0, seed=cfg.seed,
