@@ -1,9 +1,11 @@
 """Learning in imagination (Dyna / MBPO style) with stable-baselines3's SAC.
 
 SAC collects real steps as usual. Every ``refit_every`` real steps a callback refits the world
-model on all real episodes so far (warm-started), encodes ``rollouts`` real context windows,
-rolls the current policy ``rollout_length`` steps in the model and adds those imagined
-transitions to SAC's replay buffer. The agent is evaluated on the real env only; the learning
+model on all real episodes so far (warm-started); every ``imagine_every`` real steps it encodes
+``rollouts`` real context windows, rolls the current policy ``rollout_length`` steps in the model
+and puts those imagined transitions in a FIFO ring beside the real replay buffer
+(:class:`agents.replay.MixedReplayBuffer`); each SAC batch takes ``real_ratio`` of its samples
+from real steps and the rest from the ring, ``gradient_steps`` batches per real step. The agent is evaluated on the real env only; the learning
 curve (real steps, mean real return) goes to ``out/curve.csv``.
 """
 
@@ -18,6 +20,7 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
 from worldmodel.batching import Context
@@ -82,6 +85,7 @@ class DynaCallback(BaseCallback):
         self.refits += 1
 
     def imagine(self) -> None:
+        """Branch ``rollouts`` imagined rollouts from random real states into the imagined ring."""
         c = self.cfg
         core = ImaginationCore(self.world_model)
         eps = [ep for ep in self.recorder.episodes if len(ep) >= 2]
@@ -101,27 +105,23 @@ class DynaCallback(BaseCallback):
         dt = np.full(len(obs), self.dt)
         for _ in range(c.rollout_length):
             actions, _ = self.model.predict(obs, deterministic=False)
-            state, nxt, reward, term, _, _ = core.step(state, obs, actions, dt)
-            for i in np.flatnonzero(alive):
-                buf.add(
-                    obs[i : i + 1],
-                    nxt[i : i + 1],
-                    actions[i : i + 1],
-                    reward[i : i + 1],
-                    term[i : i + 1],
-                    [{}],
-                )
-                self.imagined += 1
-            alive &= ~term
-            obs = nxt
+            state, nxt, reward, term, div, _ = core.step(state, obs, actions, dt)
+            keep = alive & ~div
+            buf.add_imagined(obs[keep], nxt[keep], actions[keep], reward[keep], term[keep])
+            self.imagined += int(keep.sum())
+            alive = keep & ~term
+            obs = np.where(alive[:, None], nxt, obs)
             if not alive.any():
                 break
 
     def _on_step(self) -> bool:
         c, n = self.cfg, self.num_timesteps
-        if c.use_model and n >= c.init_steps and (n - c.init_steps) % c.refit_every == 0:
-            self.refit()
-            self.imagine()
+        if c.use_model and n >= c.init_steps:
+            since = n - c.init_steps
+            if since % c.refit_every == 0:
+                self.refit()
+            if since % c.imagine_every == 0:
+                self.imagine()
         if n % c.eval_every == 0 or n == c.steps:
             rets = evaluate_real(self.model, c.env, c.timing, c.eval_episodes, seed=10_000 + n)
             self.curve.append((n, float(np.mean(rets)), time.perf_counter() - self.start))
@@ -134,10 +134,15 @@ class DynaCallback(BaseCallback):
 
 def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     """Train SAC for ``cfg.steps`` real steps (with imagined transitions when ``use_model``)."""
+    cfg.check()
     cfg.out.mkdir(parents=True, exist_ok=True)
     env = make_env(EnvSpec(cfg.env, timing=cfg.timing), record=True)
+    buffer: dict[str, Any] = {}
+    if cfg.use_model:
+        buffer = {"replay_buffer_class": MixedReplayBuffer,
+                  "replay_buffer_kwargs": {"imagined_capacity": cfg.imagined_capacity, "real_ratio": cfg.real_ratio}}  # fmt: skip
     agent = SAC("MlpPolicy", env, learning_starts=cfg.init_steps, gradient_steps=cfg.gradient_steps, seed=cfg.seed,
-                device="cpu", verbose=0)  # fmt: skip
+                device="cpu", verbose=0, **buffer)  # fmt: skip
     dt = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
     cb = DynaCallback(cfg, env, dt)
     start = time.perf_counter()
@@ -145,6 +150,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     agent.save(cfg.out / "agent.zip")
     return {"curve": cb.curve, "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
             "refits": cb.refits, "imagined_transitions": cb.imagined, "buffer": agent.replay_buffer.size(),
+            "imagined_buffer": getattr(agent.replay_buffer, "im_size", 0),
             "wall_s": time.perf_counter() - start}  # fmt: skip
 
 

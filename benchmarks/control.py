@@ -1,18 +1,28 @@
 """Control at equal real-env step budgets: model-free SAC vs SAC trained in imagination vs MPC.
 
-    python benchmarks/control.py [--budgets 5000,10000] [--seeds 0,1,2] [--out runs/control]
+    python benchmarks/control.py [--budgets 10000,25000,50000] [--seeds 0,1,2] [--utd 5]
+        [--methods sac,sac+imagination,mpc] [--threads N] [--out runs/control]
 
-For each seed: ``worldmodel dyna --no-use-model`` (model-free SAC) and ``worldmodel dyna``
-(SAC + mlp-ensemble imagination), both evaluated on the real Hopper-v5 at every budget (3
-deterministic episodes); then CEM MPC with the world model the Dyna run fitted on the same
-real steps (its own episodes are extra real steps, reported). Prints mean ± std real return
-over seeds per budget with wall-clock, writes ``benchmarks/results/control.csv`` and the learning
-curves to ``benchmarks/results/control_curves.png``.
+Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic episodes):
+
+- ``sac``: model-free SAC at stable-baselines3's defaults (1 gradient step per real step);
+- ``sac+imagination``: ``worldmodel dyna`` (MBPO-style: mlp-ensemble refits, short imagined
+  branches in a ring beside the real buffer, ``--utd`` gradient steps per real step);
+- ``sac-utd``: ablation, model-free SAC with the same ``--utd`` (is the gain the model's?);
+- ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
+  episodes are extra real steps, reported).
+
+Every finished (method, seed) run leaves ``result.json`` in its directory and is not run again,
+so seeds can run as parallel processes (``--seeds 1 --methods sac``) and a final call with all
+seeds and methods only aggregates. Prints mean ± std real return over seeds per budget with
+wall-clock, appends to ``benchmarks/results/control.csv`` and plots the learning curves to
+``benchmarks/results/control_curves.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from functools import reduce
 from pathlib import Path
@@ -21,90 +31,121 @@ import numpy as np
 from _results import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "control.csv"
+LEARNERS = ("sac", "sac+imagination", "sac-utd")
+
+
+def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> dict:
+    """Run (or reuse) one learner for one seed; returns {"curve": {steps: return}, "wall_s"}."""
+    from agents.dyna import run_dyna
+    from worldmodel.config import DynaConfig
+    from worldmodel.io import atomic_write_text
+
+    run = out / f"{name}-seed{seed}"
+    done = run / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    cfg = DynaConfig(steps=budgets[-1], use_model=name == "sac+imagination", seed=seed,
+                     gradient_steps=1 if name == "sac" else utd,
+                     eval_every=reduce(math.gcd, budgets), out=run)  # fmt: skip
+    res = run_dyna(cfg)
+    result = {"curve": {str(s): r for s, r, _ in res["curve"]}, "wall_s": res["wall_s"],
+              "gradient_steps": cfg.gradient_steps, "imagined": res["imagined_transitions"]}  # fmt: skip
+    atomic_write_text(done, json.dumps(result, indent=1))
+    return result
+
+
+def _mpc(seed: int, out: Path) -> dict:
+    from agents.mpc import run_mpc
+    from worldmodel.config import PlanConfig
+    from worldmodel.io import atomic_write_text
+    from worldmodel.train import load
+
+    done = out / f"mpc-seed{seed}" / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    model_dir = sorted((out / f"sac+imagination-seed{seed}" / "model").iterdir())[-1]
+    res = run_mpc(load(model_dir), PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed))
+    result = {"mean_return": res["mean_return"], "ms_per_action": res["ms_per_action"],
+              "steps": res["steps"], "model": str(model_dir)}  # fmt: skip
+    done.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(done, json.dumps(result, indent=1))
+    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budgets", default="5000,10000")
+    ap.add_argument("--budgets", default="10000,25000,50000")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--methods", default="sac,sac+imagination,mpc")
+    ap.add_argument("--utd", type=int, default=5, help="gradient steps per real step (imagination)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--no-report", action="store_true", help="run only; no table, CSV or plot")
     ap.add_argument("--out", type=Path, default=Path("runs/control"))
     args = ap.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    unknown = set(methods) - {*LEARNERS, "mpc"}
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; expected {[*LEARNERS, 'mpc']}")
+    if args.threads:
+        import torch
 
-    from agents.dyna import run_dyna
-    from agents.mpc import run_mpc
-    from worldmodel.config import DynaConfig, PlanConfig
+        torch.set_num_threads(args.threads)
 
-    every = reduce(math.gcd, budgets)
-    curves: dict[str, list] = {"sac": [], "sac+imagination": []}
-    mpc: list[tuple[int, float, float, int]] = []
-    wall: dict[str, list[float]] = {"sac": [], "sac+imagination": [], "mpc": []}
+    curves: dict[str, list[dict]] = {m: [] for m in LEARNERS if m in methods}
+    wall: dict[str, list[float]] = {m: [] for m in methods}
+    mpc: list[dict] = []
     for seed in seeds:
-        for name, use_model in (("sac", False), ("sac+imagination", True)):
-            cfg = DynaConfig(steps=budgets[-1], use_model=use_model, seed=seed, eval_every=every,
-                             out=args.out / f"{name}-seed{seed}")  # fmt: skip
-            res = run_dyna(cfg)
-            curves[name].append({s: r for s, r, _ in res["curve"]})
+        for name in curves:
+            res = _learner(name, seed, budgets, args.utd, args.out)
+            curves[name].append({int(s): r for s, r in res["curve"].items()})
             wall[name].append(res["wall_s"])
+            print(f"seed {seed} {name} ({res['wall_s']:.0f} s): "
+                  + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items()))  # fmt: skip
+        if "mpc" in methods:
+            res = _mpc(seed, args.out)
+            mpc.append(res)
+            wall["mpc"].append(res["ms_per_action"] * res["steps"] / 1000)
             print(
-                f"seed {seed} {name}: "
-                + ", ".join(f"{s}: {r:.1f}" for s, r, _ in res["curve"])
-                + f" ({res['wall_s']:.0f} s)"
+                f"seed {seed} mpc: {res['mean_return']:.1f}, {res['ms_per_action']:.0f} ms/action"
             )
-        model_dir = sorted((args.out / f"sac+imagination-seed{seed}" / "model").iterdir())[-1]
-        from worldmodel.train import load
-
-        res = run_mpc(
-            load(model_dir), PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed)
-        )
-        mpc.append((seed, res["mean_return"], res["ms_per_action"], res["steps"]))
-        wall["mpc"].append(res["ms_per_action"] * res["steps"] / 1000)
-        print(
-            f"seed {seed} mpc (model of the last refit): {res['mean_return']:.1f}, {res['ms_per_action']:.0f} ms/action"
-        )
+    if args.no_report:
+        return
 
     rows = []
     print(f"\nmean real return (std) over seeds {seeds}, Hopper-v5")
     print(f"  {'method':<18}" + "".join(f"{b:>16}" for b in budgets) + f"{'wall s/run':>12}")
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
-        print(
-            f"  {name:<18}"
-            + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
-            + f"{np.mean(wall[name]):>12.0f}"
+        label = name if name == "sac" else f"{name} (utd {args.utd})"
+        print(f"  {label:<18}" + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
+              + f"{np.mean(wall[name]):>12.0f}")  # fmt: skip
+        rows += [(label, b, f"{np.mean(v):.2f}", f"{np.std(v):.2f}", len(seeds),
+                  f"{np.mean(wall[name]):.0f}") for b, v in zip(budgets, vals)]  # fmt: skip
+    if "sac" in curves and "sac+imagination" in curves:
+        top = budgets[-1]
+        ratio = np.mean([c[top] for c in curves["sac+imagination"]]) / np.mean(
+            [c[top] for c in curves["sac"]]
         )
-        rows += [
-            (
-                name,
-                b,
-                f"{np.mean(v):.2f}",
-                f"{np.std(v):.2f}",
-                len(seeds),
-                f"{np.mean(wall[name]):.0f}",
-            )
-            for b, v in zip(budgets, vals)
-        ]
-    m = [r for _, r, _, _ in mpc]
-    extra = int(np.mean([s for *_, s in mpc]))
-    print(f"  {'mpc (cem)':<18}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) at {budgets[-1]} + {extra} real steps, "
-          f"{np.mean([ms for _, _, ms, _ in mpc]):.0f} ms/action")  # fmt: skip
-    rows.append(
-        (
-            "mpc-cem",
-            budgets[-1],
-            f"{np.mean(m):.2f}",
-            f"{np.std(m):.2f}",
-            len(seeds),
-            f"{np.mean(wall['mpc']):.0f}",
-        )
-    )
+        print(f"  sac+imagination / sac at {top} real steps: {ratio:.2f}x (milestone: 1.5x)")
+    if mpc:
+        m = [r["mean_return"] for r in mpc]
+        extra = int(np.mean([r["steps"] for r in mpc]))
+        ms = np.mean([r["ms_per_action"] for r in mpc])
+        print(f"  {'mpc (cem)':<18}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
+              f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action")  # fmt: skip
+        rows.append(("mpc-cem", budgets[-1], f"{np.mean(m):.2f}", f"{np.std(m):.2f}", len(seeds),
+                     f"{np.mean(wall['mpc']):.0f}"))  # fmt: skip
     append_rows(
         RESULTS,
         ["method", "real_steps", "mean_return", "std_return", "seeds", "wall_s_per_run"],
         rows,
     )
+    _plot(curves, mpc, budgets, args.utd)
 
+
+def _plot(curves: dict[str, list[dict]], mpc: list[dict], budgets: list[int], utd: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,12 +155,14 @@ def main() -> None:
     for name, cs in curves.items():
         steps = sorted(cs[0])
         vals = np.array([[c[s] for s in steps] for c in cs])
-        ax.plot(steps, vals.mean(0), marker="o", label=name)
+        label = name if name == "sac" else f"{name} (utd {utd})"
+        ax.plot(steps, vals.mean(0), marker="o", label=label)
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
-    ax.scatter([budgets[-1]], [np.mean(m)], marker="*", s=120, color="k", label="mpc (cem)")
-    ax.set(
-        xlabel="real env steps", ylabel="mean real return", title="Hopper-v5, real-env evaluation"
-    )
+    if mpc:
+        m = np.mean([r["mean_return"] for r in mpc])
+        ax.scatter([budgets[-1]], [m], marker="*", s=120, color="k", label="mpc (cem)")
+    ax.set(xlabel="real env steps", ylabel="mean real return (min-max over seeds)",
+           title="Hopper-v5, real-env evaluation")  # fmt: skip
     ax.legend()
     fig.tight_layout()
     fig.savefig(RESULTS.parent / "control_curves.png", dpi=90)

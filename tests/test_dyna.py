@@ -13,6 +13,7 @@ TINY = dict(
     refit_every=100,
     refit_epochs=1,
     refit_steps_per_epoch=3,
+    imagine_every=50,
     rollouts=20,
     rollout_length=2,
     eval_every=100,
@@ -28,9 +29,21 @@ def test_dyna_loop_end_to_end(tmp_path, use_model):
     assert (tmp_path / "dyna" / "curve.csv").read_text().startswith("real_steps,mean_real_return")
     if use_model:
         assert res["refits"] == 2 and res["imagined_transitions"] > 0
-        assert res["buffer"] == 200 + res["imagined_transitions"]
+        assert res["buffer"] == 200  # imagined transitions live in their own ring
+        # batches of 20 two-step branches at real steps 100, 150 and 200; a branch ends early
+        # only if its imagined hopper falls
+        assert 3 * 20 < res["imagined_buffer"] == res["imagined_transitions"] <= 3 * 20 * 2
     else:
-        assert res["refits"] == 0 and res["buffer"] == 200
+        assert res["refits"] == 0 and res["buffer"] == 200 and res["imagined_buffer"] == 0
+
+
+@pytest.mark.parametrize(
+    "bad", [{"gradient_steps": 0}, {"real_ratio": 1.5}, {"imagine_every": -1}, {"window": 2}]
+)
+def test_dyna_rejects_bad_settings(tmp_path, bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        run_dyna(DynaConfig(**{**TINY, **bad}, out=tmp_path / "dyna"))
 
 
 def test_evaluation_is_on_the_real_env(tmp_path):

@@ -316,10 +316,16 @@ class DynaConfig:
     """Batches per refit epoch."""
     window: int = 10
     """Training window (observations)."""
-    rollouts: int = 1_000
-    """Imagined branches per refit, each from a real state."""
+    imagine_every: int = 250
+    """Real steps between batches of imagined rollouts (with the current policy and model)."""
+    rollouts: int = 5_000
+    """Imagined branches per batch, each from a random real state."""
     rollout_length: int = 3
     """Imagined steps per branch."""
+    imagined_capacity: int = 60_000
+    """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
+    real_ratio: float = 0.1
+    """Fraction of each SAC batch drawn from real steps (the rest from imagined ones)."""
     context: int = 5
     """Real observations encoded before each branch."""
     gradient_steps: int = 1
@@ -330,3 +336,17 @@ class DynaConfig:
     """Real episodes per evaluation (deterministic policy)."""
     seed: int = 0
     """Seed of SAC, the envs and the model."""
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        for name in ("steps", "refit_every", "refit_epochs", "refit_steps_per_epoch", "imagine_every",
+                     "rollouts", "rollout_length", "imagined_capacity", "context", "gradient_steps",
+                     "eval_every", "eval_episodes"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"dyna: {name} must be >= 1, got {getattr(self, name)}")
+        if self.init_steps < 0:
+            raise ValueError(f"dyna: init_steps must be >= 0, got {self.init_steps}")
+        if not 0.0 <= self.real_ratio <= 1.0:
+            raise ValueError(f"dyna: real_ratio must be in [0, 1], got {self.real_ratio}")
+        if self.window < 3:
+            raise ValueError(f"dyna: window must be >= 3 observations, got {self.window}")

@@ -1,0 +1,92 @@
+"""A SAC replay buffer that mixes real transitions with a separate FIFO of imagined ones (MBPO).
+
+Real env steps go to the ordinary stable-baselines3 buffer. Imagined transitions go to their own
+fixed-capacity ring (``add_imagined``), so stale rollouts from an old model and an old policy
+fall out as new ones arrive. Each SAC batch draws ``real_ratio`` of its samples from the real
+buffer and the rest from the imagined ring (all real while the ring is empty).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+
+class MixedReplayBuffer(ReplayBuffer):
+    """``ReplayBuffer`` plus an imagined-transition ring of ``imagined_capacity`` entries."""
+
+    def __init__(
+        self, *args: Any, imagined_capacity: int = 100_000, real_ratio: float = 0.1, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if imagined_capacity < 1:
+            raise ValueError(f"imagined_capacity must be >= 1, got {imagined_capacity}")
+        if not 0.0 <= real_ratio <= 1.0:
+            raise ValueError(f"real_ratio must be in [0, 1], got {real_ratio}")
+        self.real_ratio = real_ratio
+        n, obs_dim, act_dim = imagined_capacity, int(np.prod(self.obs_shape)), self.action_dim
+        self.im_obs = np.zeros((n, obs_dim), dtype=np.float32)
+        self.im_next_obs = np.zeros((n, obs_dim), dtype=np.float32)
+        self.im_actions = np.zeros((n, act_dim), dtype=np.float32)
+        self.im_rewards = np.zeros((n, 1), dtype=np.float32)
+        self.im_dones = np.zeros((n, 1), dtype=np.float32)
+        self.im_pos, self.im_size = 0, 0
+
+    @property
+    def imagined_capacity(self) -> int:
+        return len(self.im_obs)
+
+    def add_imagined(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+    ) -> None:
+        """Append N imagined transitions: obs/next_obs (N, obs_dim), actions (N, act_dim),
+        rewards and dones (N,). The oldest are overwritten once the ring is full."""
+        n = len(obs)
+        if not (len(next_obs) == len(actions) == len(rewards) == len(dones) == n):
+            raise ValueError(
+                "add_imagined: obs, next_obs, actions, rewards, dones differ in length"
+            )
+        for name, arr in (("obs", obs), ("next_obs", next_obs), ("rewards", rewards)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"add_imagined: non-finite values in {name}")
+        cap = self.imagined_capacity
+        if n > cap:  # only the newest fit
+            obs, next_obs, actions, rewards, dones = (
+                a[-cap:] for a in (obs, next_obs, actions, rewards, dones)
+            )
+            n = cap
+        idx = (self.im_pos + np.arange(n)) % cap
+        self.im_obs[idx] = obs.reshape(n, -1)
+        self.im_next_obs[idx] = next_obs.reshape(n, -1)
+        self.im_actions[idx] = actions.reshape(n, -1)
+        self.im_rewards[idx, 0] = rewards
+        self.im_dones[idx, 0] = dones
+        self.im_pos = int((self.im_pos + n) % cap)
+        self.im_size = min(cap, self.im_size + n)
+
+    def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
+        """``real_ratio`` of the batch from real steps, the rest from the imagined ring."""
+        n_real = batch_size if self.im_size == 0 else int(round(self.real_ratio * batch_size))
+        n_im = batch_size - n_real
+        parts = []
+        if n_real > 0:
+            parts.append(super().sample(n_real, env=env))
+        if n_im > 0:
+            i = np.random.randint(0, self.im_size, size=n_im)
+            data = (self.im_obs[i], self.im_actions[i], self.im_next_obs[i], self.im_dones[i],
+                    self.im_rewards[i])  # fmt: skip
+            parts.append(ReplayBufferSamples(*(self.to_torch(a) for a in data)))
+        if len(parts) == 1:
+            return parts[0]
+        return ReplayBufferSamples(
+            *(torch.cat([p[k] for p in parts]) for k in range(len(ReplayBufferSamples._fields) - 1))
+        )
