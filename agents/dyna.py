@@ -11,6 +11,7 @@ curve (real steps, mean real return) goes to ``out/curve.csv``.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.dyna_checkpoint import (
+    config_dict,
+    latest_checkpoint,
+    load_dyna_checkpoint,
+    save_dyna_checkpoint,
+)
 from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
@@ -28,6 +35,8 @@ from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
 from worldmodel.io import atomic_write_text
 from worldmodel.models import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int) -> list[float]:
@@ -53,6 +62,7 @@ class DynaCallback(BaseCallback):
         self.cfg, self.recorder, self.dt = cfg, recorder, dt
         self.curve: list[tuple[int, float, float]] = []
         self.world_model = None
+        self.world_model_dir: Path | None = None
         self.refits = 0
         self.imagined = 0
         self.rng = np.random.default_rng(cfg.seed)
@@ -81,7 +91,7 @@ class DynaCallback(BaseCallback):
             }
             trainer.model.load_state_dict(keep, strict=False)
         trainer.fit()
-        self.world_model = load(run)
+        self.world_model, self.world_model_dir = load(run), run
         self.refits += 1
 
     def imagine(self) -> None:
@@ -129,11 +139,36 @@ class DynaCallback(BaseCallback):
                 f"{s},{r:.2f},{w:.1f}" for s, r, w in self.curve
             ]
             atomic_write_text(c.out / "curve.csv", "\n".join(rows) + "\n")
+            self.checkpoint()
         return True
+
+    def state(self) -> dict[str, Any]:
+        """The loop's JSON state for a checkpoint."""
+        return {"config": config_dict(self.cfg), "curve": self.curve, "refits": self.refits,
+                "imagined": self.imagined, "rng": self.rng.bit_generator.state,
+                "world_model": str(self.world_model_dir) if self.world_model_dir else None,
+                "wall_s": time.perf_counter() - self.start}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        from worldmodel.train import load
+
+        self.curve = [tuple(row) for row in state["curve"]]
+        self.refits, self.imagined = state["refits"], state["imagined"]
+        self.rng.bit_generator.state = state["rng"]
+        if state["world_model"] is not None:
+            self.world_model_dir = Path(state["world_model"])
+            self.world_model = load(self.world_model_dir)
+        self.start = time.perf_counter() - state["wall_s"]
+
+    def checkpoint(self) -> None:
+        save_dyna_checkpoint(self.cfg.out, self.model, self.state(), self._dataset())
 
 
 def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
-    """Train SAC for ``cfg.steps`` real steps (with imagined transitions when ``use_model``)."""
+    """Train SAC for ``cfg.steps`` real steps (with imagined transitions when ``use_model``).
+
+    A checkpoint is written at every evaluation; a rerun with the same ``out`` resumes from the
+    latest one (``steps`` may grow), and a finished run returns its saved curve."""
     cfg.check()
     cfg.out.mkdir(parents=True, exist_ok=True)
     env = make_env(EnvSpec(cfg.env, timing=cfg.timing), record=True)
@@ -145,13 +180,21 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
                 device="cpu", verbose=0, **buffer)  # fmt: skip
     dt = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
     cb = DynaCallback(cfg, env, dt)
-    start = time.perf_counter()
-    agent.learn(cfg.steps, callback=cb)
+    resume_from = latest_checkpoint(cfg.out)
+    if resume_from is not None:
+        state, episodes = load_dyna_checkpoint(resume_from, agent, cfg)
+        env.episodes[:] = episodes
+        cb.restore(state)
+        log.info("resumed %s at %d real steps", cfg.out, agent.num_timesteps)
+    if agent.num_timesteps < cfg.steps:
+        agent.learn(
+            cfg.steps - agent.num_timesteps, callback=cb, reset_num_timesteps=resume_from is None
+        )
     agent.save(cfg.out / "agent.zip")
     return {"curve": cb.curve, "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
             "refits": cb.refits, "imagined_transitions": cb.imagined, "buffer": agent.replay_buffer.size(),
             "imagined_buffer": getattr(agent.replay_buffer, "im_size", 0),
-            "wall_s": time.perf_counter() - start}  # fmt: skip
+            "wall_s": time.perf_counter() - cb.start, "resumed_from": resume_from}  # fmt: skip
 
 
 def dyna_summary(res: dict[str, Any], cfg: DynaConfig) -> str:

@@ -61,3 +61,30 @@ def test_evaluation_is_on_the_real_env(tmp_path):
             total, done = total + r, term or trunc
         want.append(total)
     np.testing.assert_allclose(got, want)
+
+
+def test_dyna_resumes_from_its_checkpoint(tmp_path):
+    out = tmp_path / "dyna"
+    first = run_dyna(DynaConfig(**TINY, out=out))
+    assert (out / "checkpoint" / "step_0000200" / "agent.zip").exists()
+    assert [p.name for p in (out / "checkpoint").glob("step_*")] == ["step_0000200"]  # old removed
+
+    again = run_dyna(DynaConfig(**TINY, out=out))  # finished: nothing more to do
+    assert again["curve"] == first["curve"] and again["refits"] == first["refits"]
+    assert again["buffer"] == first["buffer"] - 1  # the step after the last callback is not saved
+
+    longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
+    assert longer["resumed_from"].name == "step_0000200"
+    assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
+    assert longer["refits"] == 3 and longer["imagined_transitions"] > first["imagined_transitions"]
+    assert longer["buffer"] == 199 + 100
+
+
+def test_dyna_resume_refuses_other_settings_and_broken_pointers(tmp_path):
+    out = tmp_path / "dyna"
+    run_dyna(DynaConfig(**TINY, out=out))
+    with pytest.raises(ValueError, match="real_ratio: 0.1 there, 0.5 now"):
+        run_dyna(DynaConfig(**{**TINY, "real_ratio": 0.5, "steps": 300}, out=out))
+    (out / "checkpoint" / "latest.json").write_text('{"dir": "step_0000150"}')
+    with pytest.raises(ValueError, match="step_0000150"):
+        run_dyna(DynaConfig(**TINY, out=out))

@@ -1,0 +1,121 @@
+"""Resumable Dyna runs: the agent, both replay buffers, the real episodes and the loop's state.
+
+Layout under ``out/checkpoint/``: one ``step_NNNNNNN/`` directory per checkpoint holding
+
+* ``agent.zip``: stable-baselines3's own save (weights and optimizers as ``.pth`` entries; read
+  back with ``set_parameters``/``load_from_zip_file``, i.e. ``torch.load(weights_only=True)``,
+  never unpickling the zip's cloudpickled ``data``);
+* ``buffer.npz``: the filled part of the real replay buffer and the imagined ring;
+* ``episodes.npz``: the finished real episodes (a :class:`worldmodel.data.Dataset`), which the
+  model refits train on;
+* ``state.json``: settings, step counters, learning curve, refit count, RNG state, the last
+  model refit's directory, wall-clock so far;
+
+and ``latest.json`` naming the newest complete directory, written atomically after it, so an
+interrupted save leaves the previous checkpoint in force. A resumed run starts a new real
+episode (the one in progress is lost from the refit data, its transitions are kept in the
+buffer) and is not bit-identical to an uninterrupted one (SB3's global RNG streams restart).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.save_util import load_from_zip_file
+
+from worldmodel.config import DynaConfig
+from worldmodel.data import Dataset
+from worldmodel.io import atomic_write, atomic_write_json
+
+# settings that may change on resume (a longer budget, a different evaluation cadence)
+RESUMABLE_CHANGES = {"steps", "out", "eval_every", "eval_episodes"}
+_REAL = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+_IMAGINED = ("im_obs", "im_next_obs", "im_actions", "im_rewards", "im_dones")
+
+
+def config_dict(cfg: DynaConfig) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes: Dataset) -> Path:
+    """Write a checkpoint of ``agent`` at ``agent.num_timesteps`` real steps; returns its dir."""
+    root = out / "checkpoint"
+    step_dir = root / f"step_{agent.num_timesteps:07d}"
+    if step_dir.exists():
+        shutil.rmtree(step_dir)
+    step_dir.mkdir(parents=True)
+    agent.save(step_dir / "agent.zip")
+    buf = agent.replay_buffer
+    n = buf.buffer_size if buf.full else buf.pos
+    arrays = {k: getattr(buf, k)[:n] for k in _REAL}
+    arrays |= {"pos": np.array(buf.pos), "full": np.array(buf.full)}
+    if hasattr(buf, "im_obs"):
+        arrays |= {k: getattr(buf, k)[: buf.im_size] for k in _IMAGINED}
+        arrays |= {"im_pos": np.array(buf.im_pos), "im_size": np.array(buf.im_size)}
+    atomic_write(step_dir / "buffer.npz", lambda f: np.savez(f, **arrays))
+    if episodes.episodes:
+        episodes.save(step_dir / "episodes.npz")
+    meta = {**state, "num_timesteps": agent.num_timesteps, "n_updates": agent._n_updates,
+            "episode_num": agent._episode_num}  # fmt: skip
+    atomic_write_json(step_dir / "state.json", meta)
+    atomic_write_json(root / "latest.json", {"dir": step_dir.name})
+    for old in root.glob("step_*"):
+        if old != step_dir and old.is_dir():
+            shutil.rmtree(old)
+    return step_dir
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = out / "checkpoint" / "latest.json"
+    if not pointer.exists():
+        return None
+    step_dir = out / "checkpoint" / json.loads(pointer.read_text())["dir"]
+    if not (step_dir / "state.json").exists():
+        raise ValueError(f"{pointer}: names {step_dir.name}, which is incomplete or missing")
+    return step_dir
+
+
+def load_dyna_checkpoint(
+    step_dir: Path, agent: SAC, cfg: DynaConfig
+) -> tuple[dict[str, Any], list]:
+    """Restore ``agent`` (weights, optimizers, entropy coefficient, counters, buffers) from
+    ``step_dir``; returns the saved loop state and the real episodes. Raises ``ValueError``
+    when the checkpoint was made with other settings."""
+    state = json.loads((step_dir / "state.json").read_text())
+    saved, now = state["config"], config_dict(cfg)
+    differ = sorted(k for k in saved.keys() | now.keys()
+                    if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))  # fmt: skip
+    if differ:
+        raise ValueError(
+            f"{step_dir}: checkpoint made with other settings ("
+            + ", ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in differ)
+            + "); use another --out or the same settings"
+        )
+    path = step_dir / "agent.zip"
+    agent.set_parameters(str(path), exact_match=True, device="cpu")
+    _, _, variables = load_from_zip_file(str(path), device="cpu", load_data=False)
+    if "log_ent_coef" in variables:  # ent_coef="auto"
+        with torch.no_grad():
+            agent.log_ent_coef.copy_(variables["log_ent_coef"])
+    agent.num_timesteps = state["num_timesteps"]
+    agent._n_updates = state["n_updates"]
+    agent._episode_num = state["episode_num"]
+    buf = agent.replay_buffer
+    with np.load(step_dir / "buffer.npz", allow_pickle=False) as z:
+        for k in _REAL:
+            getattr(buf, k)[: len(z[k])] = z[k]
+        buf.pos, buf.full = int(z["pos"]), bool(z["full"])
+        if "im_obs" in z:
+            for k in _IMAGINED:
+                getattr(buf, k)[: len(z[k])] = z[k]
+            buf.im_pos, buf.im_size = int(z["im_pos"]), int(z["im_size"])
+    episodes_file = step_dir / "episodes.npz"
+    episodes = Dataset.load(episodes_file).episodes if episodes_file.exists() else []
+    return state, episodes
