@@ -153,3 +153,21 @@ def test_registry_matches_the_config_names():
 def test_unknown_model_lists_names():
     with pytest.raises(ValueError, match="expected one of .*latent-ode"):
         make_model("transformer", 2, 1)
+
+
+@pytest.mark.parametrize("name", ["ode-rnn", "gru-dt"])
+def test_filters_with_a_fixed_obs_std_train_on_the_scaled_squared_error(name, data):
+    from dataclasses import replace
+
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model(name, 2, 1, replace(TINY, obs_std=0.1))
+    model.set_normalizer(norm)
+    batch = _batch(eps, norm, np.random.default_rng(3), mode="interp")
+    pred = model.predict(batch)
+    assert torch.all(pred.std == 0.1)
+    # with equal scored points per window the NLL is the MSE over 2 sigma^2 plus a constant
+    assert bool((batch.target.sum(1) == batch.target.sum(1)[0]).all())
+    mse = masked_mse(pred.mean[0], batch.obs, batch.target).item()
+    expected = mse / (2 * 0.1**2) + np.log(0.1) + 0.5 * np.log(2 * np.pi)
+    assert model.loss(batch)[0].item() == pytest.approx(expected, rel=1e-4)

@@ -78,3 +78,28 @@ def test_a_tiny_cell_end_to_end_resumes_and_traces(tmp_path):
         run_benchmark(
             PaperConfig(model="mlp-ensemble", mode="interp", trajectories=10, cache=cfg.cache)
         )
+
+
+@pytest.mark.parametrize(
+    "model,mode",
+    [
+        ("ode-rnn", "interp"),
+        ("gru-dt", "extrap"),
+        ("rnn-vae", "interp"),
+        ("mlp-ensemble", "extrap"),
+    ],
+)
+def test_the_baseline_rows_run_a_tiny_cell(tmp_path, model, mode):
+    from worldmodel.config import PaperConfig
+    from worldmodel.paper import run_benchmark
+    from worldmodel.train import load
+
+    cfg = PaperConfig(model=model, mode=mode, observed=0.5, trajectories=10, epochs=1, batch_size=4,
+                      cache=tmp_path / "hopper.npz", runs=tmp_path / "runs", csv=tmp_path / "results.csv",
+                      device="cpu", progress=False)  # fmt: skip
+    (row,) = run_benchmark(cfg)
+    assert row["model"] == model and row["paper_mse"] is None
+    assert np.isfinite(row["test_mse"]) and row["test_mse"] > 0 and row["iterations"] == 1
+    net = load(tmp_path / "runs" / f"{model}-{mode}-0.5-quick").config
+    assert net.obs_std == 1e-3  # every row trains on the protocol's fixed observation noise
+    assert net.solver == ("euler" if model == "ode-rnn" else "dopri5")  # as the original code

@@ -45,7 +45,8 @@ class ModelConfig:
     iwae: bool = False
     """Use the multi-sample importance-weighted bound instead of the ELBO."""
     obs_std: float | None = None
-    """Latent models: fixed observation std in normalised units (None: learned per dimension)."""
+    """Fixed observation std in normalised units (None: learned: per dimension in the latent
+    models, per point in ode-rnn and gru-dt). Not used by mlp-ensemble."""
     min_std: float = 1e-3
     """Floor of every predicted standard deviation (normalised units)."""
     time_unit: float = 0.1

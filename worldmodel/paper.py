@@ -110,11 +110,15 @@ def as_dataset(data: np.ndarray):
 
 
 def net_for(model: str, obs_std: float | None = None):
-    """The paper's Hopper sizes: 15 latents, 3 x 300 ODE networks, encoder 30, linear decoder."""
+    """The paper's Hopper sizes: 15 latents, 3 x 300 ODE networks, encoder 30, linear decoder.
+
+    As in the original code, the latent ODE's generative ODE uses dopri5 and the ODE-RNN's
+    hidden-state ODE takes Euler steps (one per interval between grid points here)."""
     from worldmodel.config import ModelConfig
 
+    solver = "euler" if model == "ode-rnn" else "dopri5"
     return ModelConfig(latent_dim=15, rec_dim=30, units=300, layers=3, rec_layers=3, dec_units=0, samples=3,
-                       solver="dopri5", time_unit=1.0, ensemble_units=300, ensemble_layers=3,
+                       solver=solver, time_unit=1.0, ensemble_units=300, ensemble_layers=3,
                        obs_std=obs_std)  # fmt: skip
 
 

@@ -33,13 +33,18 @@ class FilterModel(WorldModel):
         super().__init__(obs_dim, act_dim, config)
         H = config.latent_dim
         self.update = nn.GRUCell(obs_dim, H)
-        self.decoder = mlp(H, config.dec_units, 1 if config.dec_units else 0, 2 * obs_dim)
+        out = obs_dim if config.obs_std is not None else 2 * obs_dim  # mean (and raw std)
+        self.decoder = mlp(H, config.dec_units, 1 if config.dec_units else 0, out)
 
     def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         """``h (N, H)``, held ``a (N, A)``, ``dt (N,)`` model units -> ``h``."""
         raise NotImplementedError
 
     def _decode(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std ``(N, O)``: the std is ``config.obs_std`` when fixed, else predicted."""
+        if self.config.obs_std is not None:
+            mean = self.decoder(h)
+            return mean, torch.full_like(mean, max(self.config.obs_std, self.config.min_std))
         mean, raw = self.decoder(h).chunk(2, -1)
         std = torch.nn.functional.softplus(raw) + self.config.min_std
         return mean, std
