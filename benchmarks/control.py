@@ -12,9 +12,11 @@ Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic e
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported).
 
-Every finished (method, seed) run leaves ``result.json`` in its directory and is not run again,
-so seeds can run as parallel processes (``--seeds 1 --methods sac``) and a final call with all
-seeds and methods only aggregates. Prints mean ± std real return over seeds per budget with
+Every finished (method, seed) run leaves a summary (learning curve, wall-clock, settings) in
+``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
+run as parallel processes or in later sessions (``--seeds 1 --methods sac``) and a final call
+with all seeds and methods only aggregates. An interrupted run resumes from its checkpoint in
+``--out``. Prints mean ± std real return over seeds per budget with
 wall-clock, appends to ``benchmarks/results/control.csv`` and plots the learning curves to
 ``benchmarks/results/control_curves.png``.
 """
@@ -31,7 +33,15 @@ import numpy as np
 from _results import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "control.csv"
+SUMMARIES = RESULTS.parent / "control_runs"
 LEARNERS = ("sac", "sac+imagination", "sac-utd")
+
+
+def _settings(cfg) -> dict:
+    """The run's settings that decide its result (not its budget, directory or eval cadence)."""
+    from agents.dyna_checkpoint import RESUMABLE_CHANGES, config_dict
+
+    return {k: v for k, v in config_dict(cfg).items() if k not in RESUMABLE_CHANGES}
 
 
 def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> dict:
@@ -40,17 +50,20 @@ def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> d
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
 
-    run = out / f"{name}-seed{seed}"
-    done = run / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
     cfg = DynaConfig(steps=budgets[-1], use_model=name == "sac+imagination", seed=seed,
                      gradient_steps=1 if name == "sac" else utd,
-                     eval_every=reduce(math.gcd, budgets), out=run)  # fmt: skip
+                     eval_every=reduce(math.gcd, budgets), out=out / f"{name}-seed{seed}")  # fmt: skip
+    summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}-seed{seed}.json"
+    if summary.exists():
+        old = json.loads(summary.read_text())
+        if old.get("settings") == _settings(cfg) and all(str(b) in old["curve"] for b in budgets):
+            return old
     res = run_dyna(cfg)
     result = {"curve": {str(s): r for s, r, _ in res["curve"]}, "wall_s": res["wall_s"],
-              "gradient_steps": cfg.gradient_steps, "imagined": res["imagined_transitions"]}  # fmt: skip
-    atomic_write_text(done, json.dumps(result, indent=1))
+              "gradient_steps": cfg.gradient_steps, "imagined": res["imagined_transitions"],
+              "settings": _settings(cfg)}  # fmt: skip
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(summary, json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -60,15 +73,19 @@ def _mpc(seed: int, out: Path) -> dict:
     from worldmodel.io import atomic_write_text
     from worldmodel.train import load
 
-    done = out / f"mpc-seed{seed}" / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    model_dir = sorted((out / f"sac+imagination-seed{seed}" / "model").iterdir())[-1]
+    done = SUMMARIES / f"mpc-seed{seed}.json"
+    old = json.loads(done.read_text()) if done.exists() else None
+    models = out / f"sac+imagination-seed{seed}" / "model"
+    if old is not None and not models.exists():  # its run was in another session or directory
+        return old
+    model_dir = sorted(models.iterdir())[-1]
+    if old is not None and old["model"] == str(model_dir):
+        return old
     res = run_mpc(load(model_dir), PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed))
     result = {"mean_return": res["mean_return"], "ms_per_action": res["ms_per_action"],
               "steps": res["steps"], "model": str(model_dir)}  # fmt: skip
     done.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(done, json.dumps(result, indent=1))
+    atomic_write_text(done, json.dumps(result, indent=1) + "\n")
     return result
 
 
