@@ -171,3 +171,19 @@ def test_filters_with_a_fixed_obs_std_train_on_the_scaled_squared_error(name, da
     mse = masked_mse(pred.mean[0], batch.obs, batch.target).item()
     expected = mse / (2 * 0.1**2) + np.log(0.1) + 0.5 * np.log(2 * np.pi)
     assert model.loss(batch)[0].item() == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ode-rnn", "gru-dt"])
+def test_filters_never_score_a_point_they_have_just_seen(name, data):
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model(name, 2, 1, TINY)
+    model.set_normalizer(norm)
+    batch = _batch(eps, norm, np.random.default_rng(4), mode="interp")
+    b, k = [int(i) for i in torch.nonzero(batch.context)[3]]  # a context point, not the first
+    before = model.predict(batch).mean[0, b]
+    batch.obs[b, k] += 5.0  # change what the filter is shown at (b, k)
+    after = model.predict(batch).mean[0, b]
+    assert torch.equal(before[: k + 1], after[: k + 1])  # the prediction at k came before it
+    later = batch.exists[b, k + 1 :].nonzero()[0, 0] + k + 1
+    assert not torch.allclose(before[later], after[later])  # the next point sees it

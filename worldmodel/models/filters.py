@@ -3,8 +3,10 @@
 A hidden state ``h`` runs forward in time over the batch grid. Between grid points it follows
 a transition under the held action (``ode-rnn``: ``dh/dt = f(h, a)`` solved by torchdiffeq;
 ``gru-dt``: one GRU step with ``(a, dt)`` as input, the paper's "RNN Δt"); at a context
-observation a GRU folds it in. The prediction at a grid point decodes ``h`` after any update
-there, so, as in the paper, context points are reconstructed and all others predicted.
+observation a GRU folds it in. The prediction at a grid point decodes ``h`` *before* the
+observation there is folded in (the original code shifts its filters' outputs by one point for
+the same reason), so a filter never scores a point it has just been shown; ``encode`` returns the
+state after the last context observation.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class FilterModel(WorldModel):
         return mean, std
 
     def _run(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Filter each window over its own points: means and stds ``(B, U, O)``, hidden
-        states ``(B, U, H)`` on the batch grid."""
+        """Filter each window over its own points: predicted means and stds ``(B, U, O)`` (each
+        from the state before that point's own observation), and hidden states ``(B, U, H)``
+        after it, on the batch grid."""
         own = batch.own_steps()
         B, K = own.pos.shape
         ctx = own.context
@@ -63,11 +66,11 @@ class FilterModel(WorldModel):
             if k > 0:
                 moved = self.transition(h, own.actions[:, k - 1], dt[:, k - 1])
                 h = torch.where(own.valid[:, k : k + 1], moved, h)
-            if bool(ctx[:, k].any()):
-                h = torch.where(ctx[:, k : k + 1], self.update(x[:, k], h), h)
-            mean, std = self._decode(h)
+            mean, std = self._decode(h)  # before the observation at k is folded in
             means.append(mean)
             stds.append(std)
+            if bool(ctx[:, k].any()):
+                h = torch.where(ctx[:, k : k + 1], self.update(x[:, k], h), h)
             hs.append(h)
         grid = own.to_grid
         return grid(torch.stack(means, 1)), grid(torch.stack(stds, 1)), grid(torch.stack(hs, 1))
