@@ -67,7 +67,8 @@ def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> d
     return result
 
 
-def _mpc(seed: int, out: Path) -> dict:
+def _mpc(seed: int, out: Path) -> dict | None:
+    """CEM MPC with the seed's last refit model; None when neither its model nor a summary is here."""
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
     from worldmodel.io import atomic_write_text
@@ -76,7 +77,7 @@ def _mpc(seed: int, out: Path) -> dict:
     done = SUMMARIES / f"mpc-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
     models = out / f"sac+imagination-seed{seed}" / "model"
-    if old is not None and not models.exists():  # its run was in another session or directory
+    if not models.exists():  # its run was in another session or directory
         return old
     model_dir = sorted(models.iterdir())[-1]
     if old is not None and old["model"] == str(model_dir):
@@ -122,6 +123,10 @@ def main() -> None:
                   + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items()))  # fmt: skip
         if "mpc" in methods:
             res = _mpc(seed, args.out)
+            if res is None:
+                print(f"seed {seed} mpc: skipped, no model under {args.out} and no summary")
+                continue
+            res["seed"] = seed
             mpc.append(res)
             wall["mpc"].append(res["ms_per_action"] * res["steps"] / 1000)
             print(
@@ -151,8 +156,9 @@ def main() -> None:
         extra = int(np.mean([r["steps"] for r in mpc]))
         ms = np.mean([r["ms_per_action"] for r in mpc])
         print(f"  {'mpc (cem)':<18}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
-              f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action")  # fmt: skip
-        rows.append(("mpc-cem", budgets[-1], f"{np.mean(m):.2f}", f"{np.std(m):.2f}", len(seeds),
+              f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
+              f"seeds {[r['seed'] for r in mpc]}")  # fmt: skip
+        rows.append(("mpc-cem", budgets[-1], f"{np.mean(m):.2f}", f"{np.std(m):.2f}", len(mpc),
                      f"{np.mean(wall['mpc']):.0f}"))  # fmt: skip
     append_rows(
         RESULTS,
