@@ -137,11 +137,11 @@ def main() -> None:
 
     rows = []
     print(f"\nmean real return (std) over seeds {seeds}, Hopper-v5")
-    print(f"  {'method':<18}" + "".join(f"{b:>16}" for b in budgets) + f"{'wall s/run':>12}")
+    print(f"  {'method':<24}" + "".join(f"{b:>16}" for b in budgets) + f"{'wall s/run':>12}")
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
         label = name if name == "sac" else f"{name} (utd {args.utd})"
-        print(f"  {label:<18}" + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
+        print(f"  {label:<24}" + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
               + f"{np.mean(wall[name]):>12.0f}")  # fmt: skip
         rows += [(label, b, f"{np.mean(v):.2f}", f"{np.std(v):.2f}", len(seeds),
                   f"{np.mean(wall[name]):.0f}") for b, v in zip(budgets, vals)]  # fmt: skip
@@ -155,7 +155,7 @@ def main() -> None:
         m = [r["mean_return"] for r in mpc]
         extra = int(np.mean([r["steps"] for r in mpc]))
         ms = np.mean([r["ms_per_action"] for r in mpc])
-        print(f"  {'mpc (cem)':<18}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
+        print(f"  {'mpc (cem)':<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
               f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
               f"seeds {[r['seed'] for r in mpc]}")  # fmt: skip
         rows.append(("mpc-cem", budgets[-1], f"{np.mean(m):.2f}", f"{np.std(m):.2f}", len(mpc),
