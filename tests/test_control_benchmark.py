@@ -1,0 +1,66 @@
+"""benchmarks/control.py: per-run summaries are reused only while their settings match, so seeds
+run in other processes or sessions aggregate with later ones, and never with other settings."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import agents.dyna
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def control(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sys.modules.pop("control", None)
+    module = importlib.import_module("control")
+    monkeypatch.setattr(module, "SUMMARIES", tmp_path / "summaries")
+    yield module
+    sys.modules.pop("control", None)
+
+
+def _fake_run(calls):
+    def run(cfg):
+        calls.append(cfg)
+        curve = [
+            (s, float(s) / 100, 0.0) for s in range(cfg.eval_every, cfg.steps + 1, cfg.eval_every)
+        ]
+        return {"curve": curve, "wall_s": 1.5, "imagined_transitions": 0}
+
+    return run
+
+
+def test_a_finished_run_is_reused_only_with_the_same_settings(control, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    first = control._learner("sac", 3, [1000, 2000], utd=5, out=tmp_path / "runs")
+    assert len(calls) == 1 and calls[0].gradient_steps == 1  # model-free SAC ignores --utd
+    assert first["curve"] == {"1000": 10.0, "2000": 20.0}
+    summary = tmp_path / "summaries" / "sac-utd1-seed3.json"
+    assert json.loads(summary.read_text())["settings"]["seed"] == 3
+
+    again = control._learner("sac", 3, [1000, 2000], utd=5, out=tmp_path / "elsewhere")
+    assert len(calls) == 1 and again == first  # another --out: same run, reused
+
+    control._learner("sac", 3, [1000, 2000, 4000], utd=5, out=tmp_path / "runs")
+    assert len(calls) == 2  # a budget the summary does not cover runs (and resumes) it
+
+    old = json.loads(summary.read_text())
+    old["settings"]["real_ratio"] = 0.5
+    summary.write_text(json.dumps(old))
+    control._learner("sac", 3, [1000, 2000], utd=5, out=tmp_path / "runs")
+    assert len(calls) == 3  # other settings: never aggregated
+
+
+def test_mpc_skips_a_seed_without_model_or_summary(control, tmp_path):
+    assert control._mpc(0, tmp_path / "runs") is None
+    done = tmp_path / "summaries" / "mpc-seed0.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(
+        json.dumps({"mean_return": 1.0, "ms_per_action": 2.0, "steps": 3, "model": "m"})
+    )
+    assert control._mpc(0, tmp_path / "runs")["mean_return"] == 1.0
