@@ -15,7 +15,8 @@ Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic e
 Every finished (method, seed) run leaves a summary (learning curve, wall-clock, settings) in
 ``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
 run as parallel processes or in later sessions (``--seeds 1 --methods sac``) and a final call
-with all seeds and methods only aggregates. An interrupted run resumes from its checkpoint in
+with all seeds and methods only aggregates; ``--report-only`` aggregates the finished runs and
+skips (never starts) the others, so each method reports its own seed count. An interrupted run resumes from its checkpoint in
 ``--out``. Prints mean ± std real return over seeds per budget with
 wall-clock, appends to ``benchmarks/results/control.csv`` and plots the learning curves to
 ``benchmarks/results/control_curves.png``.
@@ -44,8 +45,11 @@ def _settings(cfg) -> dict:
     return {k: v for k, v in config_dict(cfg).items() if k not in RESUMABLE_CHANGES}
 
 
-def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> dict:
-    """Run (or reuse) one learner for one seed; returns {"curve": {steps: return}, "wall_s"}."""
+def _learner(
+    name: str, seed: int, budgets: list[int], utd: int, out: Path, run: bool = True
+) -> dict | None:
+    """Run (or reuse) one learner for one seed; returns {"curve": {steps: return}, "wall_s"}, or
+    None when ``run`` is False and no finished summary with these settings is here."""
     from agents.dyna import run_dyna
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
@@ -58,6 +62,8 @@ def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> d
         old = json.loads(summary.read_text())
         if old.get("settings") == _settings(cfg) and all(str(b) in old["curve"] for b in budgets):
             return old
+    if not run:
+        return None
     res = run_dyna(cfg)
     result = {"curve": {str(s): r for s, r, _ in res["curve"]}, "wall_s": res["wall_s"],
               "gradient_steps": cfg.gradient_steps, "imagined": res["imagined_transitions"],
@@ -67,8 +73,9 @@ def _learner(name: str, seed: int, budgets: list[int], utd: int, out: Path) -> d
     return result
 
 
-def _mpc(seed: int, out: Path) -> dict | None:
-    """CEM MPC with the seed's last refit model; None when neither its model nor a summary is here."""
+def _mpc(seed: int, out: Path, run: bool = True) -> dict | None:
+    """CEM MPC with the seed's last refit model; None when neither its model nor a summary is here
+    (or, with ``run`` False, when no summary is)."""
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
     from worldmodel.io import atomic_write_text
@@ -77,7 +84,7 @@ def _mpc(seed: int, out: Path) -> dict | None:
     done = SUMMARIES / f"mpc-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
     models = out / f"sac+imagination-seed{seed}" / "model"
-    if not models.exists():  # its run was in another session or directory
+    if not run or not models.exists():  # its run was in another session or directory
         return old
     model_dir = sorted(models.iterdir())[-1]
     if old is not None and old["model"] == str(model_dir):
@@ -98,6 +105,8 @@ def main() -> None:
     ap.add_argument("--utd", type=int, default=5, help="gradient steps per real step (imagination)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--no-report", action="store_true", help="run only; no table, CSV or plot")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: aggregate the finished runs' summaries, skipping the rest")  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("runs/control"))
     args = ap.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -116,13 +125,16 @@ def main() -> None:
     mpc: list[dict] = []
     for seed in seeds:
         for name in curves:
-            res = _learner(name, seed, budgets, args.utd, args.out)
+            res = _learner(name, seed, budgets, args.utd, args.out, run=not args.report_only)
+            if res is None:
+                print(f"seed {seed} {name}: skipped, no finished run with these settings")
+                continue
             curves[name].append({int(s): r for s, r in res["curve"].items()})
             wall[name].append(res["wall_s"])
             print(f"seed {seed} {name} ({res['wall_s']:.0f} s): "
                   + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items()))  # fmt: skip
         if "mpc" in methods:
-            res = _mpc(seed, args.out)
+            res = _mpc(seed, args.out, run=not args.report_only)
             if res is None:
                 print(f"seed {seed} mpc: skipped, no model under {args.out} and no summary")
                 continue
@@ -136,14 +148,16 @@ def main() -> None:
         return
 
     rows = []
-    print(f"\nmean real return (std) over seeds {seeds}, Hopper-v5")
-    print(f"  {'method':<24}" + "".join(f"{b:>16}" for b in budgets) + f"{'wall s/run':>12}")
+    curves = {name: cs for name, cs in curves.items() if cs}
+    print("\nmean real return (std over seeds), Hopper-v5")
+    print(f"  {'method':<24}" + "".join(f"{b:>16}" for b in budgets)
+          + f"{'seeds':>7}{'wall s/run':>12}")  # fmt: skip
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
         label = name if name == "sac" else f"{name} (utd {args.utd})"
         print(f"  {label:<24}" + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
-              + f"{np.mean(wall[name]):>12.0f}")  # fmt: skip
-        rows += [(label, b, f"{np.mean(v):.2f}", f"{np.std(v):.2f}", len(seeds),
+              + f"{len(cs):>7}{np.mean(wall[name]):>12.0f}")  # fmt: skip
+        rows += [(label, b, f"{np.mean(v):.2f}", f"{np.std(v):.2f}", len(cs),
                   f"{np.mean(wall[name]):.0f}") for b, v in zip(budgets, vals)]  # fmt: skip
     if "sac" in curves and "sac+imagination" in curves:
         top = budgets[-1]

@@ -64,3 +64,17 @@ def test_mpc_skips_a_seed_without_model_or_summary(control, tmp_path):
         json.dumps({"mean_return": 1.0, "ms_per_action": 2.0, "steps": 3, "model": "m"})
     )
     assert control._mpc(0, tmp_path / "runs")["mean_return"] == 1.0
+
+
+def test_report_only_never_runs(control, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    out = tmp_path / "runs"
+    assert control._learner("sac-utd", 1, [1000], utd=5, out=out, run=False) is None
+    assert control._mpc(1, out, run=False) is None
+    (out / "sac+imagination-seed1" / "model" / "refit_001").mkdir(parents=True)
+    assert control._mpc(1, out, run=False) is None  # a model is there, but no MPC is run
+    assert calls == []
+    done = control._learner("sac-utd", 1, [1000], utd=5, out=out)
+    assert control._learner("sac-utd", 1, [1000], utd=5, out=out, run=False) == done
+    assert len(calls) == 1 and calls[0].gradient_steps == 5 and not calls[0].use_model
