@@ -58,7 +58,7 @@ def weights(path):
 def test_save_then_load_gives_identical_predictions(tmp_path, data, model):
     trainer = Trainer(cfg(model=model, epochs=1), data, tmp_path / "run")
     trainer.fit()
-    loaded = load(tmp_path / "run", which="last")
+    loaded = load(tmp_path / "run", which="last", device=str(trainer.device))  # cuda when there
     b = make_batch(
         data.episodes,
         tile_windows(data.episodes[:4], 10),
@@ -66,7 +66,7 @@ def test_save_then_load_gives_identical_predictions(tmp_path, data, model):
         mode="extrap",
         observed=0.5,
         rng=np.random.default_rng(0),
-    )
+    ).to(trainer.device)
     trainer.model.eval()
     with torch.no_grad():
         a, c = trainer.model.predict(b), loaded.predict(b)

@@ -249,7 +249,11 @@ class Trainer:
                 "state": self.state, "numpy_rng": self.rng.bit_generator.state}  # fmt: skip
 
     def _save(self, name: str, optimizer: bool) -> None:
-        extra = {"torch_rng": torch.get_rng_state()} if optimizer else None
+        extra = None
+        if optimizer:  # the RNGs too, so that a resumed run draws what the straight one would
+            extra = {"torch_rng": torch.get_rng_state()}
+            if self.device.type == "cuda":  # latent samples are drawn on the GPU
+                extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         save_checkpoint(
             self.run_dir / name,
             self.model,
@@ -266,6 +270,8 @@ class Trainer:
         self.state = meta["state"]
         self.rng.bit_generator.state = meta["numpy_rng"]
         torch.set_rng_state(tensors["extra/torch_rng"])
+        if self.device.type == "cuda" and "extra/cuda_rng" in tensors:
+            torch.cuda.set_rng_state(tensors["extra/cuda_rng"], self.device)
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
