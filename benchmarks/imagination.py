@@ -1,6 +1,6 @@
 """Imagined steps per second at batch sizes 1 to 4096, against the real Hopper-v5 in the same run.
 
-    python benchmarks/imagination.py [--batches 1,16,256,1024,4096] [--seconds 2]
+    python benchmarks/imagination.py [--batches 1,16,256,1024,4096] [--seconds 2] [--device cuda]
 
 Baselines, measured first in this run:
   * the real Hopper-v5 through Gymnasium: a ``gym.make`` step loop with random actions,
@@ -8,7 +8,9 @@ Baselines, measured first in this run:
     on 2 threads.
 Then, for ``latent-ode`` and ``mlp-ensemble`` at their default sizes (weights untrained: speed
 does not depend on them), ``ImaginedVectorEnv.step`` (the full Gymnasium path: checks, model,
-reward and termination, autoreset) and the bare ``ImaginationCore.step`` at each batch size.
+reward and termination, autoreset) and the bare ``ImaginationCore.step`` at each batch size, with
+the model on ``--device`` (rows ``NAME-cuda-...`` when not the CPU; both paths return numpy, so the
+timings include the copy back).
 Prints steps/s and the ratio to the real single env; appends to
 ``benchmarks/results/imagination.csv``. ``--profile`` prints where the time goes at the
 largest batch.
@@ -92,7 +94,9 @@ def main() -> None:
     ap.add_argument("--batches", default="1,16,256,1024,4096")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--device", default="cpu", help="where the model runs: cpu or cuda")
     args = ap.parse_args()
+    tag = "" if args.device == "cpu" else f"-{args.device}"
     batches = [int(b) for b in args.batches.split(",")]
     torch.set_num_threads(2)
 
@@ -111,16 +115,21 @@ def main() -> None:
         for name in ("latent-ode", "mlp-ensemble"):
             run = make_run(name, Path(tmp))
             for b in batches:
-                venv = ImaginedVectorEnv(run, num_envs=b, max_episode_steps=1000)
+                venv = ImaginedVectorEnv(
+                    run, num_envs=b, max_episode_steps=1000, device=args.device
+                )
                 venv.reset(seed=0)
                 actions = np.random.default_rng(0).uniform(-1, 1, size=(b, 3))
                 env_sps = timed(partial(venv.step, actions), args.seconds) * b
                 core, state, obs = venv.core, venv._state, venv._obs
                 dt = np.full(b, venv.real.dt)
                 core_sps = timed(partial(core.step, state, obs, actions, dt), args.seconds) * b
-                print(f"{name:<13} batch {b:<5} vector env {env_sps:10.0f} steps/s ({env_sps / gym_sps:7.2f}x)   "
+                print(f"{name + tag:<18} batch {b:<5} vector env {env_sps:10.0f} steps/s ({env_sps / gym_sps:7.2f}x)   "
                       f"core {core_sps:10.0f} steps/s ({core_sps / gym_sps:7.2f}x)")  # fmt: skip
-                rows += [(f"{name}-vector-env", b, env_sps), (f"{name}-core", b, core_sps)]
+                rows += [
+                    (f"{name}{tag}-vector-env", b, env_sps),
+                    (f"{name}{tag}-core", b, core_sps),
+                ]
                 if args.profile and b == batches[-1]:
                     prof = cProfile.Profile()
                     prof.runcall(partial(timed, partial(venv.step, actions), 1.0))
