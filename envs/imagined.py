@@ -49,6 +49,7 @@ from envs.timing import TimingSpec
 from envs.wrappers import mujoco_base, set_physics_state
 from worldmodel.batching import Context, context_batch
 from worldmodel.models import WorldModel
+from worldmodel.models.base import Generators, RowStreams
 
 
 def _load(run: str | Path | None, model: WorldModel | None, device: str) -> WorldModel:
@@ -80,10 +81,9 @@ class ImaginationCore:
         self.device, self.dtype = p.device, p.dtype
 
     @torch.no_grad()
-    def encode(
-        self, contexts: Sequence[Context], generators: Sequence[torch.Generator] | None
-    ) -> torch.Tensor:
-        """States ``(N, D)`` for ``N`` real context windows; row ``i`` draws from generator ``i``."""
+    def encode(self, contexts: Sequence[Context], generators: Generators = None) -> torch.Tensor:
+        """States ``(N, D)`` for ``N`` real context windows; row ``i`` draws from generator ``i``
+        (a sequence of ``N`` generators or :class:`RowStreams`), or all from one."""
         batch = context_batch(contexts, self.model.normalizer).to(self.device)
         if self.deterministic:
             return self.model.encode(batch, 1, mean=True)[0]
@@ -96,7 +96,7 @@ class ImaginationCore:
         obs: np.ndarray,
         action: np.ndarray,
         dt: np.ndarray,
-        generators: Sequence[torch.Generator] | None = None,
+        generators: Generators = None,
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """One step of every row.
 
@@ -232,7 +232,7 @@ class ImaginedEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.real.dt))}
         self._renderer: gym.Env | None = None
         self._state: torch.Tensor | None = None
-        self._gen: torch.Generator | None = None
+        self._noise: RowStreams | None = None
 
     @property
     def dt(self) -> float:
@@ -247,8 +247,8 @@ class ImaginedEnv(gym.Env):
             ctx, self._x = _context_from_options(options, self.observation_space, self.action_space)
         else:
             ctx, self._x = self.real.start(self.np_random)
-        self._gen = _generator(self.np_random)
-        self._state = self.core.encode([ctx], [self._gen])
+        self._noise = RowStreams([_generator(self.np_random)])
+        self._state = self.core.encode([ctx], self._noise)
         self._obs = ctx.obs[-1].copy()
         self._t = float(ctx.t[-1])
         return self._obs.copy(), {"t": self._t}
@@ -271,7 +271,7 @@ class ImaginedEnv(gym.Env):
             np.asarray(action, dtype=np.float64)[None], self.action_space, self.clip_actions
         )
         state, obs, reward, term, div, terms = self.core.step(
-            self._state, self._obs[None], a, np.array([dt]), [self._gen]
+            self._state, self._obs[None], a, np.array([dt]), self._noise
         )
         self._state, self._obs = state, obs[0]
         self._t += dt
@@ -373,14 +373,14 @@ class ImaginedVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] = [
             seeding.np_random(None)[0] for _ in range(num_envs)
         ]
-        self._gens: list[torch.Generator] = [torch.Generator() for _ in range(num_envs)]
+        self._noise = RowStreams([torch.Generator() for _ in range(num_envs)])
         self._state: torch.Tensor | None = None
 
     def _start(self, i: int, seed: int | None) -> Context:
         if seed is not None:
             self._rngs[i] = seeding.np_random(seed)[0]
         ctx, _ = self.real.start(self._rngs[i])
-        self._gens[i] = _generator(self._rngs[i])
+        self._noise.reseed(i, _generator(self._rngs[i]))
         return ctx
 
     def reset(
@@ -395,7 +395,7 @@ class ImaginedVectorEnv(VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
         contexts = [self._start(i, s) for i, s in enumerate(seeds)]
-        self._state = self.core.encode(contexts, self._gens)
+        self._state = self.core.encode(contexts, self._noise)
         self._obs = np.stack([c.obs[-1] for c in contexts])
         self._t = np.zeros(self.num_envs)
         self._steps = np.zeros(self.num_envs, dtype=np.int64)
@@ -419,7 +419,7 @@ class ImaginedVectorEnv(VectorEnv):
                 * self.real.physics_dt
             )
         state, obs, reward, term, div, terms = self.core.step(
-            self._state, self._obs, a, dt, self._gens
+            self._state, self._obs, a, dt, self._noise
         )
         self._steps += 1
         self._t += dt
@@ -441,9 +441,7 @@ class ImaginedVectorEnv(VectorEnv):
                     int(i),
                 )
             contexts = [self._start(int(i), None) for i in done]
-            state[torch.as_tensor(done)] = self.core.encode(
-                contexts, [self._gens[int(i)] for i in done]
-            )
+            state[torch.as_tensor(done)] = self.core.encode(contexts, self._noise.rows(done))
             obs[done] = np.stack([c.obs[-1] for c in contexts])
             self._steps[done] = 0
             self._t[done] = 0.0

@@ -66,20 +66,87 @@ def gaussian_logpdf(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> t
     return -0.5 * ((x - mean) / std).pow(2) - std.log() - 0.5 * LOG_2PI
 
 
-Generators = torch.Generator | Sequence[torch.Generator] | None
+class RowStreams:
+    """One standard-normal stream per row, each drawn from its own ``torch.Generator``.
+
+    Row ``b``'s draws depend on generator ``b`` and on the widths asked of it only, so ``N``
+    rows in one batch draw exactly what ``N`` batches of one row would (a vector env equals its
+    single envs). Each row is refilled ``block`` values at a time, so the Python loop over rows
+    runs once per ``block`` values rather than at every draw (the cost of a plain list of
+    generators at thousands of rows). Draws come back on the device of the last draw's ``like``.
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator], block: int = 1024) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        self.generators = list(generators)
+        self.block = block
+        self._buf = torch.empty((len(self.generators), block))
+        self._pos = np.full(len(self.generators), block)  # all empty: filled at the first draw
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def reseed(self, row: int, generator: torch.Generator) -> None:
+        """Give ``row`` a new generator (a sub-env's reset); its unread draws are dropped."""
+        self.generators[row] = generator
+        self._pos[row] = self.block
+
+    def rows(self, index: Sequence[int]) -> _RowView:
+        """The streams of the rows in ``index`` (they advance here too)."""
+        return _RowView(self, np.asarray(index, dtype=np.int64))
+
+    def draw(self, width: int, like: torch.Tensor, index: np.ndarray | None = None) -> torch.Tensor:
+        """``(len(index), width)`` draws, row ``i`` from stream ``index[i]`` (all rows: None)."""
+        idx = np.arange(len(self)) if index is None else index
+        if width > self.block:  # wider than a block: straight from the generators
+            rows = [torch.randn(width, generator=self.generators[i]) for i in idx]
+            return torch.stack(rows).to(like.device, like.dtype)
+        if self._buf.device != like.device or self._buf.dtype != like.dtype:
+            self._buf = self._buf.to(like.device, like.dtype)
+        empty = idx[self._pos[idx] + width > self.block]
+        if len(empty):
+            fresh = [torch.randn(self.block, generator=self.generators[i]) for i in empty]
+            self._buf[torch.as_tensor(empty, device=like.device)] = torch.stack(fresh).to(
+                like.device, like.dtype
+            )
+            self._pos[empty] = 0
+        cols = torch.as_tensor(self._pos[idx], device=like.device)[:, None] + torch.arange(
+            width, device=like.device
+        )
+        out = self._buf[torch.as_tensor(idx, device=like.device)[:, None], cols]
+        self._pos[idx] += width
+        return out
+
+
+class _RowView:
+    def __init__(self, streams: RowStreams, index: np.ndarray) -> None:
+        self.streams, self.index = streams, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def draw(self, width: int, like: torch.Tensor) -> torch.Tensor:
+        return self.streams.draw(width, like, self.index)
+
+
+Generators = torch.Generator | Sequence[torch.Generator] | RowStreams | _RowView | None
 
 
 def randn_rows(
     shape: tuple[int, ...], generator: Generators, *, like: torch.Tensor
 ) -> torch.Tensor:
-    """Standard normal draws of ``shape = (..., B, D)``; with one generator per row ``b`` (a
-    sequence of ``B``), row ``b`` depends on its own generator only."""
+    """Standard normal draws of ``shape = (..., B, D)``; with one generator or stream per row
+    ``b`` (a sequence of ``B`` generators, or :class:`RowStreams`), row ``b`` depends on its
+    own only."""
     if generator is None or isinstance(generator, torch.Generator):
         return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
     B, D = shape[-2], shape[-1]
     if len(generator) != B:
         raise ValueError(f"{len(generator)} generators for {B} rows")
     lead = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    if isinstance(generator, (RowStreams, _RowView)):
+        return generator.draw(lead * D, like).reshape(B, lead, D).transpose(0, 1).reshape(shape)
     rows = [torch.randn((lead, D), generator=g, dtype=like.dtype) for g in generator]
     return torch.stack(rows, -2).reshape(shape).to(like.device)
 
