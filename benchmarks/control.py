@@ -192,12 +192,13 @@ def _plot(curves: dict[str, list[dict]], mpc: list[dict], budgets: list[int], ut
     for name, cs in curves.items():
         steps = sorted(cs[0])
         vals = np.array([[c[s] for s in steps] for c in cs])
-        label = name if name == "sac" else f"{name} (utd {utd})"
+        label = (name if name == "sac" else f"{name} (utd {utd})") + f", {len(cs)} seeds"
         ax.plot(steps, vals.mean(0), marker="o", label=label)
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
     if mpc:
         m = np.mean([r["mean_return"] for r in mpc])
-        ax.scatter([budgets[-1]], [m], marker="*", s=120, color="k", label="mpc (cem)")
+        ax.scatter([budgets[-1]], [m], marker="*", s=120, color="k",
+                   label=f"mpc (cem), {len(mpc)} seeds")  # fmt: skip
     ax.set(xlabel="real env steps", ylabel="mean real return (min-max over seeds)",
            title="Hopper-v5, real-env evaluation")  # fmt: skip
     ax.legend()
