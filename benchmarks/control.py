@@ -16,9 +16,9 @@ Every finished (method, seed) run leaves a summary (learning curve, wall-clock, 
 ``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
 run as parallel processes or in later sessions (``--seeds 1 --methods sac``) and a final call
 with all seeds and methods only aggregates; ``--report-only`` aggregates the finished runs and
-skips (never starts) the others, so each method reports its own seed count. An interrupted run resumes from its checkpoint in
-``--out``. Prints mean ± std real return over seeds per budget with
-wall-clock, appends to ``benchmarks/results/control.csv`` and plots the learning curves to
+skips (never starts) the others, so each method reports its own seed count. An interrupted run
+resumes from its checkpoint in ``--out``. Prints mean ± std real return over seeds per budget
+with wall-clock, appends to ``benchmarks/results/control.csv`` and plots the learning curves to
 ``benchmarks/results/control_curves.png``.
 """
 
