@@ -2,7 +2,12 @@
 
 ``import envs`` registers ``worldmodel/Imagined-v0``:
 ``gym.make("worldmodel/Imagined-v0", run="runs/NAME")`` (see :mod:`envs.imagined`).
+``envs.ImaginedEnv``, ``envs.ImaginedVectorEnv``, ``envs.SB3VecEnv`` and ``envs.ImaginationCore``
+are imported lazily (they need torch and the models), so ``import envs`` stays light.
 """
+
+import importlib as _importlib
+from typing import Any as _Any
 
 import gymnasium as _gym
 
@@ -23,9 +28,13 @@ __all__ = [
     "TASKS",
     "EnvSpec",
     "HopperTask",
+    "ImaginationCore",
+    "ImaginedEnv",
+    "ImaginedVectorEnv",
     "Incline",
     "IrregularTiming",
     "ResetNoise",
+    "SB3VecEnv",
     "Task",
     "TimingSpec",
     "TrajectoryRecorder",
@@ -36,6 +45,18 @@ __all__ = [
     "physics_state",
     "set_physics_state",
 ]
+
+_LAZY = {
+    name: "envs.imagined"
+    for name in ("ImaginationCore", "ImaginedEnv", "ImaginedVectorEnv", "SB3VecEnv")
+}
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        return getattr(_importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+
 
 if "worldmodel/Imagined-v0" not in _gym.registry:
     _gym.register(

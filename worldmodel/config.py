@@ -186,7 +186,7 @@ DEMO_MODELS = ("latent-ode", "mlp-ensemble")
 
 @dataclass
 class DemoConfig:
-    """Settings of the demo (defaults: about 3 minutes on 2 CPU cores)."""
+    """Settings of the demo (defaults: a few minutes on 2 CPU cores)."""
 
     out: Path = Path("demo")
     """Directory for the data, the runs and the report."""
