@@ -253,3 +253,50 @@ def test_ensemble_is_selected_on_extrapolation_only(tmp_path, data):
     trainer = Trainer(cfg(model="mlp-ensemble", epochs=1), data, tmp_path / "run")
     row = trainer.fit()
     assert row["val/score"] == row["val/extrap_mse"] != row["val/interp_mse"]
+
+
+@pytest.mark.parametrize(
+    "err", [RuntimeError("shape mismatch"), TypeError("bad operand"), AssertionError("x > 0")]
+)
+def test_a_bug_in_the_loss_surfaces_instead_of_a_skipped_batch(tmp_path, data, err):
+    trainer = Trainer(cfg(epochs=1), data, tmp_path / "run")
+
+    def broken(batch):
+        raise err
+
+    trainer.model.loss = broken
+    with pytest.raises(type(err), match=str(err)):
+        trainer.fit()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_an_adaptive_solver_blow_up_is_a_skipped_batch(tmp_path, data):
+    trainer = Trainer(cfg(epochs=1), data, tmp_path / "run")
+
+    def underflow(batch):  # what torchdiffeq's dopri5 asserts when the state explodes
+        raise AssertionError("underflow in dt 0.0")
+
+    trainer.model.loss = underflow
+    assert trainer.train_step(trainer._train_batch()) is None
+    assert trainer.state["bad_batches"] == 1
+
+
+def test_an_epoch_whose_batches_were_all_skipped_is_not_a_success(tmp_path, data):
+    trainer = Trainer(cfg(epochs=2, steps_per_epoch=3), data, tmp_path / "run")
+    real = trainer.model.loss
+    trainer.model.loss = lambda batch: (real(batch)[0] * float("nan"), {})
+    with pytest.raises(TrainingError, match="epoch 1: all 3 batches .* no checkpoint was saved"):
+        trainer.fit()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "last.safetensors").exists()  # nor a finished epoch
+
+
+@pytest.mark.parametrize("solver", ["rk4", "euler"])
+def test_adjoint_trains_with_fixed_step_solvers(tmp_path, data, solver):
+    net = ModelConfig(**{**NET.to_dict(), "adjoint": True, "solver": solver, "max_step": 0.3})
+    trainer = Trainer(cfg(epochs=1, steps_per_epoch=2, net=net), data, tmp_path / "run")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    row = trainer.fit()
+    assert row["train/skipped_batches"] == 0 and np.isfinite(row["train/loss"])
+    changed = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("field.") for k in changed), changed  # the adjoint's gradients

@@ -194,8 +194,9 @@ class Trainer:
         return c.lr * shape * self.state["lr_scale"]
 
     def train_step(self, batch: Batch) -> dict[str, float] | None:
-        """One optimiser step; ``None`` when the batch gave a non-finite loss or gradient (the
-        step is skipped and the learning rate halved)."""
+        """One optimiser step; ``None`` when the batch gave a non-finite loss or gradient, or
+        torchdiffeq's adaptive solver blew up (the step is skipped and the learning rate
+        halved). Any other exception propagates: it is a bug, not a bad batch."""
         c = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
@@ -210,8 +211,8 @@ class Trainer:
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
                 ok = bool(torch.isfinite(norm))
-        except (AssertionError, RuntimeError) as err:  # torchdiffeq: "underflow in dt", blow-ups
-            if "out of memory" in str(err):
+        except AssertionError as err:
+            if not _is_solver_blow_up(err):  # a bug: surface it with its own traceback
                 raise
             ok = False
         self.state["step"] += 1
@@ -274,6 +275,12 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["extra/cuda_rng"], self.device)
 
     # -- the loop ---------------------------------------------------------------------------------
+    def _last_good(self) -> str:
+        best = self.run_dir / "model.safetensors"
+        if best.exists():
+            return f"the last good checkpoint is {best} (epoch {self.state['best_epoch']})"
+        return "no checkpoint was saved"
+
     def fit(self) -> dict[str, float]:
         """Train until ``epochs``, early stopping or a callback stops it; returns the last
         epoch's metrics. The best model is in ``run_dir/model.safetensors``."""
@@ -294,20 +301,20 @@ class Trainer:
                 if metrics is None:
                     skipped += 1
                     if self.state["bad_batches"] >= c.max_bad_batches:
-                        best = self.run_dir / "model.safetensors"
-                        where = (
-                            f"the last good checkpoint is {best} (epoch {self.state['best_epoch']})"
-                            if best.exists()
-                            else "no checkpoint was saved"
-                        )
                         raise TrainingError(
-                            f"training diverged: {c.max_bad_batches} consecutive batches gave a non-finite loss or gradient; {where}"
+                            f"training diverged: {c.max_bad_batches} consecutive batches gave a"
+                            f" non-finite loss or gradient; {self._last_good()}"
                         )
                     continue
                 good += 1
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{metrics['loss']:.4g}")
+            if not good:  # nothing was trained: never report (or save) it as an epoch
+                raise TrainingError(
+                    f"epoch {epoch}: all {skipped} batches gave a non-finite loss or gradient,"
+                    f" nothing was trained; {self._last_good()}"
+                )
             self.state["epoch"] = epoch
             row = {f"train/{k}": v / max(good, 1) for k, v in sums.items()}
             row.update(self.validate())
@@ -339,6 +346,16 @@ class Trainer:
                 break
         self.logger.close()
         return last
+
+
+# torchdiffeq's adaptive solvers (rk_common.py) assert these when the state blows up: the step
+# size underflows, or the state is no longer finite. They are a non-finite batch; any other
+# AssertionError (or RuntimeError) is a bug and propagates.
+_SOLVER_BLOW_UPS = ("underflow in dt", "non-finite values in state")
+
+
+def _is_solver_blow_up(err: AssertionError) -> bool:
+    return str(err).startswith(_SOLVER_BLOW_UPS)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -133,6 +133,21 @@ class ZOHField(nn.Module):
         return dz * (self.scale[:, j : j + 1] if self.scale.shape[-1] > 1 else self.scale)
 
 
+def _sub_grid(fine: torch.Tensor):
+    """A torchdiffeq ``grid_constructor`` for any sub-interval ``t`` of ``fine``'s span (in
+    either direction): ``t``'s ends with the points of ``fine`` strictly between them."""
+
+    def construct(_func, _y0, t: torch.Tensor) -> torch.Tensor:
+        lo, hi = torch.minimum(t[0], t[-1]), torch.maximum(t[0], t[-1])
+        f = fine.to(t.dtype)
+        inner = f[(f > lo) & (f < hi)]
+        if t[0] > t[-1]:
+            inner = inner.flip(0)
+        return torch.cat([t[:1], inner, t[-1:]])
+
+    return construct
+
+
 def odeint_zoh(
     f: nn.Module,
     z0: torch.Tensor,
@@ -151,9 +166,15 @@ def odeint_zoh(
     names); ``max_step`` is the largest fixed step in the units of ``grid * scale`` (see the
     module docstring)."""
     field = ZOHField(f, grid, actions, scale)
+    adjoint_options = None
     if method in FIXED_SOLVERS:
         fine = solver_grid(grid, actions, max_step, scale)
         options = {"grid_constructor": lambda *_: fine, "perturb": True}
+        # the adjoint solves backward one output interval at a time, and torchdiffeq asserts
+        # that the solver grid starts and ends at that interval's ends: give it the part of
+        # the forward grid inside the interval (perturb stays right in reverse: torchdiffeq
+        # negates time, so a step's start still sees the action held on the step)
+        adjoint_options = {"grid_constructor": _sub_grid(fine), "perturb": True}
         kwargs = {}
     else:
         jumps = switch_times(grid, actions, scale)
@@ -162,7 +183,7 @@ def odeint_zoh(
     solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     if adjoint:
         kwargs["adjoint_params"] = tuple(f.parameters())
-        kwargs["adjoint_options"] = dict(options)
+        kwargs["adjoint_options"] = dict(options) if adjoint_options is None else adjoint_options
     return solve(field, z0, grid, method=method, options=options, **kwargs)
 
 
