@@ -1,0 +1,260 @@
+"""The README's claims that can be checked mechanically: every name its Python snippets import
+exists, every local file it links exists, and every figure in its result tables appears in a
+committed results file (rounded as printed)."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib
+import json
+import re
+import statistics
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+RESULTS = "benchmarks/results/"
+PAPER = [RESULTS + "paper_hopper.csv", RESULTS + "paper_hopper_traces.csv"]
+
+# Each result table, by the first cell of its header row: the committed files its figures come
+# from, and the factors a printed figure may be multiplied by to read as in the file ("x 1e-2").
+SOURCES: dict[str, tuple[list[str], tuple[float, ...]]] = {
+    "mean real return (std)": ([RESULTS + "control.csv", RESULTS + "control_runs"], (1,)),
+    "test MSE x 1e-2": (PAPER[:1], (1e-2,)),
+    "cell": (PAPER, (1, 1e-2)),  # "first at or below the paper" reads the traces
+    "model": (PAPER[:1], (1, 1e-2)),
+    "gru-dt": (PAPER[:1], (1, 1e-2)),
+    "benchmark": (
+        [
+            RESULTS + name
+            for name in (
+                "collection.csv",
+                "training.csv",
+                "imagination.csv",
+                "control.csv",
+                "hopper_models.csv",
+                "control_runs",
+            )
+        ],  # fmt: skip
+        (1,),
+    ),
+}
+# Tables that hold descriptions, not results (the models table: its one number is a year).
+NOT_RESULTS = {"name"}
+# Whole tables with no committed results file behind them. The demo's horizon table came from a
+# `worldmodel demo` run whose report.md/results.json was not committed (only its plots and video
+# are, under docs/demo/).
+KNOWN_UNTRACED_TABLES = {"open-loop MSE (normalised)"}
+# Single figures with no file behind them, as printed (table, figure).
+KNOWN_UNTRACED = {
+    # a property of the cosine schedule stretched from 20 to 25 epochs, not a measurement
+    ("cell", "14 %"),
+    # mlp-ensemble on the paper protocol: one epoch tried by hand, no row in paper_hopper.csv
+    ("model", "275"),
+    ("model", "9e13"),
+    ("model", "134"),
+    # "~0.25 s the issue quotes for the original" and the ratios to it: quoted, not measured here
+    ("benchmark", "0.25"),
+    ("benchmark", "2.1"),
+    ("benchmark", "2.5x"),
+}
+
+
+def _csv(name: str) -> list[dict[str, str]]:
+    with open(ROOT / RESULTS / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _control(method: str, steps: str) -> float:
+    rows = [r for r in _csv("control.csv") if r["method"] == method and r["real_steps"] == steps]
+    return float(rows[-1]["mean_return"])
+
+
+def _s_per_iter(configuration: str) -> float:
+    rows = _csv("training.csv")
+    first = rows[0]["timestamp"]  # the run the README quotes (its other figures match it)
+    row = next(
+        r for r in rows
+        if r["timestamp"] == first and r["data"] == "paper" and r["configuration"] == configuration
+    )  # fmt: skip
+    return float(row["s_per_iter"])
+
+
+# Figures computed from committed figures (ratios): how each is derived.
+DERIVED: dict[tuple[str, str], Callable[[], float]] = {
+    ("benchmark", "1.51x"): lambda: (
+        _control("sac+imagination (utd 5)", "50000") / _control("sac", "50000")
+    ),
+    ("benchmark", "6.5x"): lambda: (
+        _s_per_iter("rk4, a step at every grid time") / _s_per_iter("dopri5 (rtol 1e-3, atol 1e-4)")
+    ),
+}
+
+# A printed figure: 1,423 / 0.218 / 1e-10 / 329k / 1.22M / 1.51x / 8.9 % (not inside a word).
+_FIGURE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(e-?\d+)?([kM])?(x)?(?!\w)(\s*%)?")
+_NOT_FIGURES = {"timestamp", "settings"}
+_SOURCE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def tables(text: str) -> Iterator[tuple[int, list[str], list[list[str]]]]:
+    """(line number, header cells, body rows) of every markdown table."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        sep = lines[i + 1] if i + 1 < len(lines) else ""
+        if lines[i].startswith("|") and re.fullmatch(r"\|[-| :]+\|", sep.strip()):
+            header = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+            j, rows = i + 2, []
+            while j < len(lines) and lines[j].startswith("|"):
+                rows.append([c.strip() for c in lines[j].strip().strip("|").split("|")])
+                j += 1
+            yield i + 1, header, rows
+            i = j
+        else:
+            i += 1
+
+
+def figures(cell: str) -> Iterator[tuple[str, float, float]]:
+    """(as printed, value, half a unit of its last printed digit) of each figure in a cell;
+    code spans (commands, flags) are not figures."""
+    cell = re.sub(r"`[^`]*`", " ", cell).replace("**", "")
+    for m in _FIGURE.finditer(cell):
+        whole, frac, exp, suffix, _, percent = m.groups()
+        value = float(whole.replace(",", "") + (frac or "") + (exp or ""))
+        if frac:
+            tol = 0.5 * 10.0 ** -(len(frac) - 1)
+        else:  # 2190 or 6,000: rounded to the last non-zero digit
+            digits = whole.replace(",", "")
+            zeros = len(digits) - len(digits.rstrip("0")) if digits.strip("0") else 0
+            tol = 0.5 * 10.0**zeros
+        if exp:
+            tol *= 10.0 ** int(exp[1:])
+        scale = {"k": 1e3, "M": 1e6, None: 1.0}[suffix] * (0.01 if percent else 1.0)
+        yield m.group(0).strip(), value * scale, tol * scale
+
+
+def source_numbers(paths: list[str]) -> list[float]:
+    """Every number in the files (CSV and JSON, folders recursively), plus the mean over seeds
+    of each numeric field of JSON run summaries named ``<method>-seed<N>.json``."""
+    numbers: list[float] = []
+    per_method: dict[str, list[dict]] = {}
+    for p in paths:
+        path = ROOT / p
+        assert path.exists(), f"results file {p} named for a README table is not in the repository"
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.suffix not in (".csv", ".json"):
+                continue
+            text = f.read_text()
+            if f.suffix == ".csv":  # not the timestamps or the settings JSON: chance matches
+                text = "\n".join(
+                    " ".join(v for k, v in row.items() if k not in _NOT_FIGURES)
+                    for row in csv.DictReader(text.splitlines())
+                )
+            numbers += [float(x) for x in _SOURCE_NUMBER.findall(text)]
+            if f.suffix == ".json" and re.search(r"-seed\d+$", f.stem):
+                per_method.setdefault(re.sub(r"-seed\d+$", "", f.stem), []).append(json.loads(text))
+    for runs in per_method.values():
+        for key, first in runs[0].items():
+            values = [r.get(key) for r in runs]
+            if (
+                len(runs) > 1
+                and isinstance(first, (int, float))
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            ):
+                numbers.append(statistics.mean(values))
+    return numbers
+
+
+def _matches(value: float, tol: float, pool: list[float], scales: tuple[float, ...]) -> bool:
+    return any(abs(y - value * s) <= tol * s * (1 + 1e-9) for y in pool for s in scales)
+
+
+def test_every_readme_table_figure_is_in_a_results_file():
+    untraced, checked = [], 0
+    for line, header, rows in tables(README):
+        key = header[0]
+        if key in NOT_RESULTS or key in KNOWN_UNTRACED_TABLES:
+            continue
+        assert key in SOURCES, (
+            f"README line {line}: table {key!r} is new; name the committed results file its "
+            f"figures come from in tests/test_readme.py SOURCES"
+        )
+        paths, scales = SOURCES[key]
+        pool = source_numbers(paths)
+        for row in rows:
+            for cell in row:
+                for printed, value, tol in figures(cell):
+                    checked += 1
+                    if (key, printed) in DERIVED:
+                        ok = abs(DERIVED[key, printed]() - value) <= tol * (1 + 1e-9)
+                    else:
+                        ok = (key, printed) in KNOWN_UNTRACED or _matches(value, tol, pool, scales)
+                    if not ok:
+                        untraced.append(f"line {line}, table {key!r}: {printed} in {cell[:60]!r}")
+    assert checked > 100
+    assert not untraced, "README figures in no committed results file:\n" + "\n".join(untraced)
+
+
+def test_known_untraced_entries_are_still_in_the_readme():
+    keys = {header[0] for _, header, _ in tables(README)}
+    assert KNOWN_UNTRACED_TABLES | NOT_RESULTS | set(SOURCES) >= keys
+    for table, printed in KNOWN_UNTRACED | set(DERIVED):
+        cells = [c for _, h, rows in tables(README) if h[0] == table for r in rows for c in r]
+        assert any(p == printed for c in cells for p, _, _ in figures(c)), (table, printed)
+
+
+def test_figure_parsing():
+    parsed = figures("1,423 s (0.218; `--epochs 30`) 329k 8.9 % 1.51x 0.85-1.22M Hopper-v5")
+    assert [(p, pytest.approx(v)) for p, v, _ in parsed] == [
+        ("1,423", 1423.0), ("0.218", 0.218), ("329k", 329000.0), ("8.9 %", 0.089),
+        ("1.51x", 1.51), ("0.85", 0.85), ("1.22M", 1.22e6),
+    ]  # fmt: skip
+    ((_, v, tol),) = figures("2190")
+    assert _matches(v, tol, [2187.3], (1,)) and not _matches(v, tol, [2180.0], (1,))
+    ((_, v, tol),) = figures("0.319")
+    assert _matches(v, tol, [0.0031944], (1e-2,)) and not _matches(v, tol, [0.00321], (1e-2,))
+    ((_, v, tol),) = figures("8e-11")
+    assert _matches(v, tol, [8.4e-11], (1,)) and not _matches(v, tol, [9e-11], (1,))
+
+
+def _python_snippets() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+@pytest.mark.parametrize("snippet", range(len(_python_snippets())))
+def test_readme_python_imports_resolve(snippet):
+    tree = ast.parse(_python_snippets()[snippet])
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert imports
+    for node in imports:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                importlib.import_module(alias.name)
+        else:
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"README imports {node.module}.{alias.name}"
+
+
+def test_readme_documented_envs_names_exist():
+    import envs
+    import envs.imagined
+
+    for name in re.findall(r"`envs\.((?:imagined\.)?[A-Za-z_]\w*)", README):
+        obj = envs
+        for part in name.split("."):
+            assert hasattr(obj, part), f"README documents envs.{name}, which does not exist"
+            obj = getattr(obj, part)
+    assert {"ImaginedEnv", "ImaginedVectorEnv"} <= set(envs.__all__)
+
+
+def test_readme_local_links_exist():
+    for target in re.findall(r"\]\(([^)#\s]+)\)", README):
+        if "://" not in target:
+            assert (ROOT / target).exists(), (
+                f"README links {target}, which is not in the repository"
+            )
