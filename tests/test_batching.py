@@ -123,3 +123,52 @@ def test_bad_batch_settings(data):
         make_batch(eps, w, norm, mode="sideways", rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="observed fraction"):
         make_batch(eps, w, norm, observed=0.0, rng=np.random.default_rng(0))
+
+
+def test_a_near_constant_dimension_is_floored_relative_to_its_scale():
+    import dataclasses
+    import warnings
+
+    d = linear_dataset(6, 10, seed=2)
+    eps = []
+    for i, ep in enumerate(d.episodes):
+        obs = np.concatenate([ep.obs, np.full((len(ep), 2), [0.0, 50.0])], 1)
+        obs[:, 2] += 1e-9 * i  # float noise on a dimension that never moved
+        obs[:, 3] += 1e-4 * np.sin(np.arange(len(ep)))  # a big one that barely moves
+        eps.append(dataclasses.replace(ep, obs=obs))
+    with pytest.warns(UserWarning, match=r"dimensions \[2, 3\] are \(nearly\) constant"):
+        norm = Normalizer.fit(eps)
+    np.testing.assert_allclose(norm.std[2:], [1e-3, 5e-2], rtol=1e-6)
+    assert (norm.std[:2] == np.concatenate([ep.obs for ep in eps])[:, :2].std(0)).all()
+    # a test-time deviation of 0.01 on the dimension that never moved stays moderate
+    moved = norm.normalize(np.array([0.0, 0.0, 0.01, 50.0]))
+    assert abs(moved[2]) <= 10.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Normalizer.fit(d.episodes)  # ordinary data: no warning
+
+
+def test_non_finite_training_data_is_refused_not_normalised(data):
+    import dataclasses
+
+    eps, norm = data
+    for field, where in (("obs", (3, 1)), ("actions", (2, 0)), ("t", (4,))):
+        bad = [dataclasses.replace(ep) for ep in eps]
+        arr = getattr(bad[1], field).astype(np.float64)
+        arr[where] = np.nan
+        bad[1] = dataclasses.replace(bad[1], **{field: arr})
+        with pytest.raises(ValueError, match=f"episode 1.*{field} has a non-finite value"):
+            make_batch(bad, tile_windows(bad, 12), norm, rng=np.random.default_rng(0))
+        if field == "obs":
+            with pytest.raises(ValueError, match="non-finite value .* dimension 1"):
+                Normalizer.fit(bad)
+
+
+@pytest.mark.parametrize("field", ["t", "obs", "actions"])
+def test_non_finite_context_is_refused(data, field):
+    eps, norm = data
+    ep = eps[0]
+    ctx = {"t": ep.t[:4].copy(), "obs": ep.obs[:4].copy(), "actions": ep.actions[:3].copy()}
+    ctx[field][(1,) + (0,) * (ctx[field].ndim - 1)] = np.nan
+    with pytest.raises(ValueError, match="context 0 holds a non-finite value"):
+        context_batch([Context(**ctx)], norm)

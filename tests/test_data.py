@@ -55,6 +55,11 @@ def _inf_rew(f):
     f["rewards"][3] = np.inf
 
 
+def _nan_at(f, name, where):
+    f[name] = f[name].copy()
+    f[name][where] = np.nan
+
+
 def _bad_t(f):
     f["t"] = f["t"].copy()
     f["t"][4] = f["t"][3]
@@ -74,6 +79,12 @@ def _version(f):
         ("width", lambda f: f.update(obs=f["obs"][:, None]), "field 'obs' has shape"),
         ("nan", _nan_obs, "field 'obs' has a non-finite value (nan)"),
         ("inf", _inf_rew, "field 'rewards' has a non-finite value (inf)"),
+        ("nan_t", lambda f: _nan_at(f, "t", 4), "field 't' has a non-finite value (nan)"),
+        (
+            "nan_act",
+            lambda f: _nan_at(f, "actions", (2, 1)),
+            "field 'actions' has a non-finite value (nan)",
+        ),
         ("order", _bad_t, "field 't' is not strictly increasing"),
         ("version", _version, "unknown format version 99"),
         (

@@ -18,6 +18,7 @@ fraction ``p`` of the first part and scores the rest.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
@@ -37,16 +38,40 @@ class Normalizer:
 
     Attributes:
         mean: ``(obs_dim,)``.
-        std: ``(obs_dim,)``, floored so that constant dimensions do not divide by zero.
+        std: ``(obs_dim,)``, floored (see :meth:`fit`) so that a dimension that is (nearly)
+            constant in the training data does not blow up when it moves at test time.
     """
 
     mean: np.ndarray
     std: np.ndarray
 
     @classmethod
-    def fit(cls, episodes: Sequence[Episode], min_std: float = 1e-6) -> Normalizer:
-        obs = np.concatenate([ep.obs for ep in episodes])
-        return cls(obs.mean(0), np.maximum(obs.std(0), min_std))
+    def fit(cls, episodes: Sequence[Episode], rel_floor: float = 1e-3) -> Normalizer:
+        """Mean and std of every observation of ``episodes``. Each dimension's std is floored
+        at ``rel_floor * max(1, mean |x|)`` of that dimension: a floor relative to its own
+        magnitude (a dimension near 100 that moves by 1e-4 is constant), and never below
+        ``rel_floor`` in the data's units, so that a dimension constant in training (a joint
+        that never moved) amplifies a test-time deviation by at most ``1 / rel_floor``
+        (1e-6 allowed 1e6). Warns naming the floored dimensions; refuses non-finite values."""
+        obs = np.concatenate([np.asarray(ep.obs, dtype=np.float64) for ep in episodes])
+        bad = ~np.isfinite(obs)
+        if bad.any():
+            row, dim = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"cannot fit the normaliser: observation {row} (of all episodes, in order) has "
+                f"a non-finite value ({obs[row, dim]}) in dimension {dim}"
+            )
+        mean, std = obs.mean(0), obs.std(0)
+        floor = rel_floor * np.maximum(1.0, np.abs(obs).mean(0))
+        low = np.flatnonzero(std < floor)
+        if low.size:
+            warnings.warn(
+                f"observation dimensions {low.tolist()} are (nearly) constant in the training "
+                f"data (std {np.array2string(std[low], precision=2)}); their std is floored at "
+                f"{np.array2string(floor[low], precision=2)} ({rel_floor:g} x max(1, mean |x|))",
+                stacklevel=2,
+            )
+        return cls(mean, np.maximum(std, floor))
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.std
@@ -201,6 +226,24 @@ def tile_windows(episodes: Sequence[Episode], length: int) -> list[Window]:
     return out
 
 
+def _refuse_non_finite(episodes: Sequence[Episode], windows: Sequence[Window]) -> None:
+    """Name the first window with a non-finite time, observation or action: a NaN must never
+    reach a model as a number (datasets and contexts are validated when made, but episodes
+    built or changed by hand are not)."""
+    for b, w in enumerate(windows):
+        ep = episodes[w.episode]
+        for name, arr in (("t", ep.t[w.start : w.stop]), ("obs", ep.obs[w.start : w.stop]),
+                          ("actions", ep.actions[w.start : w.stop - 1])):  # fmt: skip
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"window {b} (episode {w.episode}, points {w.start}-{w.stop - 1}): {name} "
+                    f"has a non-finite value ({arr[idx]}) at window index {idx}"
+                )
+    raise ValueError("the normaliser turned finite observations into non-finite ones")
+
+
 def make_batch(
     episodes: Sequence[Episode],
     windows: Sequence[Window],
@@ -227,6 +270,8 @@ def make_batch(
     rel = [
         episodes[w.episode].t[w.start : w.stop] - episodes[w.episode].t[w.start] for w in windows
     ]
+    if not all(np.isfinite(r).all() for r in rel):
+        _refuse_non_finite(episodes, windows)
     # quantise to 1 ns so that equal times from different episodes share one grid point
     keys = [np.round(r * 1e9).astype(np.int64) for r in rel]
     grid_keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
@@ -257,6 +302,8 @@ def make_batch(
         k = max(1, int(round(observed * len(region))))
         context[b, rng.choice(region, size=k, replace=False)] = True
         target[b, scored] = True
+    if not (np.isfinite(obs).all() and np.isfinite(actions).all()):
+        _refuse_non_finite(episodes, windows)
     return Batch(
         times=torch.as_tensor(times, dtype=torch.float32),
         obs=torch.from_numpy(obs),
