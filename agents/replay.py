@@ -87,6 +87,18 @@ class MixedReplayBuffer(ReplayBuffer):
             parts.append(ReplayBufferSamples(*(self.to_torch(a) for a in data)))
         if len(parts) == 1:
             return parts[0]
-        return ReplayBufferSamples(
-            *(torch.cat([p[k] for p in parts]) for k in range(len(ReplayBufferSamples._fields) - 1))
-        )
+        return _concat(parts)
+
+
+def _concat(parts: list[ReplayBufferSamples]) -> ReplayBufferSamples:
+    """Concatenate samples field by field, by name: SB3 >= 2.7 added an optional ``discounts``
+    (n-step buffers; None from one-step ones like this), SB3 2.3-2.6 have only the five."""
+    out = {}
+    for name in type(parts[0])._fields:
+        values = [getattr(p, name) for p in parts]
+        if all(v is None for v in values):
+            continue  # left at the namedtuple's default (None)
+        if any(v is None for v in values):
+            raise ValueError(f"cannot mix replay samples with and without {name!r}")
+        out[name] = torch.cat(values)
+    return type(parts[0])(**out)

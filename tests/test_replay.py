@@ -55,3 +55,39 @@ def test_rejects_non_finite_and_bad_settings():
         buf.add_imagined(obs, nxt, act, rew, done)
     with pytest.raises(ValueError, match="real_ratio"):
         MixedReplayBuffer(10, OBS, ACT, device="cpu", real_ratio=2.0)
+
+
+def test_mixed_batches_with_the_samples_of_sb3_before_2_7(monkeypatch):
+    """SB3 2.3-2.6 (pyproject allows >= 2.3) have no ``discounts`` field; 2.7 added it."""
+    from typing import NamedTuple
+
+    import stable_baselines3.common.buffers as sb3_buffers
+    import torch
+
+    import agents.replay
+
+    class OldSamples(NamedTuple):  # stable_baselines3 2.6's ReplayBufferSamples
+        observations: torch.Tensor
+        actions: torch.Tensor
+        next_observations: torch.Tensor
+        dones: torch.Tensor
+        rewards: torch.Tensor
+
+    monkeypatch.setattr(sb3_buffers, "ReplayBufferSamples", OldSamples)
+    monkeypatch.setattr(agents.replay, "ReplayBufferSamples", OldSamples)
+    buf = _buffer(ratio=0.25)
+    buf.add_imagined(*_imagined(5, reward=-1.0))
+    batch = buf.sample(64)
+    assert type(batch) is OldSamples and batch.observations.shape == (64, 3)
+    r = batch.rewards.numpy().ravel()
+    assert (r == 1).sum() == 16 and (r == -1).sum() == 48
+
+
+def test_mixed_batches_keep_the_current_samples_type():
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    buf = _buffer(ratio=0.5)
+    buf.add_imagined(*_imagined(5, reward=-1.0))
+    batch = buf.sample(8)
+    assert type(batch) is ReplayBufferSamples and batch.rewards.shape == (8, 1)
+    assert getattr(batch, "discounts", None) is None  # SB3 >= 2.7: SAC then uses its gamma
