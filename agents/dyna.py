@@ -95,14 +95,16 @@ class DynaCallback(BaseCallback):
         self.refits += 1
 
     def imagine(self) -> None:
-        """Branch ``rollouts`` imagined rollouts from random real states into the imagined ring."""
+        """Branch ``rollouts`` imagined rollouts from random non-terminal real states into the
+        imagined ring (a terminated episode's last state has no future to imagine: branching
+        from it taught SAC transitions out of a state the real env never leaves)."""
         c = self.cfg
         core = ImaginationCore(self.world_model)
         eps = [ep for ep in self.recorder.episodes if len(ep) >= 2]
         contexts = []
         for _ in range(c.rollouts):
             ep = eps[int(self.rng.integers(len(eps)))]
-            k = int(self.rng.integers(len(ep)))
+            k = int(self.rng.integers(len(ep) - 1 if ep.terminated else len(ep)))
             s = slice(max(0, k - c.context + 1), k + 1)
             contexts.append(
                 Context(ep.t[s] - ep.t[k], ep.obs[s], ep.actions[s.start : k].astype(np.float64))

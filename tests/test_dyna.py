@@ -88,3 +88,50 @@ def test_dyna_resume_refuses_other_settings_and_broken_pointers(tmp_path):
     (out / "checkpoint" / "latest.json").write_text('{"dir": "step_0000150"}')
     with pytest.raises(ValueError, match="step_0000150"):
         run_dyna(DynaConfig(**TINY, out=out))
+
+
+def test_imagined_branches_never_start_from_a_terminal_real_state(tmp_path, monkeypatch):
+    """A terminated episode's last state has no future; a truncated one's does."""
+    import agents.dyna as dyna
+    from worldmodel.data import Episode
+
+    def episode(n, terminated, base):  # observation = base + step index
+        return Episode(t=np.arange(n) * 0.01, obs=base + np.arange(n)[:, None] * np.ones((1, 2)),
+                       actions=np.zeros((n - 1, 1), np.float32), rewards=np.zeros(n - 1),
+                       qpos=np.zeros((n, 0)), qvel=np.zeros((n, 0)), terminated=terminated,
+                       truncated=not terminated)  # fmt: skip
+
+    starts = []
+
+    class Core:  # records where each branch starts; every branch ends after one step
+        def __init__(self, model):
+            pass
+
+        def encode(self, contexts, gen):
+            starts.extend(float(c.obs[-1, 0]) for c in contexts)
+
+        def step(self, state, obs, actions, dt):
+            n = len(obs)
+            return state, obs, np.zeros(n), np.ones(n, bool), np.zeros(n, bool), {}
+
+    class Agent:
+        class replay_buffer:
+            @staticmethod
+            def add_imagined(*args):
+                pass
+
+        @staticmethod
+        def predict(obs, deterministic):
+            return np.zeros((len(obs), 1)), None
+
+    class Recorder:
+        episodes = [episode(2, True, 10.0), episode(3, True, 20.0), episode(2, False, 30.0)]
+
+    monkeypatch.setattr(dyna, "ImaginationCore", Core)
+    cfg = DynaConfig(out=tmp_path, rollouts=300, rollout_length=1)
+    cb = dyna.DynaCallback(cfg, Recorder(), 0.01)
+    cb.model = Agent()  # what SB3 sets
+    cb.imagine()
+    assert len(starts) == 300
+    # not 11 and 22 (terminal); 31 is the truncated episode's last state: it has a future
+    assert set(starts) == {10.0, 20.0, 21.0, 30.0, 31.0}
