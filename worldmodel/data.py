@@ -29,6 +29,7 @@ import io
 import json
 import os
 import platform
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,7 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 _EPISODE_FIELDS = ("t", "obs", "qpos", "qvel")
 _STEP_FIELDS = ("actions", "rewards")
+_REAL = "iuf"  # dtype kinds of integer and floating arrays (not bool, complex, time or text)
 _FILE_FIELDS = (
     "metadata", "episode_lengths", *_EPISODE_FIELDS, *_STEP_FIELDS,
     "terminated", "truncated", "seeds",
@@ -115,9 +117,9 @@ class Episode:
             )
         for name in ("t", "obs", "qpos", "qvel", "actions", "rewards"):
             arr = np.asarray(getattr(self, name))
-            if not np.issubdtype(arr.dtype, np.number):
+            if arr.dtype.kind not in _REAL:
                 raise DatasetError(
-                    f"{where}: field '{name}' has dtype {arr.dtype}, expected numbers"
+                    f"{where}: field '{name}' has dtype {arr.dtype}, expected real numbers"
                 )
             bad = ~np.isfinite(arr)
             if bad.any():
@@ -328,8 +330,16 @@ def _load(path: Path) -> Dataset:
             arrays = {k: npz[k] for k in _FILE_FIELDS}
     except DatasetError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+    except (
+        zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error,
+        NotImplementedError,  # zipfile: an unknown zip version or compression method
+        RuntimeError,  # zipfile: "encrypted, password required"
+    ) as err:  # fmt: skip
         raise DatasetError(f"not a readable .npz file (truncated or corrupt): {err}") from None
+    except MemoryError as err:  # a corrupt .npy header can claim an enormous shape
+        raise DatasetError(
+            f"not a readable .npz file (an array too large to load): {err}"
+        ) from None
     except ValueError as err:  # object arrays refused by allow_pickle=False, bad headers
         raise DatasetError(f"not a valid dataset file: {err}") from None
 
@@ -346,13 +356,13 @@ def _load(path: Path) -> Dataset:
         )
 
     lengths = arrays["episode_lengths"]
-    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or len(lengths) == 0:
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or len(lengths) == 0:
         raise DatasetError(
             f"field 'episode_lengths' must be a non-empty (N,) integer array, got {lengths.shape} {lengths.dtype}"
         )
     if (lengths < 2).any():
         raise DatasetError(f"episode {int(np.argmax(lengths < 2))} has fewer than 2 observations")
-    n, total = len(lengths), int(lengths.sum())
+    n, total = len(lengths), sum(int(x) for x in lengths)  # Python ints: no wraparound
     expected = {
         "t": (total,), "obs": (total, None), "qpos": (total, None), "qvel": (total, None),
         "actions": (total - n, None), "rewards": (total - n,),
@@ -370,6 +380,12 @@ def _load(path: Path) -> Dataset:
                 + ")"
             )
             raise DatasetError(f"field {name!r} has shape {arr.shape}, expected {want}")
+
+    for name in ("terminated", "truncated"):
+        if arrays[name].dtype.kind != "b":
+            raise DatasetError(f"field {name!r} has dtype {arrays[name].dtype}, expected bool")
+    if arrays["seeds"].dtype.kind not in "iu":
+        raise DatasetError(f"field 'seeds' has dtype {arrays['seeds'].dtype}, expected integers")
 
     starts = np.concatenate([[0], np.cumsum(lengths)])
     episodes = []
