@@ -147,19 +147,24 @@ def model_objective(
             when ``particles`` differs).
         obs: ``(obs_dim,)`` current real observation.
         dt: seconds each action is held.
+
+    Everything the model and the task see is on the model's device (a CUDA model gets CUDA
+    tensors); the candidates and the returns stay where the planner keeps them.
     """
+    device = next(model.parameters()).device
+    state = state.to(device)
 
     @torch.no_grad()
     def objective(actions: torch.Tensor) -> torch.Tensor:
         N, H, _ = actions.shape
         P = particles
-        idx = torch.arange(N * P) % state.shape[0]
+        idx = torch.arange(N * P, device=device) % state.shape[0]
         s = state[idx]
-        a_all = actions.repeat_interleave(P, 0).to(state.dtype)
-        o = obs.to(torch.float64).expand(N * P, -1)
-        d = torch.full((N * P,), float(dt), dtype=state.dtype)
-        total = torch.zeros(N * P, dtype=torch.float64)
-        alive = torch.ones(N * P, dtype=torch.bool)
+        a_all = actions.to(device=device, dtype=state.dtype).repeat_interleave(P, 0)
+        o = obs.to(device=device, dtype=torch.float64).expand(N * P, -1)
+        d = torch.full((N * P,), float(dt), dtype=state.dtype, device=device)
+        total = torch.zeros(N * P, dtype=torch.float64, device=device)
+        alive = torch.ones(N * P, dtype=torch.bool, device=device)
         for h in range(H):
             s, o_norm = model.step(s, a_all[:, h], d)
             nxt = model.denormalize(o_norm).to(torch.float64)
@@ -170,6 +175,6 @@ def model_objective(
                 -1
             )
             o = nxt
-        return total.view(N, P).mean(1).to(torch.float32)
+        return total.view(N, P).mean(1).to(device=actions.device, dtype=torch.float32)
 
     return objective

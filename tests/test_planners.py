@@ -71,3 +71,52 @@ def test_multi_step_double_integrator_goes_home():
 def test_unknown_planner_lists_names():
     with pytest.raises(ValueError, match=r"\['cem', 'mppi'\]"):
         make_planner("ilqr", torch.zeros(1), torch.ones(1))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_model_objective_hands_the_model_tensors_on_its_own_device(name, device):
+    """The planner samples on the CPU; model_objective must move what the model and the task
+    see to the model's device (a CUDA model was given CPU tensors), and give returns back."""
+    from torch import nn
+
+    from agents.planners import model_objective
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+            self.seen = set()
+
+        def step(self, s, a, d):
+            self.seen |= {s.device, a.device, d.device}
+            s = s + d[:, None] * torch.tanh(self.lin(torch.cat([s, a], -1)))
+            return s, s
+
+        def denormalize(self, x):
+            self.seen.add(x.device)
+            return x
+
+    model = Spy().to(device)
+
+    class Task:
+        @staticmethod
+        def reward(o, a, nxt, dt):
+            model.seen |= {o.device, a.device, nxt.device, dt.device}
+            return -(nxt**2).sum(-1) - 0.1 * (a**2).sum(-1), {}
+
+        @staticmethod
+        def terminated(o, a, nxt, dt):
+            return nxt.abs().amax(-1) > 10
+
+    state = torch.ones(2, 2)  # a CPU belief too: moved as well
+    cfg = PlannerConfig(horizon=3, population=16, iterations=2, elites=4, particles=2)
+    planner = make_planner(name, torch.tensor([-1.0]), torch.tensor([1.0]), cfg,
+                           torch.Generator().manual_seed(0))  # fmt: skip
+    objective = model_objective(model, Task(), state, torch.zeros(2), 0.1, particles=2)
+    action = planner.plan(objective)
+    assert model.seen == {next(model.parameters()).device}
+    assert action.device.type == "cpu" and action.shape == (1,) and torch.isfinite(action).all()
