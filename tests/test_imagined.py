@@ -190,3 +190,22 @@ def test_render_draws_the_imagined_state(run):
     assert first.shape == (64, 64, 3) and first.std() > 5 and not np.array_equal(first, last)
     qpos, qvel = env.physics_state()
     assert qpos.shape == (6,) and qvel.shape == (6,)
+
+
+def test_record_video_writes_an_mp4_of_imagined_episodes(tiny_run, tmp_path):
+    """Gymnasium's own RecordVideo (it needs moviepy, a dependency) on the imagined env."""
+    import imageio.v3 as iio
+    from gymnasium.wrappers import RecordVideo
+
+    env = ImaginedEnv(tiny_run("mlp-ensemble"), render_mode="rgb_array", width=64, height=64)
+    env = RecordVideo(env, str(tmp_path), episode_trigger=lambda e: True, disable_logger=True)
+    env.reset(seed=0)
+    for _ in range(8):
+        _, _, term, trunc, _ = env.step(np.zeros(3))
+        if term or trunc:
+            break
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    frames = iio.imread(videos[0])
+    assert frames.shape[0] >= 2 and frames.shape[-1] == 3
