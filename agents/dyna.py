@@ -30,6 +30,7 @@ from agents.dyna_checkpoint import (
 from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
+from envs.tasks import check_env_id
 from worldmodel.batching import Context
 from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
@@ -70,7 +71,9 @@ class DynaCallback(BaseCallback):
 
     def _dataset(self) -> Dataset:
         space = self.training_env.action_space
-        return Dataset(list(self.recorder.episodes), {"env_id": self.cfg.env, "action_low": space.low.tolist(),
+        # the env spec goes into every refit's config.json, where ImaginationCore reads its task
+        spec = EnvSpec(self.cfg.env, timing=self.cfg.timing).metadata()
+        return Dataset(list(self.recorder.episodes), {**spec, "action_low": space.low.tolist(),
                                                       "action_high": space.high.tolist()})  # fmt: skip
 
     def refit(self) -> None:
@@ -172,6 +175,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     A checkpoint is written at every evaluation; a rerun with the same ``out`` resumes from the
     latest one (``steps`` may grow), and a finished run returns its saved curve."""
     cfg.check()
+    check_env_id(cfg.env)  # imagination needs the env's reward and termination
     cfg.out.mkdir(parents=True, exist_ok=True)
     env = make_env(EnvSpec(cfg.env, timing=cfg.timing), record=True)
     buffer: dict[str, Any] = {}

@@ -1,5 +1,9 @@
 """Model-predictive control on the real env: re-encode the latest real observations, plan in
-the model, apply the first action to the real env, repeat. Returns are the real env's."""
+the model, apply the first action to the real env, repeat. Returns are the real env's.
+
+The real env is the one the model's data was collected in (:func:`envs.factory.env_spec_of`:
+its ``gym.make`` kwargs, incline and reset noise), with the plan's own timing and time limit;
+the planner scores candidates with that env's task (:meth:`envs.EnvSpec.task`)."""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ import numpy as np
 import torch
 
 from agents.planners import PlannerConfig, make_planner, model_objective
-from envs.factory import EnvSpec, make_env
-from envs.tasks import get_task
+from envs.factory import env_spec_of, make_env
 from worldmodel.batching import Context, context_batch
 from worldmodel.config import PlanConfig
 from worldmodel.data import Dataset
@@ -20,12 +23,14 @@ from worldmodel.models import WorldModel
 
 def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
     """Run ``cfg.episodes`` real episodes under MPC; returns real returns, time per action (ms)
-    and the recorded real episodes (``"episodes"``, a :class:`worldmodel.data.Dataset`)."""
-    env = make_env(
-        EnvSpec(model.env_id, timing=cfg.timing, max_episode_steps=cfg.max_episode_steps),
-        record=True,
-    )
-    task = get_task(model.env_id)
+    and the recorded real episodes (``"episodes"``, a :class:`worldmodel.data.Dataset`).
+
+    Raises:
+        ValueError: an env without a task in :mod:`envs.tasks` (the message lists them).
+    """
+    spec = env_spec_of(model).replace(timing=cfg.timing, max_episode_steps=cfg.max_episode_steps)
+    task = spec.task()  # refuses an env it cannot score before anything runs
+    env = make_env(spec, record=True)
     space = env.action_space
     gen = torch.Generator().manual_seed(cfg.seed)
     planner = make_planner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high),
@@ -65,7 +70,7 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
         returns.append(total)
     episodes = Dataset(
         env.get_wrapper_attr("episodes"),
-        {"env_id": model.env_id, "policy": {"name": f"mpc-{cfg.planner}"}},
+        {**spec.metadata(), "policy": {"name": f"mpc-{cfg.planner}"}},
     )
     return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "ms_per_action": float(np.median(ms)), "steps": episodes.num_steps, "episodes": episodes}  # fmt: skip

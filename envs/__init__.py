@@ -11,8 +11,17 @@ from typing import Any as _Any
 
 import gymnasium as _gym
 
-from envs.factory import EnvSpec, make_env
-from envs.tasks import TASKS, HopperTask, Task, Walker2dTask, get_task
+from envs.factory import EnvSpec, env_spec_of, make_env
+from envs.tasks import (
+    TASKS,
+    AntTask,
+    HalfCheetahTask,
+    HopperTask,
+    SwimmerTask,
+    Task,
+    Walker2dTask,
+    get_task,
+)
 from envs.timing import TimingSpec
 from envs.wrappers import (
     Incline,
@@ -26,7 +35,9 @@ from envs.wrappers import (
 
 __all__ = [
     "TASKS",
+    "AntTask",
     "EnvSpec",
+    "HalfCheetahTask",
     "HopperTask",
     "ImaginationCore",
     "ImaginedEnv",
@@ -35,10 +46,12 @@ __all__ = [
     "IrregularTiming",
     "ResetNoise",
     "SB3VecEnv",
+    "SwimmerTask",
     "Task",
     "TimingSpec",
     "TrajectoryRecorder",
     "Walker2dTask",
+    "env_spec_of",
     "get_task",
     "make_env",
     "mujoco_base",

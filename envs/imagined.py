@@ -18,7 +18,10 @@ observation / action space  the real env's (same shapes, bounds and dtypes)
 ``step(action)``            advances ``dt`` seconds: the real env's dt, or drawn per step from
                             ``timing`` (a :class:`envs.TimingSpec`, like ``IrregularTiming``)
 ``step_dt(action, dt)``     advances a given ``dt`` seconds (> 0, finite)
-reward, terminated          :mod:`envs.tasks` (the real env's formulas); truncation by ``TimeLimit``
+reward, terminated          :mod:`envs.tasks` (the real env's formulas, with the env kwargs the
+                            data was collected with, e.g. ``terminate_when_unhealthy=False``);
+                            truncation by ``TimeLimit``; ``info["inexact_terms"]`` names the
+                            reward terms that are estimates
 latent sampling             a torch generator seeded from ``reset(seed)``; ``deterministic=True``
                             uses the belief's mean
 actions                     clipped into the action space (``clip_actions=False``: an error)
@@ -27,6 +30,11 @@ a non-finite model state    ends the episode: ``terminated=True``, ``info["model
 ``render()``                ``rgb_array``: the predicted qpos/qvel drawn by MuJoCo, the x position
                             integrated from the predicted x velocity
 ==========================  ====================================================================
+
+The env is the one the model's data came from (:func:`envs.factory.env_spec_of`: the dataset
+metadata copied into the run's ``config.json``): its ``gym.make`` kwargs and wrappers
+(``Incline``, ``ResetNoise``) make the real start states, the spaces and the task. Only envs
+with a task in :mod:`envs.tasks` are accepted (a ``ValueError`` lists them).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env import VecEnv as SB3BaseVecEnv
 
-from envs.tasks import TASKS
+from envs.factory import EnvSpec, env_spec_of, make_env
 from envs.timing import TimingSpec
 from envs.wrappers import mujoco_base, set_physics_state
 from worldmodel.batching import Context, context_batch
@@ -68,14 +76,23 @@ class ImaginationCore:
     """Batched imagination: ``N`` model states stepped together (no Gymnasium state).
 
     Args:
-        model: a trained model (``worldmodel.load``); its ``env_id`` picks the task.
+        model: a trained model (``worldmodel.load``); its run's env spec picks the task.
         deterministic: use the belief's mean at encoding, and the ensemble's mean step.
+        spec: the env (default: the one the model's data was collected in, from its run).
+
+    Raises:
+        ValueError: an env without a task in :mod:`envs.tasks` (the supported ids are listed).
     """
 
-    def __init__(self, model: WorldModel, *, deterministic: bool = False) -> None:
+    def __init__(
+        self, model: WorldModel, *, deterministic: bool = False, spec: EnvSpec | None = None
+    ) -> None:
         self.model = model
+        self.spec = spec if spec is not None else env_spec_of(model)
+        if self.spec.env_id != model.env_id:
+            raise ValueError(f"env spec {self.spec.env_id!r} is not the model's {model.env_id!r}")
         self.env_id: str = model.env_id
-        self.task = TASKS.get(self.env_id)
+        self.task = self.spec.task()
         self.deterministic = deterministic
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
@@ -122,30 +139,27 @@ class ImaginationCore:
         nxt = torch.where(
             torch.as_tensor(diverged, device=nxt.device)[:, None], torch.zeros_like(nxt), nxt
         )
-        if self.task is None:
-            reward, terms = np.zeros(len(obs)), {}
-            terminated = np.zeros(len(obs), dtype=bool)
-        else:
-            act64 = np.asarray(action, dtype=np.float64)
-            reward, terms = self.task.reward(obs, act64, next_obs, np.asarray(dt, dtype=np.float64))
-            terminated = np.asarray(
-                self.task.terminated(obs, act64, next_obs, np.asarray(dt, dtype=np.float64))
-            )
+        act64 = np.asarray(action, dtype=np.float64)
+        dt64 = np.asarray(dt, dtype=np.float64)
+        reward, terms = self.task.reward(obs, act64, next_obs, dt64)
+        terms = {k: v for k, v in terms.items() if k in self.task.terms}  # arrays only
+        terminated = np.asarray(self.task.terminated(obs, act64, next_obs, dt64))
         reward = np.where(diverged, 0.0, reward)
         return nxt, next_obs, reward, terminated | diverged, diverged, terms
 
 
 class _RealStarts:
-    """A real env that supplies initial states, spaces, dt and rendering for imagined envs."""
+    """A real env, built as the data's was, that supplies initial states, spaces and dt."""
 
-    def __init__(self, env_id: str) -> None:
-        self.env = gym.make(env_id)
+    def __init__(self, spec: EnvSpec) -> None:
+        self.env = make_env(spec.replace(timing="fixed", max_episode_steps=None))
         base = mujoco_base(self.env)
         self.physics_dt = float(base.model.opt.timestep)
         self.frame_skip = int(base.frame_skip)
         self.dt = self.physics_dt * self.frame_skip
         self.nq, self.nv = int(base.model.nq), int(base.model.nv)
-        self.max_episode_steps = self.env.spec.max_episode_steps if self.env.spec else None
+        # the task's registered time limit, not the (often short) one the data was collected with
+        self.max_episode_steps = gym.spec(spec.env_id).max_episode_steps
 
     def start(self, rng: np.random.Generator) -> tuple[Context, float]:
         """A context of the real env's initial observation, and its x position."""
@@ -217,7 +231,7 @@ class ImaginedEnv(gym.Env):
         device: str = "cpu",
     ) -> None:
         self.core = ImaginationCore(_load(run, model, device), deterministic=deterministic)
-        self.real = _RealStarts(self.core.env_id)
+        self.real = _RealStarts(self.core.spec)
         self.observation_space = self.real.env.observation_space
         self.action_space = self.real.env.action_space
         if self.observation_space.shape != (self.core.model.obs_dim,):
@@ -244,9 +258,13 @@ class ImaginedEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if options and "context" in options:
-            ctx, self._x = _context_from_options(options, self.observation_space, self.action_space)
+            ctx, x = _context_from_options(options, self.observation_space, self.action_space)
         else:
-            ctx, self._x = self.real.start(self.np_random)
+            ctx, x = self.real.start(self.np_random)
+        # the positions the observation excludes (x; Swimmer, Ant: x, y), integrated for render()
+        self._pos = np.zeros(self.core.task.excluded_positions)
+        if len(self._pos):
+            self._pos[0] = x
         self._noise = RowStreams([_generator(self.np_random)])
         self._state = self.core.encode([ctx], self._noise)
         self._obs = ctx.obs[-1].copy()
@@ -275,36 +293,34 @@ class ImaginedEnv(gym.Env):
         )
         self._state, self._obs = state, obs[0]
         self._t += dt
-        self._x += (
-            dt * self._obs[self.real.nq - 1]
-            if self._obs.shape[0] == self.real.nq - 1 + self.real.nv
-            else 0.0
-        )
+        vi = self.core.task.x_velocity_index  # qvel[0:k] are the velocities of qpos[0:k]
+        self._pos += dt * self._obs[vi : vi + len(self._pos)]
         info = {
             "t": self._t,
             "dt": dt,
             "model_diverged": bool(div[0]),
             **{k: float(v[0]) for k, v in terms.items()},
+            "inexact_terms": self.core.task.inexact_terms,
         }
         return self._obs.copy(), float(reward[0]), bool(term[0]), False, info
 
     def physics_state(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(qpos, qvel)`` implied by the current imagined observation (x integrated)."""
+        """``(qpos, qvel)`` implied by the current imagined observation (the excluded x, and y,
+        integrated from their predicted velocities)."""
         nq, nv, obs = self.real.nq, self.real.nv, self._obs
-        if obs.shape[0] != nq - 1 + nv:
-            raise NotImplementedError(
-                f"{self.core.env_id}: observations are not qpos[1:] ++ qvel, cannot map them to a state"
-            )
-        return np.concatenate([[self._x], obs[: nq - 1]]), obs[nq - 1 :].copy()
+        k = len(self._pos)
+        qpos = np.concatenate([self._pos, obs[: nq - k]])
+        return qpos, obs[nq - k : nq - k + nv].copy()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode='rgb_array'")
             return None
         if self._renderer is None:
-            self._renderer = gym.make(
-                self.core.env_id, render_mode="rgb_array", width=self.width, height=self.height
-            )
+            self._renderer = make_env(
+                self.core.spec, bare=True, render_mode="rgb_array", width=self.width,
+                height=self.height,
+            )  # fmt: skip
             self._renderer.reset(seed=0)
         qpos, qvel = self.physics_state()
         set_physics_state(self._renderer, qpos, qvel)
@@ -361,7 +377,7 @@ class ImaginedVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.core = ImaginationCore(_load(run, model, device), deterministic=deterministic)
-        self.real = _RealStarts(self.core.env_id)
+        self.real = _RealStarts(self.core.spec)
         self.num_envs = num_envs
         self.single_observation_space = self.real.env.observation_space
         self.single_action_space = self.real.env.action_space

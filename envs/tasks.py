@@ -216,6 +216,11 @@ class Task:
         return self.n_skipped if self.exclude_current_positions_from_observation else 0
 
     @property
+    def excluded_positions(self) -> int:
+        """How many leading ``qpos`` entries the observation leaves out (0 when included)."""
+        return self._skip
+
+    @property
     def obs_dim(self) -> int:
         """Observation size: ``nq + nv`` less the excluded positions (plus Ant's forces)."""
         return self.nq + self.nv - self._skip

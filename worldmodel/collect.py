@@ -110,7 +110,8 @@ def _collect_chunk(config: CollectConfig, seeds: list[int]) -> list[Episode]:
 
 def metadata(config: CollectConfig) -> dict[str, Any]:
     """Dataset metadata describing how ``config`` collects."""
-    env = make_env(config.env_spec())
+    spec = config.env_spec()
+    env = make_env(spec)
     try:
         base = mujoco_base(env)
         from agents.policies import make_policy
@@ -119,10 +120,9 @@ def metadata(config: CollectConfig) -> dict[str, Any]:
             config.policy, env.observation_space, env.action_space, noise_std=config.action_noise
         )
         return {
-            "env_id": config.env,
-            "env_kwargs": dict(config.env_kwargs),
+            # env_id, env_kwargs, wrappers: what EnvSpec.from_metadata rebuilds the env from
+            **spec.metadata(),
             "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
-            "wrappers": config.env_spec().wrappers(),
             "policy": policy.describe(),
             "seed": config.seed,
             "physics_timestep": float(base.model.opt.timestep),

@@ -5,7 +5,10 @@
   so that every model is scored on the same points.
 * ``compare_to_simulator``: open-loop rollouts of models and of the real MuJoCo simulator from
   identical recorded states under the same actions and dts: error vs horizon, with the
-  simulator's own sensitivity as a floor and a constant prediction as a ceiling.
+  simulator's own sensitivity as a floor and a constant prediction as a ceiling. The simulator
+  is the env the data was collected in (the dataset's :class:`envs.EnvSpec`: ``gym.make``
+  kwargs, ``Incline``, ...), and it must first reproduce a few recorded steps
+  (:func:`check_replay`) or the comparison is refused.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.factory import EnvSpec, make_env
+from envs.tasks import check_env_id
 from envs.timing import TimingSpec
-from envs.wrappers import IrregularTiming, mujoco_base, physics_state, set_physics_state
+from envs.wrappers import mujoco_base, physics_state, set_physics_state
 from worldmodel.batching import Context, Normalizer, context_batch, make_batch, tile_windows
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
@@ -118,18 +122,27 @@ class ModelPredictor:
         return m.denormalize(pred.mean).mean(0).double().cpu().numpy()
 
 
+def _as_spec(env: EnvSpec | str) -> EnvSpec:
+    """An env id alone means the plain ``gym.make(env_id)`` env."""
+    return env if isinstance(env, EnvSpec) else EnvSpec(str(env))
+
+
 class SimulatorPredictor:
     """The real simulator behind the predictor contract: it rebuilds the state from the last
     observation (``qpos = [0, obs[:nq-1]]``, ``qvel = obs[nq-1:]``; the x position does not
-    change the dynamics) and steps MuJoCo. Exact while ``|qvel| <= 10`` (observations clip it)."""
+    change the dynamics) and steps MuJoCo. Exact while ``|qvel| <= 10`` (observations clip it).
 
-    def __init__(self, env_id: str, name: str = "simulator") -> None:
-        self.name, self.env_id = name, env_id
+    ``env`` is an :class:`envs.EnvSpec` (e.g. ``EnvSpec.from_metadata(dataset.metadata)``) or
+    an env id (the plain ``gym.make`` env)."""
+
+    def __init__(self, env: EnvSpec | str, name: str = "simulator") -> None:
+        self.name, self.spec = name, _as_spec(env)
+        self.env_id = self.spec.env_id
 
     def predict(
         self, contexts: Sequence[Context], actions: np.ndarray, dts: np.ndarray
     ) -> np.ndarray:
-        sim = Simulator(self.env_id)
+        sim = Simulator(self.spec)
         out = []
         for c, a, d in zip(contexts, actions, dts):
             qpos, qvel = sim.state_from_obs(c.obs[-1])
@@ -138,10 +151,14 @@ class SimulatorPredictor:
 
 
 class Simulator:
-    """A bare MuJoCo env (no time limit, no termination) stepped with given actions and dts."""
+    """A bare MuJoCo env (no time limit, no termination) stepped with given actions and dts.
 
-    def __init__(self, env_id: str) -> None:
-        self.env = IrregularTiming(gym.make(env_id).unwrapped)
+    ``env``: an :class:`envs.EnvSpec`, built by :func:`envs.make_env` as collection built it
+    (``gym.make`` kwargs, ``Incline``; timing and time limit do not apply), or an env id."""
+
+    def __init__(self, env: EnvSpec | str) -> None:
+        self.spec = _as_spec(env)
+        self.env = make_env(self.spec.replace(timing="fixed"), bare=True)
         self.env.reset(seed=0)
         base = mujoco_base(self.env)
         self.nq, self.nv = int(base.model.nq), int(base.model.nv)
@@ -156,15 +173,105 @@ class Simulator:
     def run(self, qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, dts: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """From ``(qpos, qvel)``: observations ``(H, obs_dim)``, qpos ``(H, nq)``, qvel ``(H, nv)``."""
+        return self.replay(qpos, qvel, actions, dts)[:3]
+
+    def replay(
+        self, qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, dts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`run`, plus the env's rewards ``(H,)``."""
         set_physics_state(self.env, qpos, qvel, 0.0)
-        obs, qs, vs = [], [], []
+        obs, qs, vs, rs = [], [], [], []
         for a, dt in zip(actions, dts):
-            o, *_ = self.env.step_dt(a, float(dt))
+            o, r, *_ = self.env.step_dt(a, float(dt))
             obs.append(o)
+            rs.append(float(r))
             q, v, _ = physics_state(self.env)
             qs.append(q)
             vs.append(v)
-        return np.array(obs), np.array(qs), np.array(vs)
+        return np.array(obs), np.array(qs), np.array(vs), np.array(rs)
+
+
+#: largest ``|replayed - recorded| / max(1, |recorded|)`` that :func:`check_replay` accepts (a
+#: faithful replay is off by about 1e-8: MuJoCo's warm start is not part of qpos/qvel)
+REPLAY_TOLERANCE = 1e-5
+
+
+class SimulatorMismatch(ValueError):
+    """The simulator does not reproduce a dataset's recorded steps."""
+
+
+def check_replay(
+    sim: Simulator,
+    dataset: Dataset,
+    *,
+    episodes: int = 3,
+    steps: int = 5,
+    tolerance: float = REPLAY_TOLERANCE,
+) -> float:
+    """Replay the first ``steps`` recorded steps of ``episodes`` episodes (first, middle, last)
+    in ``sim``: from the recorded ``qpos``/``qvel``, under the recorded actions and dts, and
+    compare the observations and rewards with the recording.
+
+    Returns:
+        the largest error ``|replayed - recorded| / max(1, |recorded|)``.
+
+    Raises:
+        SimulatorMismatch: an error above ``tolerance``, or states that do not fit the
+            simulator's model; the message names the episode, step and quantity, and the env
+            spec the simulator was built from.
+    """
+    eligible = [i for i, ep in enumerate(dataset) if len(ep) >= 2]
+    if not eligible:
+        raise ValueError("no episode has a step to replay")
+    picks = sorted({eligible[int(k)] for k in np.linspace(0, len(eligible) - 1, episodes)})
+    spec = sim.spec
+    versions = dataset.metadata.get("library_versions", {}).get("mujoco")
+    from worldmodel.data import library_versions
+
+    here = library_versions().get("mujoco")
+    why = (
+        f"the simulator is {spec.env_id} built from the dataset's env spec (env_kwargs "
+        f"{spec.env_kwargs}, incline {spec.incline_deg} deg, reset noise {spec.reset_noise}), "
+        "so the data was not collected with the settings its metadata records (gravity or "
+        "incline, gym.make kwargs, model file)"
+        + (f", or with another MuJoCo ({versions}, this is {here})" if versions != here else "")
+        + "; refusing to compare models against a simulator that is not the data's"
+    )
+    worst = 0.0
+    for e in picks:
+        ep = dataset[e]
+        if ep.qpos.shape[1] != sim.nq or ep.qvel.shape[1] != sim.nv:
+            raise SimulatorMismatch(
+                f"episode {e} records qpos/qvel of sizes {ep.qpos.shape[1]}/{ep.qvel.shape[1]}, "
+                f"the simulator's model has {sim.nq}/{sim.nv}: {why}"
+            )
+        n = min(steps, len(ep) - 1)
+        obs, _, _, rewards = sim.replay(
+            ep.qpos[0], ep.qvel[0], ep.actions[:n], np.diff(ep.t[: n + 1])
+        )
+        for what, got, want in (
+            ("observation", obs, ep.obs[1 : n + 1]),
+            ("reward", rewards, ep.rewards[:n]),
+        ):
+            if got.shape != want.shape:
+                raise SimulatorMismatch(
+                    f"episode {e}: the simulator's {what}s have shape {got.shape[1:]}, the "
+                    f"recorded ones {want.shape[1:]}: {why}"
+                )
+            err = np.abs(got - want) / np.maximum(1.0, np.abs(want))
+            err = np.where(np.isfinite(err), err, np.inf)
+            if err.max() > tolerance:  # name the first step off, and its worst entry
+                k = int(np.argmax(err.reshape(n, -1).max(1) > tolerance))
+                dim = (int(np.argmax(err[k])),) if err.ndim > 1 else ()
+                name = f"{what}[{dim[0]}]" if dim else what
+                raise SimulatorMismatch(
+                    f"replaying episode {e} (seed {ep.seed}) from its recorded state, step "
+                    f"{k + 1}'s {name} is {got[(k, *dim)]:.6g} in the simulator and "
+                    f"{want[(k, *dim)]:.6g} in the recording (error {err[(k, *dim)]:.2g} > "
+                    f"{tolerance:g}): {why}"
+                )
+            worst = max(worst, float(err.max()))
+    return worst
 
 
 @dataclass
@@ -200,7 +307,7 @@ def sample_starts(dataset: Dataset, count: int, context: int, seed: int = 0) -> 
 
 
 def action_plan(
-    env_id: str,
+    env: EnvSpec | str,
     count: int,
     horizon: int,
     *,
@@ -209,10 +316,13 @@ def action_plan(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``actions (count, horizon, act_dim)`` from ``random`` or ``zero`` and ``dts (count, horizon)``
-    seconds drawn from ``timing`` (a :class:`envs.TimingSpec`)."""
-    env = gym.make(env_id)
+    seconds drawn from ``timing`` (a :class:`envs.TimingSpec`), in the env of ``env`` (an
+    :class:`envs.EnvSpec` or an env id: its action space and default substeps)."""
+    env = make_env(_as_spec(env).replace(timing="fixed"), bare=True)
     base = mujoco_base(env)
     space = env.action_space
+    frame_skip, physics_dt = int(base.frame_skip), float(base.model.opt.timestep)
+    env.close()
     rng = np.random.default_rng(seed)
     if policy == "random":
         actions = rng.uniform(space.low, space.high, size=(count, horizon, *space.shape))
@@ -221,10 +331,8 @@ def action_plan(
     else:
         raise ValueError(f"unknown evaluation policy {policy!r}; expected 'random' or 'zero'")
     spec = TimingSpec.parse(timing)
-    sub = np.array(
-        [[spec.sample(rng, base.frame_skip) for _ in range(horizon)] for _ in range(count)]
-    )
-    return actions, sub * float(base.model.opt.timestep)
+    sub = np.array([[spec.sample(rng, frame_skip) for _ in range(horizon)] for _ in range(count)])
+    return actions, sub * physics_dt
 
 
 @dataclass
@@ -269,20 +377,28 @@ def compare_to_simulator(
     policy: str = "random",
     timing: str | None = None,
     seed: int = 0,
+    spec: EnvSpec | None = None,
 ) -> HorizonResult:
     """Run every predictor and the real simulator open loop from identical recorded states with
     the same actions and dts; errors in ``normalizer``'s units.
 
     The simulator's own sensitivity (a second run from a state perturbed by 1e-6) is the floor;
     holding the last context observation is the ceiling. ``timing`` defaults to the dataset's.
+    The simulator is ``spec`` (default: the dataset's, from its metadata); before anything is
+    compared it must reproduce recorded steps of ``dataset`` (:func:`check_replay`).
+
+    Raises:
+        ValueError: an env without a task in :mod:`envs.tasks` (the message lists them).
+        SimulatorMismatch: the simulator does not replay the recording.
     """
+    spec = spec if spec is not None else EnvSpec.from_metadata(dataset.metadata)
+    check_env_id(spec.env_id)
     if timing is None:
         timing = dataset.timing
+    sim = Simulator(spec)
+    replay_error = check_replay(sim, dataset)
     chosen = sample_starts(dataset, starts, context, seed)
-    actions, dts = action_plan(
-        dataset.env_id, starts, horizon, policy=policy, timing=timing, seed=seed
-    )
-    sim = Simulator(dataset.env_id)
+    actions, dts = action_plan(spec, starts, horizon, policy=policy, timing=timing, seed=seed)
     rng = np.random.default_rng([seed, 1])
     real, qs, vs, floor = [], [], [], []
     for s, a, d in zip(chosen, actions, dts):
@@ -301,5 +417,6 @@ def compare_to_simulator(
         errors={k: v.mean(-1) for k, v in per_dim.items()}, per_dim=per_dim, predictions=preds,
         real=real_arr, real_qpos=np.stack(qs), real_qvel=np.stack(vs), starts=chosen, actions=actions,
         dts=dts, settings={"horizon": horizon, "starts": starts, "context": context, "policy": policy,
-                           "timing": timing, "seed": seed, "env_id": dataset.env_id},
+                           "timing": timing, "seed": seed, "env_id": dataset.env_id,
+                           "env_spec": spec.to_dict(), "replay_error": replay_error},
     )  # fmt: skip

@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from envs.factory import EnvSpec
+from envs.tasks import check_env_id
 from worldmodel.config import EvaluateConfig
 from worldmodel.data import Dataset, load_dataset
 from worldmodel.evaluate import (
@@ -52,6 +54,7 @@ def evaluate_runs(
     out = Path(out)
     start_time = time.perf_counter()
     models = [load(r) for r in runs]
+    check_env_id(models[0].env_id)  # refuse an env without a task before any work
     names = []
     for r, m in zip(runs, models):
         name = Path(r).name if Path(r).name not in names else str(r)
@@ -185,6 +188,31 @@ def _markdown(
     return "\n".join(L) + "\n"
 
 
+def _collect_command(spec: EnvSpec, meta: dict, episodes: int, policy: str, data_path) -> str:
+    """The ``worldmodel collect`` command of a dataset: its env spec (kwargs, wrappers, time
+    limit), policy and seed, as recorded in its metadata."""
+    q = shlex.quote
+    cmd = (f"worldmodel collect --env {spec.env_id} --episodes {episodes} --policy {q(policy)} "
+           f"--timing {spec.timing} --seed {meta.get('seed', 0)}")  # fmt: skip
+    noise = (meta.get("policy") or {}).get("noise_std")
+    if noise:
+        cmd += f" --action-noise {noise:g}"
+    if spec.max_episode_steps is not None:
+        cmd += f" --max-episode-steps {spec.max_episode_steps}"
+    if spec.reset_noise:
+        cmd += f" --reset-noise {spec.reset_noise:g}"
+    if spec.incline_deg:
+        cmd += f" --incline-deg {spec.incline_deg:g}"
+    flags = {k: v for k, v in spec.env_kwargs.items() if isinstance(v, (bool, int, float))}
+    if flags:  # the flag takes numbers: a bool goes as 0 / 1
+        cmd += " --env-kwargs " + " ".join(f"{k} {float(v):g}" for k, v in flags.items())
+    cmd += f" --out {q(str(data_path))}"
+    rest = {k: v for k, v in spec.env_kwargs.items() if k not in flags}
+    if rest:
+        cmd += f"  # and env_kwargs {rest} (no flag takes them: set them in CollectConfig)"
+    return cmd
+
+
 def _commands(
     runs, models, dataset: Dataset, result: HorizonResult, config, data_path
 ) -> list[str]:
@@ -192,8 +220,7 @@ def _commands(
     meta = dataset.metadata
     policy = meta.get("policy", {})
     pol = policy.get("path", policy.get("name", "random"))
-    out = [f"worldmodel collect --env {dataset.env_id} --episodes {len(dataset)} --policy {q(str(pol))} "
-           f"--timing {dataset.timing} --seed {meta.get('seed', 0)} --out {q(str(data_path))}"]  # fmt: skip
+    out = [_collect_command(EnvSpec.from_metadata(meta), meta, len(dataset), str(pol), data_path)]
     for r, m in zip(runs, models):
         cfg = m.run_config["train"]
         out.append(f"worldmodel train {q(str(data_path))} --model {cfg['model']} --out {q(str(r))} --epochs {cfg['epochs']} "
