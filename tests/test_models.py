@@ -187,3 +187,70 @@ def test_filters_never_score_a_point_they_have_just_seen(name, data):
     assert torch.equal(before[: k + 1], after[: k + 1])  # the prediction at k came before it
     later = batch.exists[b, k + 1 :].nonzero()[0, 0] + k + 1
     assert not torch.allclose(before[later], after[later])  # the next point sees it
+
+
+def _context(eps, norm, n=4, length=5):
+    from worldmodel.batching import Context, context_batch
+
+    ctx = [Context(ep.t[:length] - ep.t[length - 1], ep.obs[:length], ep.actions[: length - 1])
+           for ep in eps[:n]]  # fmt: skip
+    return context_batch(ctx, norm), ctx
+
+
+def test_latent_ode_state_carries_the_last_observation_exactly(data):
+    """Horizon 0 is exact: the observation part of every encoded state (sampled or mean) is
+    the last context observation, and the augmented part is what is inferred."""
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model("latent-ode", 2, 1, TINY)
+    model.set_normalizer(norm)
+    batch, ctx = _context(eps, norm)
+    last = torch.as_tensor(np.stack([norm.normalize(c.obs[-1]) for c in ctx]), dtype=torch.float32)
+    for kwargs in ({}, {"mean": True}):
+        state = model.encode(batch, 3, **kwargs)
+        assert state.shape == (3, 4, 2 + 6)
+        assert torch.equal(state[..., :2], last.expand(3, 4, 2))
+    sampled = model.encode(batch, 3)
+    assert not torch.equal(sampled[0, :, 2:], sampled[1, :, 2:])  # the augmented part is random
+    _, obs = model.step(sampled[0], torch.zeros(4, 1), torch.full((4,), 1e-9))
+    torch.testing.assert_close(obs, last, atol=1e-6, rtol=0)  # a vanishing step moves nothing
+
+
+def test_latent_ode_steps_compose_in_continuous_time(data):
+    """The vector field never sees dt: one step of ``dt1 + dt2`` under one held action equals
+    a step of ``dt1`` then one of ``dt2`` (up to the solver's error), for intervals of any
+    length, which is what lets the model run at control intervals it never saw."""
+    from dataclasses import replace
+
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model("latent-ode", 2, 1, replace(TINY, max_step=0.01))
+    model.set_normalizer(norm)
+    state = model.encode(_context(eps, norm)[0], 1)[0]
+    a = torch.rand(4, 1) * 2 - 1
+    for dt1, dt2 in ((0.3, 0.5), (1.7, 0.2)):
+        d1, d2 = torch.full((4,), dt1), torch.full((4,), dt2)
+        once, _ = model.step(state, a, d1 + d2)
+        twice, _ = model.step(model.step(state, a, d1)[0], a, d2)
+        torch.testing.assert_close(once, twice, atol=1e-4, rtol=1e-4)
+        assert (once - state).abs().max() > 1e-3  # and the steps do move the state
+
+
+def test_mlp_delta_is_deterministic_and_fits_one_step(data):
+    eps, norm = data
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = make_model("mlp-delta", 2, 1, TINY)
+    model.set_normalizer(norm)
+    assert model.config.ensemble_size == 1
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(200):
+        loss, _ = model.loss(_batch(eps, norm, rng))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x, _, _, y = model.transitions(fixed := _batch(eps, norm, np.random.default_rng(99)))
+    hold = ((y - x) ** 2).mean().item()  # predicting no change
+    assert model.loss(fixed)[1]["mse_1step"] < 0.1 * hold
+    x, a, d = torch.randn(5, 2), torch.rand(5, 1), torch.full((5,), 0.5)
+    assert torch.equal(model.sample_step(x, a, d)[0], model.step(x, a, d)[0])

@@ -250,7 +250,7 @@ def test_bad_settings_are_named(tmp_path, data):
 
 
 def test_ensemble_is_selected_on_extrapolation_only(tmp_path, data):
-    trainer = Trainer(cfg(model="mlp-ensemble", epochs=1), data, tmp_path / "run")
+    trainer = Trainer(cfg(model="mlp-ensemble", epochs=1, mode="both"), data, tmp_path / "run")
     row = trainer.fit()
     assert row["val/score"] == row["val/extrap_mse"] != row["val/interp_mse"]
 

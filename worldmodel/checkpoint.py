@@ -80,6 +80,9 @@ def load_model_weights(
     model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path
 ) -> None:
     state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    for key in ("obs_low", "obs_high"):  # runs saved before observation bounds existed
+        if key not in state and key in model.state_dict():
+            state[key] = model.state_dict()[key]
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -9,15 +9,23 @@ from typing import Annotated, Any, Literal
 import tyro
 
 # the registry in worldmodel.models maps these names to classes (a test keeps them in step)
-MODEL_NAMES = ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble")
+MODEL_NAMES = ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble", "mlp-delta")
 
 
 @dataclass
 class ModelConfig:
     """Architecture and objective settings (one flat set; each model reads the fields it uses)."""
 
-    latent_dim: int = 15
-    """Latent state size (latent-ode, rnn-vae) or hidden size of the filters (ode-rnn, gru-dt)."""
+    latent_dim: int | None = None
+    """Latent state size (latent-ode: the augmented dimensions beside the carried observation;
+    rnn-vae) or hidden size of the filters (ode-rnn, gru-dt). None: ``auto_latent_dim(obs_dim)``
+    = max(16, obs_dim), so that the state is never smaller than what it must describe."""
+    carry_obs: bool = True
+    """latent-ode: the state is the normalised observation itself plus ``latent_dim`` augmented
+    dimensions inferred by the encoder (horizon 0 is exact, the decoder reads the observation
+    part). False: a purely latent state with an MLP decoder, as in the paper."""
+    field_activation: Literal["tanh", "silu"] = "silu"
+    """Activation of the latent-ode's dynamics network (the paper's: tanh)."""
     rec_dim: int = 40
     """Hidden size of the recognition (encoder) RNN."""
     rec_layers: int = 1
@@ -30,8 +38,11 @@ class ModelConfig:
     """Hidden units of the decoder MLP (0: a linear decoder, as in the paper)."""
     solver: str = "rk4"
     """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, ``dopri5``, ...)."""
-    max_step: float | None = None
-    """Fixed-step solvers: largest step in seconds (None: one step per grid interval)."""
+    max_step: float | Literal["env-dt"] | None = "env-dt"
+    """Fixed-step solvers: largest step in seconds (None: one step per control interval).
+    ``env-dt``: the env's own control step (the dataset's ``default_dt``), filled in by the
+    trainer, so that an interval longer than any seen in training is integrated in more steps
+    of a familiar size rather than one larger one (a model built without a dataset: None)."""
     rtol: float = 1e-3
     """Adaptive solvers: relative tolerance."""
     atol: float = 1e-4
@@ -40,8 +51,8 @@ class ModelConfig:
     """Backpropagate with the adjoint method (O(1) memory in time, slower)."""
     encoder: str = "ode-rnn"
     """Latent models: ``ode-rnn`` (the paper's ODE encoder) or ``rnn`` (the "RNN enc." variant)."""
-    samples: int = 3
-    """Latent samples per window during training."""
+    samples: int = 1
+    """Latent samples per window during training (the paper's Hopper: 3)."""
     iwae: bool = False
     """Use the multi-sample importance-weighted bound instead of the ELBO."""
     obs_std: float | None = None
@@ -62,17 +73,22 @@ class ModelConfig:
         return asdict(self)
 
 
+def auto_latent_dim(obs_dim: int) -> int:
+    """Default latent size for observations of ``obs_dim`` dims (see ``ModelConfig.latent_dim``)."""
+    return max(16, obs_dim)
+
+
 @dataclass
 class TrainConfig:
     """Settings of one training run (saved as ``config.json`` in the run directory)."""
 
     model: str = "latent-ode"
-    """Model name: latent-ode, ode-rnn, gru-dt, rnn-vae or mlp-ensemble."""
+    """Model name: latent-ode, ode-rnn, gru-dt, rnn-vae, mlp-ensemble or mlp-delta."""
     net: ModelConfig = field(default_factory=ModelConfig)
     """Architecture and objective of the model."""
-    epochs: int = 20
+    epochs: int = 30
     """Epochs to train (on resume: the new total)."""
-    steps_per_epoch: int | None = None
+    steps_per_epoch: int | None = 100
     """Batches per epoch (None: about one pass over the training transitions)."""
     batch_size: int = 32
     """Windows per batch."""
@@ -86,8 +102,9 @@ class TrainConfig:
     """Adam weight decay."""
     grad_clip: float = 10.0
     """Clip the global gradient norm to this."""
-    mode: Literal["interp", "extrap", "both"] = "both"
-    """Training task; ``both`` draws one per batch."""
+    mode: Literal["interp", "extrap", "both"] = "extrap"
+    """Training task; ``both`` draws one per batch. ``extrap`` (predict the rest of each window
+    open loop from its first part) is the job of a world model."""
     observed_min: float = 0.2
     """Smallest observed fraction drawn for a training batch."""
     observed_max: float = 1.0
@@ -150,6 +167,8 @@ class TrainConfig:
         net = d.get("net", {})
         if isinstance(net, ModelConfig):
             net = asdict(net)
+        # runs saved before these settings existed had a purely latent tanh latent-ode
+        net = {"carry_obs": False, "field_activation": "tanh", **net}
         net_known = {f.name for f in fields(ModelConfig)}
         if set(net) - net_known:
             raise ValueError(f"unknown model settings {sorted(set(net) - net_known)}")

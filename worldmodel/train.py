@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +89,9 @@ class Trainer:
                 f"{self.run_dir} already holds a run; resume it or choose another directory"
             )
         config.check()
+        if config.net.max_step == "env-dt":  # the env's own control step (None if unknown)
+            step = dataset.metadata.get("default_dt")
+            config = replace(config, net=replace(config.net, max_step=step and float(step)))
         self.config, self.callbacks = config, list(callbacks)
         self.dataset = dataset
         splits = dataset.split(config.split, config.split_seed)
@@ -106,6 +110,9 @@ class Trainer:
         if not config.normalize_obs:
             self.normalizer = Normalizer(np.zeros(dataset.obs_dim), np.ones(dataset.obs_dim))
         self.model.set_normalizer(self.normalizer)
+        seen = self.normalizer.normalize(np.concatenate([ep.obs for ep in self.train_eps]))
+        lo, hi = seen.min(0), seen.max(0)
+        self.model.set_obs_bounds(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay

@@ -1,14 +1,15 @@
-"""World models by name: ``latent-ode``, ``ode-rnn``, ``gru-dt``, ``rnn-vae``, ``mlp-ensemble``."""
+"""World models by name: ``latent-ode``, ``ode-rnn``, ``gru-dt``, ``rnn-vae``, ``mlp-ensemble``,
+``mlp-delta``."""
 
 from __future__ import annotations
 
 from worldmodel.models.base import ModelConfig, Prediction, WorldModel
-from worldmodel.models.ensemble import MLPEnsemble
+from worldmodel.models.ensemble import MLPDelta, MLPEnsemble
 from worldmodel.models.filters import ODERNN, GRUDelta
 from worldmodel.models.latent import RNNVAE, LatentModel
 
 MODELS: dict[str, type[WorldModel]] = {
-    cls.name: cls for cls in (LatentModel, ODERNN, GRUDelta, RNNVAE, MLPEnsemble)
+    cls.name: cls for cls in (LatentModel, ODERNN, GRUDelta, RNNVAE, MLPEnsemble, MLPDelta)
 }
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from worldmodel.batching import Batch, Normalizer
-from worldmodel.config import ModelConfig
+from worldmodel.config import ModelConfig, auto_latent_dim
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -46,6 +46,9 @@ class Prediction:
         """``(B, H, obs_dim)`` total std: observation noise plus the spread of the samples."""
         var = self.std.pow(2).mean(0) + self.mean.var(0, unbiased=False)
         return var.sqrt()
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "silu": nn.SiLU}
 
 
 def mlp(
@@ -168,8 +171,13 @@ class WorldModel(nn.Module, ABC):
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.config = obs_dim, act_dim, config
+        self.latent_dim = config.latent_dim or auto_latent_dim(obs_dim)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
+        # the range of the training observations (normalised, with a margin): imagined
+        # observations are kept inside it (see ``bound_obs``); +-inf until the trainer sets it
+        self.register_buffer("obs_low", torch.full((obs_dim,), -math.inf))
+        self.register_buffer("obs_high", torch.full((obs_dim,), math.inf))
         self.kl_weight = 1.0  # set by the trainer's annealing schedule
 
     # -- normalisation -------------------------------------------------------------------------
@@ -184,6 +192,17 @@ class WorldModel(nn.Module, ABC):
             self.obs_std.cpu().numpy().astype(np.float64),
         )
 
+    def set_obs_bounds(self, low: np.ndarray, high: np.ndarray) -> None:
+        """Range ``(obs_dim,)`` each, normalised units, that imagined observations stay in."""
+        self.obs_low.copy_(torch.as_tensor(low, dtype=torch.float32))
+        self.obs_high.copy_(torch.as_tensor(high, dtype=torch.float32))
+
+    def bound_obs(self, x: torch.Tensor) -> torch.Tensor:
+        """Clamp normalised observations ``(..., obs_dim)`` to the training range: an
+        open-loop rollout that leaves every state the data ever showed is extrapolating, and
+        the real observations are bounded too (MuJoCo envs clip velocities)."""
+        return torch.maximum(torch.minimum(x, self.obs_high), self.obs_low)
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
 
@@ -193,6 +212,12 @@ class WorldModel(nn.Module, ABC):
     def tau(self, seconds: torch.Tensor | float) -> torch.Tensor | float:
         """Seconds to model time units."""
         return seconds / self.config.time_unit
+
+    def max_step_units(self) -> float | None:
+        """``config.max_step`` in model time units (None: one solver step per interval; an
+        unresolved ``"env-dt"`` counts as None, see ``ModelConfig.max_step``)."""
+        m = self.config.max_step
+        return None if m is None or isinstance(m, str) else m / self.config.time_unit
 
     # -- the contract ----------------------------------------------------------------------------
     @abstractmethod

@@ -144,7 +144,7 @@ class MLPEnsemble(WorldModel):
             action.expand(E, *action.shape),
             self.tau(dt).expand(E, *dt.shape),
         )
-        nxt = mean.mean(0)
+        nxt = self.bound_obs(mean.mean(0))
         return nxt, nxt
 
     def sample_step(
@@ -166,5 +166,33 @@ class MLPEnsemble(WorldModel):
         pick = (torch.special.ndtr(u[:, 0]) * E).long().clamp(max=E - 1)
         m, lv = mean[pick, torch.arange(N)], logvar[pick, torch.arange(N)]
         noise = u[:, 1:]
-        nxt = m + noise * (0.5 * lv).exp()
+        nxt = self.bound_obs(m + noise * (0.5 * lv).exp())
         return nxt, nxt
+
+
+class MLPDelta(MLPEnsemble):
+    """``mlp-delta``: one deterministic delta MLP ``(x, a, dt) -> x'`` trained on one-step
+    squared error (the plain discrete-time baseline; the ensemble's network with one member)."""
+
+    name = "mlp-delta"
+
+    def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
+        from dataclasses import replace
+
+        super().__init__(obs_dim, act_dim, replace(config, ensemble_size=1))
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x, a, dt, y = self.transitions(batch)
+        mean, _ = self.forward_members(x[None], a[None], self.tau(dt)[None])
+        mse = ((mean - y) ** 2).mean()
+        return mse, {"loss": mse.item(), "mse_1step": mse.item()}
+
+    def sample_step(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        dt: torch.Tensor,
+        generator: Generators = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deterministic: the same as :meth:`step`."""
+        return self.step(state, action, dt)

@@ -33,7 +33,7 @@ class FilterModel(WorldModel):
 
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
-        H = config.latent_dim
+        H = self.latent_dim
         self.update = nn.GRUCell(obs_dim, H)
         out = obs_dim if config.obs_std is not None else 2 * obs_dim  # mean (and raw std)
         self.decoder = mlp(H, config.dec_units, 1 if config.dec_units else 0, out)
@@ -60,7 +60,7 @@ class FilterModel(WorldModel):
         ctx = own.context
         x = own.gather(batch.obs)
         dt = self.tau(own.dt)
-        h = batch.obs.new_zeros(B, self.config.latent_dim)
+        h = batch.obs.new_zeros(B, self.latent_dim)
         means, stds, hs = [], [], []
         for k in range(K):
             if k > 0:
@@ -127,14 +127,12 @@ class ODERNN(FilterModel):
 
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
-        self.field = ActionField(config.latent_dim, act_dim, config.units, config.layers)
+        self.field = ActionField(self.latent_dim, act_dim, config.units, config.layers)
 
     def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         c = self.config
-        max_step = None if c.max_step is None else c.max_step / c.time_unit
-        return step_zoh(
-            self.field, h, a, dt, method=c.solver, max_step=max_step, rtol=c.rtol, atol=c.atol
-        )
+        return step_zoh(self.field, h, a, dt, method=c.solver, max_step=self.max_step_units(),
+                        rtol=c.rtol, atol=c.atol)  # fmt: skip
 
 
 class GRUDelta(FilterModel):
@@ -144,7 +142,7 @@ class GRUDelta(FilterModel):
 
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
-        self.gru = GRUTransition(config.latent_dim, act_dim)
+        self.gru = GRUTransition(self.latent_dim, act_dim)
 
     def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         return self.gru(h, a, dt)

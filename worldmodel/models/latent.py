@@ -22,6 +22,7 @@ from torch import nn
 
 from worldmodel.batching import Batch
 from worldmodel.models.base import (
+    ACTIVATIONS,
     Generators,
     ModelConfig,
     Prediction,
@@ -39,9 +40,13 @@ ENCODERS = ("ode-rnn", "rnn")
 class ActionField(nn.Module):
     """``f(z, a)``: an MLP of the latent state and the held action (Tanh activations)."""
 
-    def __init__(self, dim: int, act_dim: int, units: int, layers: int) -> None:
+    def __init__(
+        self, dim: int, act_dim: int, units: int, layers: int, activation: str = "tanh"
+    ) -> None:
         super().__init__()
-        self.net = mlp(dim + act_dim, units, layers, dim)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        self.net = mlp(dim + act_dim, units, layers, dim, ACTIVATIONS[activation])
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z, a], -1))
@@ -122,14 +127,22 @@ class Encoder(nn.Module):
             prev = torch.where(m, t[:, k], prev)
         h = self._evolve(h, grid[anchor] - prev)
         mu, raw = self.out(h).chunk(2, -1)
+        # no nan_to_num here: a non-finite input must reach the trainer's guard as such
         sigma = F.softplus(raw).clamp(min=self.min_std, max=1e3)
-        return torch.nan_to_num(mu, 0.0, 1e3, -1e3), torch.nan_to_num(
-            sigma, self.min_std, 1e3, self.min_std
-        )
+        return mu, sigma
 
 
 class LatentModel(WorldModel):
-    """Latent ODE (``dynamics="ode"``) or RNN-VAE (``dynamics="gru"``)."""
+    """Latent ODE (``dynamics="ode"``) or RNN-VAE (``dynamics="gru"``).
+
+    With ``config.carry_obs`` (the latent-ode default) the state is ``z = [x, h]``: ``x`` the
+    normalised observation (``obs_dim``), ``h`` ``latent_dim`` augmented dimensions. At an
+    observed anchor ``x`` starts at the observation itself and only ``h`` is inferred (and
+    KL-regularised), so horizon 0 is exact; the decoder reads ``x``. The vector field
+    ``f(z, a)`` never sees the time step: the integrator handles time, so a control interval
+    never seen in training is more integration, not an unseen input. Without ``carry_obs``
+    the whole state is latent and an MLP decodes it (the paper's model).
+    """
 
     name = "latent-ode"
     stochastic_state = True
@@ -137,13 +150,18 @@ class LatentModel(WorldModel):
 
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
-        L = config.latent_dim
-        self.encoder = Encoder(obs_dim, act_dim, L, config)
+        self.carry = bool(config.carry_obs) and self.dynamics == "ode"
+        O, L = obs_dim, self.latent_dim
+        self.state_dim = O + L if self.carry else L
+        self.encoder = Encoder(obs_dim, act_dim, self.state_dim, config)
         if self.dynamics == "ode":
-            self.field = ActionField(L, act_dim, config.units, config.layers)
+            self.field = ActionField(self.state_dim, act_dim, config.units, config.layers,
+                                     config.field_activation)  # fmt: skip
         else:
             self.transition = GRUTransition(L, act_dim)
-        self.decoder = mlp(L, config.dec_units, 1 if config.dec_units else 0, obs_dim)
+        self.decoder = (
+            None if self.carry else mlp(L, config.dec_units, 1 if config.dec_units else 0, O)
+        )
         fixed = config.obs_std is not None
         self.log_std = nn.Parameter(
             torch.full((obs_dim,), math.log(config.obs_std if fixed else 0.5)),
@@ -151,15 +169,16 @@ class LatentModel(WorldModel):
         )
 
     # -- pieces ----------------------------------------------------------------------------------
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """State ``(..., state_dim)`` -> normalised observation mean ``(..., obs_dim)``."""
+        return z[..., : self.obs_dim] if self.decoder is None else self.decoder(z)
+
     def decode_std(self, obs_mean: torch.Tensor) -> torch.Tensor:
         std = self.log_std.clamp(-7.0, 2.0).exp().clamp(min=self.config.min_std)
         return std.expand_as(obs_mean)
 
-    def _unit(self, seconds: float | None) -> float | None:
-        return None if seconds is None else seconds / self.config.time_unit
-
     def evolve(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """``z0 (S, B, L)`` at each window's anchor (:meth:`Batch.anchor`) -> ``(S, B, U, L)`` on
+        """``z0 (S, B, D)`` at each window's anchor (:meth:`Batch.anchor`) -> ``(S, B, U, D)`` on
         the batch grid (points before the anchor get z0).
 
         Each window is integrated from its anchor on its own step clock ``s = 0, 1, ..., K-1``
@@ -178,7 +197,7 @@ class LatentModel(WorldModel):
             c = self.config
             clock = torch.arange(K, dtype=z0.dtype, device=z0.device)
             zs = odeint_zoh(
-                self.field, z, clock, acts, method=c.solver, max_step=self._unit(c.max_step),
+                self.field, z, clock, acts, method=c.solver, max_step=self.max_step_units(),
                 rtol=c.rtol, atol=c.atol, adjoint=c.adjoint, scale=scale,
             ).transpose(0, 1)  # fmt: skip
         else:
@@ -191,26 +210,53 @@ class LatentModel(WorldModel):
         return own.to_grid(zs.reshape(S, B, K, L))
 
     def posterior(self, batch: Batch) -> torch.distributions.Normal:
+        """``q(z0)`` at each window's anchor, ``(B, state_dim)``. With ``carry_obs``, the
+        observation part of a row whose anchor is observed is that observation (std
+        ``min_std``); otherwise it is the encoder's estimate."""
         mu, sigma = self.encoder(batch)
+        if self.carry:
+            anchor = batch.anchor()
+            rows = torch.arange(batch.size, device=mu.device)
+            seen = batch.context[rows, anchor].unsqueeze(-1)
+            O = self.obs_dim
+            x = torch.where(seen, batch.obs[rows, anchor], mu[:, :O])
+            sx = torch.where(seen, torch.full_like(x, self.config.min_std), sigma[:, :O])
+            mu, sigma = torch.cat([x, mu[:, O:]], -1), torch.cat([sx, sigma[:, O:]], -1)
         return torch.distributions.Normal(mu, sigma)
+
+    def _kl(self, q: torch.distributions.Normal, z0: torch.Tensor):
+        """``(kl (B,), log p(z0) - log q(z0) (S, B))`` over the inferred dimensions (with
+        ``carry_obs``: the augmented ones; the observation part is data, not a latent)."""
+        first = self.obs_dim if self.carry else 0
+        loc, scale = q.loc[..., first:], q.scale[..., first:]
+        q = torch.distributions.Normal(loc, scale)
+        prior = torch.distributions.Normal(torch.zeros_like(loc), torch.ones_like(scale))
+        kl = torch.distributions.kl_divergence(q, prior).sum(-1)
+        z = z0[..., first:]
+        return kl, (prior.log_prob(z) - q.log_prob(z)).sum(-1)
+
+    def _sample(self, q: torch.distributions.Normal, samples: int) -> torch.Tensor:
+        z0 = q.rsample((samples,))
+        if self.carry:  # the observed part exactly, not within min_std of it
+            O = self.obs_dim
+            z0 = torch.cat([q.loc[..., :O].expand(samples, *q.loc[..., :O].shape), z0[..., O:]], -1)
+        return z0
 
     # -- the contract ----------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         q = self.posterior(batch)
         S = self.config.samples
-        z0 = q.rsample((S,))  # (S, B, L)
-        mean = self.decoder(self.evolve(z0, batch))  # (S, B, U, O)
+        z0 = self._sample(q, S)  # (S, B, D)
+        mean = self.decode(self.evolve(z0, batch))  # (S, B, U, O)
         std = self.decode_std(mean)
         mask = batch.target.to(mean.dtype)
         n = (mask.sum(1) * self.obs_dim).clamp(min=1)  # scored entries per window
         loglik = (gaussian_logpdf(batch.obs, mean, std).sum(-1) * mask).sum(-1)  # (S, B)
-        prior = torch.distributions.Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))
+        kl, log_ratio = self._kl(q, z0)
         if self.config.iwae:
-            logw = loglik + self.kl_weight * (prior.log_prob(z0) - q.log_prob(z0)).sum(-1)
+            logw = loglik + self.kl_weight * log_ratio
             bound = torch.logsumexp(logw, 0) - math.log(S)
-            kl = torch.distributions.kl_divergence(q, prior).sum(-1)
         else:
-            kl = torch.distributions.kl_divergence(q, prior).sum(-1)  # (B,)
             bound = loglik.mean(0) - self.kl_weight * kl
         loss = -(bound / n).mean()
         with torch.no_grad():
@@ -221,21 +267,24 @@ class LatentModel(WorldModel):
 
     def predict(self, batch: Batch, samples: int = 1) -> Prediction:
         q = self.posterior(batch)
-        z0 = q.sample((samples,)) if samples > 1 else q.loc.unsqueeze(0)
-        mean = self.decoder(self.evolve(z0, batch))
+        z0 = self._sample(q, samples) if samples > 1 else q.loc.unsqueeze(0)
+        mean = self.decode(self.evolve(z0, batch))
         return Prediction(mean, self.decode_std(mean))
 
     def encode(
         self, batch: Batch, samples: int = 1, *, mean: bool = False, generator: Generators = None
     ) -> torch.Tensor:
-        """Latent states at each window's last context point, ``(S, B, L)``: samples of the
+        """Latent states at each window's last context point, ``(S, B, D)``: samples of the
         posterior (or its mean), carried from the anchor when that comes earlier."""
         q = self.posterior(batch)
         if mean:
             z0 = q.loc.unsqueeze(0).expand(samples, *q.loc.shape)
         else:
             z0 = q.loc + q.scale * randn_rows((samples, *q.loc.shape), generator, like=q.loc)
-        zs = self.evolve(z0, batch)  # (S, B, U, L)
+            if self.carry:
+                O = self.obs_dim
+                z0 = torch.cat([q.loc[..., :O].expand_as(z0[..., :O]), z0[..., O:]], -1)
+        zs = self.evolve(z0, batch)  # (S, B, U, D)
         last = batch.last_context().clamp(min=0)
         idx = last.view(1, -1, 1, 1).expand(zs.shape[0], -1, 1, zs.shape[-1])
         return zs.gather(2, idx).squeeze(2)
@@ -246,11 +295,13 @@ class LatentModel(WorldModel):
         tau = self.tau(dt).to(state.dtype)
         if self.dynamics == "ode":
             c = self.config
-            z = step_zoh(self.field, state, action, tau, method=c.solver, max_step=self._unit(c.max_step),
+            z = step_zoh(self.field, state, action, tau, method=c.solver, max_step=self.max_step_units(),
                          rtol=c.rtol, atol=c.atol)  # fmt: skip
+            if self.carry:  # imagination stays inside the training range (see bound_obs)
+                z = torch.cat([self.bound_obs(z[:, : self.obs_dim]), z[:, self.obs_dim :]], -1)
         else:
             z = self.transition(state, action, tau)
-        return z, self.decoder(z)
+        return z, self.decode(z)
 
 
 class RNNVAE(LatentModel):
