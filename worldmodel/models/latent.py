@@ -151,8 +151,8 @@ class LatentModel(WorldModel):
     def __init__(self, obs_dim: int, act_dim: int, config: ModelConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
         self.carry = bool(config.carry_obs) and self.dynamics == "ode"
-        O, L = obs_dim, self.latent_dim
-        self.state_dim = O + L if self.carry else L
+        nobs, L = obs_dim, self.latent_dim
+        self.state_dim = nobs + L if self.carry else L
         self.encoder = Encoder(obs_dim, act_dim, self.state_dim, config)
         if self.dynamics == "ode":
             self.field = ActionField(self.state_dim, act_dim, config.units, config.layers,
@@ -160,7 +160,7 @@ class LatentModel(WorldModel):
         else:
             self.transition = GRUTransition(L, act_dim)
         self.decoder = (
-            None if self.carry else mlp(L, config.dec_units, 1 if config.dec_units else 0, O)
+            None if self.carry else mlp(L, config.dec_units, 1 if config.dec_units else 0, nobs)
         )
         fixed = config.obs_std is not None
         self.log_std = nn.Parameter(
@@ -218,10 +218,10 @@ class LatentModel(WorldModel):
             anchor = batch.anchor()
             rows = torch.arange(batch.size, device=mu.device)
             seen = batch.context[rows, anchor].unsqueeze(-1)
-            O = self.obs_dim
-            x = torch.where(seen, batch.obs[rows, anchor], mu[:, :O])
-            sx = torch.where(seen, torch.full_like(x, self.config.min_std), sigma[:, :O])
-            mu, sigma = torch.cat([x, mu[:, O:]], -1), torch.cat([sx, sigma[:, O:]], -1)
+            no = self.obs_dim
+            x = torch.where(seen, batch.obs[rows, anchor], mu[:, :no])
+            sx = torch.where(seen, torch.full_like(x, self.config.min_std), sigma[:, :no])
+            mu, sigma = torch.cat([x, mu[:, no:]], -1), torch.cat([sx, sigma[:, no:]], -1)
         return torch.distributions.Normal(mu, sigma)
 
     def _kl(self, q: torch.distributions.Normal, z0: torch.Tensor):
@@ -238,8 +238,8 @@ class LatentModel(WorldModel):
     def _sample(self, q: torch.distributions.Normal, samples: int) -> torch.Tensor:
         z0 = q.rsample((samples,))
         if self.carry:  # the observed part exactly, not within min_std of it
-            O = self.obs_dim
-            z0 = torch.cat([q.loc[..., :O].expand(samples, *q.loc[..., :O].shape), z0[..., O:]], -1)
+            no = self.obs_dim
+            z0 = torch.cat([q.loc[..., :no].expand(samples, *q.loc[..., :no].shape), z0[..., no:]], -1)
         return z0
 
     # -- the contract ----------------------------------------------------------------------------
@@ -282,8 +282,8 @@ class LatentModel(WorldModel):
         else:
             z0 = q.loc + q.scale * randn_rows((samples, *q.loc.shape), generator, like=q.loc)
             if self.carry:
-                O = self.obs_dim
-                z0 = torch.cat([q.loc[..., :O].expand_as(z0[..., :O]), z0[..., O:]], -1)
+                no = self.obs_dim
+                z0 = torch.cat([q.loc[..., :no].expand_as(z0[..., :no]), z0[..., no:]], -1)
         zs = self.evolve(z0, batch)  # (S, B, U, D)
         last = batch.last_context().clamp(min=0)
         idx = last.view(1, -1, 1, 1).expand(zs.shape[0], -1, 1, zs.shape[-1])
