@@ -1,0 +1,302 @@
+"""World models on their own job: open-loop error against the real simulator vs horizon.
+
+    python benchmarks/world_models.py --env Hopper-v5 [--regime irregular] [--seeds 0,1,2]
+        [--models latent-ode,mlp-ensemble,mlp-delta] [--episodes 400] [--out runs/world_models]
+
+For one env and one timing regime: collect random-policy episodes (``worldmodel collect``'s
+code, seed 0), train every model on them at the same budget (``--epochs`` x ``--steps``
+batches of ``--batch`` windows) for each training seed, then roll every model out open loop
+from held-out recorded states (the test split) under random actions, next to the real
+simulator, for ``--horizon`` steps, at the training timing and at control intervals never
+seen in training (``irregular`` trains on 3-5 physics substeps per action and tests on 3-5,
+1-2 and 7-9). Errors are in the models' normalised units (mean over starts and dimensions);
+the floor is the simulator itself from 1e-6 away, the ceiling holds the last observation.
+Also scored: the reward and termination the env's task computes from the predicted
+observations, against those of the real ones (what an agent in imagination sees).
+
+Resumable: a finished run (``model.safetensors`` with all its epochs) is reused, an
+interrupted one resumed. Writes ``benchmarks/results/world_models.csv`` (one row per env,
+regime, test timing, model and seed; appended) and ``world_models_<env>_<regime>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+HORIZONS = (1, 2, 5, 10, 20, 30, 40, 50)
+# regime -> (training timing, {test name: test timing})
+REGIMES: dict[str, tuple[str, dict[str, str]]] = {
+    "fixed": ("fixed", {"fixed": "fixed"}),
+    "irregular": (
+        "uniform:3-5",
+        {"3-5 (trained)": "uniform:3-5", "1-2 (unseen)": "uniform:1-2", "7-9 (unseen)": "uniform:7-9"},
+    ),
+}
+FLOOR, CEILING = "simulator (floor)", "hold last obs (ceiling)"
+
+
+def dataset_path(out: Path, env: str, regime: str, episodes: int) -> Path:
+    from worldmodel.collect import CollectConfig, collect
+
+    path = out / env / regime / f"random_{episodes}.npz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        timing = REGIMES[regime][0]
+        print(f"collecting {episodes} random {env} episodes, timing {timing}", flush=True)
+        collect(CollectConfig(env=env, episodes=episodes, timing=timing, seed=0, workers=1,
+                              progress=False)).save(path)  # fmt: skip
+    return path
+
+
+def trained_seconds(run: Path) -> float:
+    with (run / "metrics.csv").open(newline="") as f:
+        return sum(float(r["time/epoch_s"]) for r in csv.DictReader(f))
+
+
+def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Namespace) -> None:
+    """Train (or resume, or reuse) one run."""
+    from worldmodel.config import TrainConfig
+    from worldmodel.data import load_dataset
+    from worldmodel.train import Trainer
+
+    last = run / "last.safetensors"
+    if last.exists():
+        from worldmodel.checkpoint import read_checkpoint
+
+        _, meta, _ = read_checkpoint(last)
+        if meta["epoch"] >= args.epochs:
+            return
+    cfg = TrainConfig(model=model, epochs=args.epochs, steps_per_epoch=args.steps,
+                      batch_size=args.batch, seed=seed, progress=False, tensorboard=False,
+                      patience=0)  # fmt: skip
+    for kv in args.set:
+        key, value = kv.split("=", 1)
+        target = cfg.net if key.startswith("net.") else cfg
+        key = key.removeprefix("net.")
+        setattr(target, key, type(getattr(target, key))(value) if getattr(target, key) is not None
+                else json.loads(value))  # fmt: skip
+    print(f"training {run}", flush=True)
+    Trainer(cfg, load_dataset(data), run, resume=last.exists(), dataset_path=data).fit()
+
+
+def task_scores(env: str, contexts, actions, dts, pred, real, horizon: int) -> dict[str, float]:
+    """Reward squared error and termination disagreement over the first ``horizon`` steps."""
+    from envs.tasks import get_task
+
+    task = get_task(env)
+    last = np.stack([c.obs[-1] for c in contexts])[:, None]
+
+    a, d = actions[:, :horizon], dts[:, :horizon]
+
+    def per_step(obs):
+        prev = np.concatenate([last, obs[:, :-1]], 1)
+        r, _ = task.reward(prev, a, obs, d)
+        return r, task.terminated(prev, a, obs, d)
+
+    rp, tp = per_step(pred[:, :horizon])
+    rr, tr = per_step(real[:, :horizon])
+    return {"reward_mse": float(((rp - rr) ** 2).mean()),
+            "term_disagree": float((tp != tr).mean())}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="Hopper-v5")
+    ap.add_argument("--regime", default="irregular", choices=sorted(REGIMES))
+    ap.add_argument("--models", default="latent-ode,mlp-ensemble,mlp-delta")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--episodes", type=int, default=400)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=100, help="batches per epoch")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--set", action="append", default=[],
+                    help="override a TrainConfig field (net.X for the model), e.g. net.latent_dim=32")  # fmt: skip
+    ap.add_argument("--tag", default="", help="suffix of the run dirs and model names (ablations)")
+    ap.add_argument("--horizon", type=int, default=50)
+    ap.add_argument("--starts", type=int, default=128)
+    ap.add_argument("--context", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("runs/world_models"))
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where the CSVs and plots go")
+    ap.add_argument("--no-csv", action="store_true", help="print only")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="rewrite world_models_summary.csv from world_models.csv and stop")  # fmt: skip
+    args = ap.parse_args(argv)
+    if args.summary_only:
+        summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
+        return
+    args.results.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    from worldmodel.data import load_dataset
+    from worldmodel.evaluate import CEILING as CEIL
+    from worldmodel.evaluate import FLOOR as FLR
+    from worldmodel.evaluate import ModelPredictor, compare_to_simulator, heldout_split
+    from worldmodel.train import load
+
+    models = args.models.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = dataset_path(args.out, args.env, args.regime, args.episodes)
+    runs = {}
+    for m in models:
+        for s in seeds:
+            run = args.out / args.env / args.regime / f"{m}{args.tag}-s{s}"
+            train_run(data, run, m, s, args)
+            runs[m, s] = run
+    dataset = load_dataset(data)
+    first = load(next(iter(runs.values())))
+    test = heldout_split(first, dataset)
+    predictors, info = [], {}
+    for (m, s), run in runs.items():
+        model = load(run)
+        name = f"{m}{args.tag}/s{s}"
+        predictors.append(ModelPredictor(model, name))
+        cfg = json.loads((run / "config.json").read_text())["train"]
+        info[name] = {"model": m + args.tag, "seed": s, "train_s": trained_seconds(run),
+                      "epochs": cfg["epochs"], "steps": cfg["epochs"] * (cfg["steps_per_epoch"] or 0),
+                      "settings": json.dumps({"net": cfg["net"], "batch_size": cfg["batch_size"],
+                                              "window": cfg["window"], "mode": cfg["mode"]})}  # fmt: skip
+    rows = []
+    for test_name, timing in REGIMES[args.regime][1].items():
+        res = compare_to_simulator(predictors, test, first.normalizer, horizon=args.horizon,
+                                   starts=args.starts, context=args.context, timing=timing, seed=0)  # fmt: skip
+        contexts = [st.context for st in res.starts]
+        for name, err in res.errors.items():
+            meta = info.get(name) or {"model": {FLR: FLOOR, CEIL: CEILING}[name], "seed": "",
+                                      "train_s": 0.0, "epochs": 0, "steps": 0, "settings": ""}  # fmt: skip
+            scores = task_scores(args.env, contexts, res.actions, res.dts, res.predictions[name],
+                                 res.real, 10)  # fmt: skip
+            rows.append({"env": args.env, "regime": args.regime, "train_timing": REGIMES[args.regime][0],
+                         "test": test_name, "test_timing": timing, "episodes": args.episodes,
+                         "starts": args.starts, **meta,
+                         **{f"h{h}": float(err[:, h - 1].mean()) for h in HORIZONS if h <= args.horizon},
+                         "reward_mse_10": scores["reward_mse"], "term_disagree_10": scores["term_disagree"]})  # fmt: skip
+        plot_curves(res, info, args, test_name)
+    print_table(rows, args)
+    if not args.no_csv:
+        write_rows(args.results / "world_models.csv", rows)
+        summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
+
+
+def summarise(path: Path, out: Path) -> None:
+    """Mean and std over seeds of every figure, from the latest row of each (env, regime,
+    test, model, seed) in ``path``: one row per (env, regime, test, model) in ``out``."""
+    with path.open(newline="") as f:
+        latest = {(r["env"], r["regime"], r["test"], r["model"], r["seed"]): r
+                  for r in csv.DictReader(f)}  # fmt: skip
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for key, r in latest.items():
+        groups.setdefault(key[:4], []).append(r)
+    keys = [k for k in next(iter(latest.values())) if k.startswith("h") and k[1:].isdigit()]
+    keys += ["reward_mse_10", "term_disagree_10", "train_s"]
+    rows = []
+    for (env, regime, test, model), rs in groups.items():
+        row = {"env": env, "regime": regime, "test": test, "model": model,
+               "seeds": " ".join(r["seed"] for r in rs) or "-"}  # fmt: skip
+        for k in keys:
+            v = np.array([float(r[k]) for r in rs])
+            row[k], row[k + "_std"] = f"{v.mean():.4g}", f"{v.std():.2g}"
+        rows.append(row)
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
+def summary(rows: list[dict], key: str) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """(test, model) -> mean, std over seeds, count."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if key in r:
+            out.setdefault((r["test"], r["model"]), []).append(r[key])
+    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in out.items()}
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    hs = [h for h in HORIZONS if h <= args.horizon]
+    stats = {h: summary(rows, f"h{h}") for h in hs}
+    extra = {k: summary(rows, k) for k in ("reward_mse_10", "term_disagree_10", "train_s")}
+    print(f"\n{args.env}, {args.regime}: open-loop MSE (normalised), mean (std) over seeds, "
+          f"{args.starts} held-out starts, random actions")  # fmt: skip
+    for test in dict.fromkeys(r["test"] for r in rows):
+        print(f"\n test timing {test}")
+        print(f"  {'model':<26}" + "".join(f"{'h=' + str(h):>16}" for h in hs)
+              + f"{'rew mse<=10':>14}{'term<=10':>10}{'train s':>9}")  # fmt: skip
+        for model in dict.fromkeys(r["model"] for r in rows if r["test"] == test):
+            cells = []
+            for h in hs:
+                m, s, n = stats[h][test, model]
+                cells.append(f"{m:.3g} ({s:.2g})" if n > 1 else f"{m:.3g}")
+            rm, tm, ts = (extra[k][test, model][0] for k in ("reward_mse_10", "term_disagree_10", "train_s"))
+            print(f"  {model:<26}" + "".join(f"{c:>16}" for c in cells)
+                  + f"{rm:>14.4g}{tm:>10.3f}{ts:>9.0f}")  # fmt: skip
+
+
+def plot_curves(res, info: dict, args: argparse.Namespace, test_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = args.results / f"world_models_{args.env}_{args.regime}{args.tag}.png"
+    key = (args.env, args.regime)
+    figs = plot_curves.__dict__.setdefault("figs", {})
+    if key not in figs:
+        n = len(REGIMES[args.regime][1])
+        figs[key] = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+    fig, axes = figs[key]
+    ax = axes[0][list(REGIMES[args.regime][1]).index(test_name)]
+    h = np.arange(1, args.horizon + 1)
+    groups: dict[str, list[np.ndarray]] = {}
+    for name, err in res.errors.items():
+        model = info[name]["model"] if name in info else name
+        groups.setdefault(model, []).append(err.mean(0))
+    for model, curves in groups.items():
+        c = np.stack(curves)
+        line = ax.plot(h, c.mean(0), label=f"{model} ({len(curves)})" if len(curves) > 1 else model,
+                       ls="--" if model in (FLOOR, CEILING) or "(" in model else "-")  # fmt: skip
+        if len(curves) > 1:
+            ax.fill_between(h, c.min(0), c.max(0), color=line[0].get_color(), alpha=0.2)
+    ax.set(title=f"{args.env}, test dt {test_name}", xlabel="horizon (steps)", yscale="log",
+           ylabel="open-loop MSE (normalised)")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    if not args.no_csv:
+        fig.savefig(path, dpi=80)
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` (a header when the file is new), with a timestamp."""
+    import platform
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    new = not path.exists()
+    fields = ["timestamp", "machine", *rows[0]]
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow({"timestamp": stamp, "machine": platform.node() or "?", **r})
+    print(f"appended {len(rows)} rows to {path}")
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"done in {time.perf_counter() - t0:.0f} s")
