@@ -17,7 +17,7 @@ observation / action space  the real env's (same shapes, bounds and dtypes)
                             x position at the last observation, for rendering)
 ``step(action)``            advances ``dt`` seconds: the real env's dt, or drawn per step from
                             ``timing`` (a :class:`envs.TimingSpec`, like ``IrregularTiming``)
-``step_dt(action, dt)``     advances a given ``dt`` seconds (> 0, finite)
+``step_dt(action, dt)``     advances a given ``dt`` seconds (> 0, at most 1,000 control steps)
 reward, terminated          :mod:`envs.tasks` (the real env's formulas, with the env kwargs the
                             data was collected with, e.g. ``terminate_when_unhealthy=False``);
                             truncation by ``TimeLimit``; ``info["inexact_terms"]`` names the
@@ -194,6 +194,18 @@ def _generator(rng: np.random.Generator) -> torch.Generator:
     return torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
 
 
+def _is_real(value: Any, *, scalar: bool = True, finite: bool = False) -> bool:
+    """Whether ``value`` is a real number (``scalar``) or an array of them (not text, objects,
+    complex or ragged lists)."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        return False
+    if arr.dtype.kind not in "biuf" or (scalar and arr.ndim):
+        return False
+    return not finite or bool(np.isfinite(arr).all())
+
+
 def _check_dt(dt: float) -> float:
     dt = float(dt)
     if not math.isfinite(dt) or dt <= 0:
@@ -256,6 +268,19 @@ class ImaginedEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+        if options and "x" in options and not _is_real(options["x"], finite=True):
+            raise ValueError(f"options['x'] must be a finite number, got {options['x']!r:.60}")
+        if options and "context" in options:
+            if not isinstance(options["context"], dict):
+                raise TypeError(
+                    "options['context'] must be a dict of t, obs and actions, got "
+                    f"{type(options['context']).__name__}"
+                )
+            for key, value in options["context"].items():
+                if key in ("t", "obs", "actions") and not _is_real(value, scalar=False):
+                    raise TypeError(f"options['context'][{key!r}] is not an array of real numbers")
         super().reset(seed=seed)
         if options and "context" in options:
             ctx, x = _context_from_options(options, self.observation_space, self.action_space)
@@ -284,7 +309,16 @@ class ImaginedEnv(gym.Env):
         """Step holding ``action`` for ``dt`` seconds."""
         if self._state is None:
             raise RuntimeError("call reset() before step()")
+        if not _is_real(action, scalar=False):
+            raise TypeError(f"action must be an array of real numbers, got {action!r:.60}")
+        if not _is_real(dt):
+            raise TypeError(f"dt must be a number of seconds, got {dt!r:.60}")
         dt = _check_dt(dt)
+        if dt > 1000 * self.real.dt:  # a fixed-step solver takes dt / max_step steps
+            raise ValueError(
+                f"dt must be at most {1000 * self.real.dt:g} s (1,000 of the env's control "
+                f"steps), got {dt!r}"
+            )
         a = _check_actions(
             np.asarray(action, dtype=np.float64)[None], self.action_space, self.clip_actions
         )
@@ -422,6 +456,8 @@ class ImaginedVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._state is None:
             raise RuntimeError("call reset() before step()")
+        if not _is_real(actions, scalar=False):
+            raise TypeError(f"actions must be an array of real numbers, got {actions!r:.60}")
         a = _check_actions(
             np.asarray(actions, dtype=np.float64), self.single_action_space, self.clip_actions
         )

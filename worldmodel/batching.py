@@ -272,6 +272,11 @@ def make_batch(
     ]
     if not all(np.isfinite(r).all() for r in rel):
         _refuse_non_finite(episodes, windows)
+    span = max((float(np.abs(r).max()) for r in rel if r.size), default=0.0)
+    if span > 9e9:  # 1 ns keys in int64 hold about 292 years; beyond, they wrap around
+        raise ValueError(
+            f"a window's times span {span:.3g} s, more than the 1 ns grid holds (9e9 s)"
+        )
     # quantise to 1 ns so that equal times from different episodes share one grid point
     keys = [np.round(r * 1e9).astype(np.int64) for r in rel]
     grid_keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
