@@ -24,6 +24,11 @@ class ModelConfig:
     """latent-ode: the state is the normalised observation itself plus ``latent_dim`` augmented
     dimensions inferred by the encoder (horizon 0 is exact, the decoder reads the observation
     part). False: a purely latent state with an MLP decoder, as in the paper."""
+    noise_horizons: int = 50
+    """latent-ode with a learned observation noise: it also depends on how many intervals the
+    point lies past the anchor, one learned log-factor per interval up to this many (0: one
+    noise for every horizon). Open-loop errors grow with the horizon; a single noise level is
+    set by the long horizons and so gives the short ones almost no weight in the loss."""
     field_activation: Literal["tanh", "silu"] = "silu"
     """Activation of the latent-ode's dynamics network (the paper's: tanh)."""
     rec_dim: int = 40
@@ -211,17 +216,17 @@ class DemoConfig:
     """Directory for the data, the runs and the report."""
     env: str = "Hopper-v5"
     """Gymnasium MuJoCo env id."""
-    episodes: int = 300
+    episodes: int = 600
     """Random-policy episodes to collect."""
     timing: str = "uniform:1-7"
     """Physics substeps per action (see worldmodel collect)."""
     workers: int = 2
     """Collection worker processes."""
-    epochs: int = 20
-    """Training epochs of each model."""
-    steps_per_epoch: int = 40
-    """Batches per epoch."""
-    window: int = 30
+    epochs: int = 15
+    """Training epochs of each model (``worldmodel train``'s default is 30)."""
+    steps_per_epoch: int = 60
+    """Batches per epoch (``worldmodel train``'s default is 100)."""
+    window: int = 50
     """Observations per training window."""
     horizon: int = 30
     """Open-loop steps in the evaluation."""
@@ -315,7 +320,7 @@ class DynaConfig:
     """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions (MBPO-style)."""
 
     env: str = "Hopper-v5"
-    """Gymnasium MuJoCo env id (Hopper-v5 or Walker2d-v5: their rewards are known to the model)."""
+    """Gymnasium MuJoCo env id (one of those with a task in ``envs.tasks``)."""
     steps: int = 50_000
     """Real env steps in total (the budget every method is compared at)."""
     out: Path = Path("runs/dyna")

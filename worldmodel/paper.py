@@ -119,7 +119,8 @@ def net_for(model: str, obs_std: float | None = None):
     solver = "euler" if model == "ode-rnn" else "dopri5"
     return ModelConfig(latent_dim=15, rec_dim=30, units=300, layers=3, rec_layers=3, dec_units=0, samples=3,
                        solver=solver, time_unit=1.0, ensemble_units=300, ensemble_layers=3,
-                       obs_std=obs_std, carry_obs=False, field_activation="tanh", max_step=None)  # fmt: skip
+                       obs_std=obs_std, carry_obs=False, field_activation="tanh", max_step=None,
+                       noise_horizons=0)  # fmt: skip
 
 
 def protocol_batches(test, mode: str, observed: float, seed: int, chunk: int = 250):

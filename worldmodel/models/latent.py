@@ -167,15 +167,26 @@ class LatentModel(WorldModel):
             torch.full((obs_dim,), math.log(config.obs_std if fixed else 0.5)),
             requires_grad=not fixed,
         )
+        if config.noise_horizons and not fixed:
+            self.log_std_h = nn.Parameter(torch.zeros(config.noise_horizons))
+        else:
+            self.log_std_h = None
 
     # -- pieces ----------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """State ``(..., state_dim)`` -> normalised observation mean ``(..., obs_dim)``."""
         return z[..., : self.obs_dim] if self.decoder is None else self.decoder(z)
 
-    def decode_std(self, obs_mean: torch.Tensor) -> torch.Tensor:
-        std = self.log_std.clamp(-7.0, 2.0).exp().clamp(min=self.config.min_std)
-        return std.expand_as(obs_mean)
+    def decode_std(
+        self, obs_mean: torch.Tensor, horizon: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Observation std for ``obs_mean (..., O)``; with ``horizon`` (``obs_mean.shape[:-1]``,
+        intervals past the anchor) and ``config.noise_horizons``, scaled per horizon."""
+        log = self.log_std.clamp(-7.0, 2.0)
+        if horizon is not None and self.log_std_h is not None:
+            h = horizon.clamp(0, self.log_std_h.shape[0] - 1)
+            log = log + self.log_std_h.clamp(-7.0, 7.0)[h].unsqueeze(-1)
+        return log.exp().clamp(min=self.config.min_std).expand_as(obs_mean)
 
     def evolve(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
         """``z0 (S, B, D)`` at each window's anchor (:meth:`Batch.anchor`) -> ``(S, B, U, D)`` on
@@ -248,7 +259,8 @@ class LatentModel(WorldModel):
         S = self.config.samples
         z0 = self._sample(q, S)  # (S, B, D)
         mean = self.decode(self.evolve(z0, batch))  # (S, B, U, O)
-        std = self.decode_std(mean)
+        horizon = batch.own_steps(batch.anchor()).inverse  # (B, U) intervals past the anchor
+        std = self.decode_std(mean, horizon.expand(mean.shape[:-1]))
         mask = batch.target.to(mean.dtype)
         n = (mask.sum(1) * self.obs_dim).clamp(min=1)  # scored entries per window
         loglik = (gaussian_logpdf(batch.obs, mean, std).sum(-1) * mask).sum(-1)  # (S, B)
