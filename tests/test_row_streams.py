@@ -54,3 +54,14 @@ def test_wrong_row_count_and_block_are_refused():
         randn_rows((3, 4), RowStreams(gens([1, 2])), like=LIKE)
     with pytest.raises(ValueError, match="block"):
         RowStreams(gens([1]), block=0)
+
+
+
+def test_one_generator_draws_where_it_lives():
+    """ModelPredictor and MPC seed one CPU generator; its draws are made on the CPU and moved
+    to the model's device (torch refuses a CPU generator in a CUDA randn: checked on an H100,
+    where compare_to_simulator failed before), so a model draws the same on any device."""
+    like = torch.empty(0, dtype=torch.float64)
+    out = randn_rows((2, 3), torch.Generator().manual_seed(0), like=like)
+    want = torch.randn((2, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert out.dtype == torch.float64 and torch.equal(out, want)

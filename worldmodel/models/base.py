@@ -142,8 +142,12 @@ def randn_rows(
     """Standard normal draws of ``shape = (..., B, D)``; with one generator or stream per row
     ``b`` (a sequence of ``B`` generators, or :class:`RowStreams`), row ``b`` depends on its
     own only."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    if isinstance(generator, torch.Generator):  # drawn where the generator lives, then moved:
+        # a CPU generator gives the same draws for a model on any device
+        out = torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device)
+        return out.to(like.device)
     B, D = shape[-2], shape[-1]
     if len(generator) != B:
         raise ValueError(f"{len(generator)} generators for {B} rows")
