@@ -81,10 +81,20 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
         key, value = kv.split("=", 1)
         target = cfg.net if key.startswith("net.") else cfg
         key = key.removeprefix("net.")
-        setattr(target, key, type(getattr(target, key))(value) if getattr(target, key) is not None
-                else json.loads(value))  # fmt: skip
+        setattr(target, key, parse_value(value))
     print(f"training {run}", flush=True)
     Trainer(cfg, load_dataset(data), run, resume=last.exists(), dataset_path=data).fit()
+
+
+def parse_value(text: str) -> object:
+    """A ``--set`` value: true/false/none (any case), a JSON number or list, else the string."""
+    special = {"true": True, "false": False, "none": None, "null": None}
+    if text.lower() in special:
+        return special[text.lower()]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def task_scores(env: str, contexts, actions, dts, pred, real, horizon: int) -> dict[str, float]:
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.summary_only:
         summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
+        print(markdown(args.results / "world_models_summary.csv"))
         return
     args.results.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -224,6 +235,27 @@ def summary(rows: list[dict], key: str) -> dict[tuple[str, str], tuple[float, fl
         if key in r:
             out.setdefault((r["test"], r["model"]), []).append(r[key])
     return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in out.items()}
+
+
+def markdown(path: Path, horizons: tuple[int, ...] = (1, 5, 10, 30, 50)) -> str:
+    """The summary as markdown tables (one per env and regime), as the README shows them."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for env, regime in dict.fromkeys((r["env"], r["regime"]) for r in rows):
+        out.append(f"\n{env}, {regime}:\n")
+        out.append("| test dt | model (seeds) | " + " | ".join(f"h={h}" for h in horizons)
+                   + " | train s |")  # fmt: skip
+        out.append("|---|---|" + "---|" * (len(horizons) + 1))
+        for r in rows:
+            if (r["env"], r["regime"]) != (env, regime):
+                continue
+            n = len(r["seeds"].split()) if r["seeds"] != "-" else 0
+            name = f"{r['model']} ({n})" if n else r["model"]
+            cells = [r[f"h{h}"] + (f" ({r[f'h{h}_std']})" if n > 1 else "") for h in horizons]
+            out.append(f"| {r['test']} | {name} | " + " | ".join(cells)
+                       + f" | {float(r['train_s']):.0f} |")  # fmt: skip
+    return "\n".join(out)
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
