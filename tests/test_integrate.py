@@ -163,3 +163,24 @@ def test_adjoint_works_with_fixed_step_solvers(method, max_step):
     # the continuous adjoint equals the discrete gradient only to the solver's order
     tol = 1e-5 if method == "rk4" else 2e-2
     assert (grads[0] - grads[1]).abs().max() <= tol * scale
+
+
+def test_an_interval_of_exactly_max_step_is_one_step():
+    """The env's own dt in seconds -> model units in float32 lands a hair above max_step
+    (0.008 / 0.1 = 0.08000001); that is still one RK4 step (it used to be two, halving the
+    imagined env's speed), while a genuinely longer interval is split."""
+
+    class Counting(nn.Module):
+        calls = 0
+
+        def forward(self, z, a):
+            Counting.calls += 1
+            return -z + a
+
+    f, z, a = Counting(), torch.ones(4, 2), torch.zeros(4, 2)
+    dt = torch.full((4,), 0.008, dtype=torch.float32) / 0.1
+    step_zoh(f, z, a, dt, method="rk4", max_step=0.008 / 0.1)
+    assert Counting.calls == 4  # one RK4 step: four evaluations
+    Counting.calls = 0
+    step_zoh(f, z, a, dt * 1.01, method="rk4", max_step=0.008 / 0.1)
+    assert Counting.calls == 8

@@ -39,11 +39,18 @@ def subdivide_counts(knots: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     return torch.cat([starts + k * step, knots[-1:]])
 
 
+def step_counts(duration: torch.Tensor, max_step: float) -> torch.Tensor:
+    """Equal steps of at most ``max_step`` per interval of ``duration`` (long, >= 1). A
+    duration within float rounding (1e-5 relative) of a multiple of ``max_step`` takes that
+    many steps: an interval of exactly the env's dt, stored in float32, is one step, not two."""
+    return torch.ceil(duration / max_step * (1 - 1e-5)).clamp(min=1).long()
+
+
 def subdivide(grid: torch.Tensor, max_step: float | None) -> torch.Tensor:
     """``grid (U,)`` with every interval split into equal steps of at most ``max_step``."""
     if max_step is None or grid.shape[0] < 2:
         return grid
-    return subdivide_counts(grid, torch.ceil(grid.diff() / max_step).clamp(min=1).long())
+    return subdivide_counts(grid, step_counts(grid.diff(), max_step))
 
 
 def _per_interval(scale: torch.Tensor | None) -> bool:
@@ -97,8 +104,7 @@ def solver_grid(
         phys = d * scale.abs()
     cum = torch.cat([torch.zeros_like(phys[:, :1]), phys.cumsum(-1)], -1)
     dur = (cum[:, knots[1:]] - cum[:, knots[:-1]]).amax(0)
-    n = torch.ceil(dur / max_step).clamp(min=1).long()
-    return subdivide_counts(grid[knots], n)
+    return subdivide_counts(grid[knots], step_counts(dur, max_step))
 
 
 class ZOHField(nn.Module):
