@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+from _results import append_rows
 
 RESULTS = Path(__file__).parent / "results"
 HORIZONS = (1, 2, 5, 10, 20, 30, 40, 50)
@@ -54,11 +56,6 @@ def dataset_path(out: Path, env: str, regime: str, episodes: int) -> Path:
         collect(CollectConfig(env=env, episodes=episodes, timing=timing, seed=0, workers=1,
                               progress=False)).save(path)  # fmt: skip
     return path
-
-
-def trained_seconds(run: Path) -> float:
-    with (run / "metrics.csv").open(newline="") as f:
-        return sum(float(r["time/epoch_s"]) for r in csv.DictReader(f))
 
 
 def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Namespace) -> None:
@@ -154,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     from worldmodel.evaluate import CEILING as CEIL
     from worldmodel.evaluate import FLOOR as FLR
     from worldmodel.evaluate import ModelPredictor, compare_to_simulator, heldout_split
+    from worldmodel.metrics import trained_seconds
     from worldmodel.train import load
 
     models = args.models.split(",")
@@ -178,8 +176,15 @@ def main(argv: list[str] | None = None) -> None:
                       "epochs": cfg["epochs"], "steps": cfg["epochs"] * (cfg["steps_per_epoch"] or 0),
                       "settings": json.dumps({"net": cfg["net"], "batch_size": cfg["batch_size"],
                                               "window": cfg["window"], "mode": cfg["mode"]})}  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tests = REGIMES[args.regime][1]
+    fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4), squeeze=False)
     rows = []
-    for test_name, timing in REGIMES[args.regime][1].items():
+    for ax, (test_name, timing) in zip(axes[0], tests.items()):
         res = compare_to_simulator(predictors, test, first.normalizer, horizon=args.horizon,
                                    starts=args.starts, context=args.context, timing=timing, seed=0)  # fmt: skip
         contexts = [st.context for st in res.starts]
@@ -193,10 +198,12 @@ def main(argv: list[str] | None = None) -> None:
                          "starts": args.starts, **meta,
                          **{f"h{h}": float(err[:, h - 1].mean()) for h in HORIZONS if h <= args.horizon},
                          "reward_mse_10": scores["reward_mse"], "term_disagree_10": scores["term_disagree"]})  # fmt: skip
-        plot_curves(res, info, args, test_name)
+        plot_curves(ax, res, info, args, test_name)
     print_table(rows, args)
     if not args.no_csv:
-        write_rows(args.results / "world_models.csv", rows)
+        fig.tight_layout()
+        fig.savefig(args.results / f"world_models_{args.env}_{args.regime}{args.tag}.png", dpi=80)
+        append_rows(args.results / "world_models.csv", list(rows[0]), [r.values() for r in rows])
         summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
 
 
@@ -219,12 +226,13 @@ def summarise(path: Path, out: Path) -> None:
             v = np.array([float(r[k]) for r in rs])
             row[k], row[k + "_std"] = f"{v.mean():.4g}", f"{v.std():.2g}"
         rows.append(row)
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(out)
+    from worldmodel.io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out, buf.getvalue())
     print(f"wrote {out}")
 
 
@@ -278,20 +286,8 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
                   + f"{rm:>14.4g}{tm:>10.3f}{ts:>9.0f}")  # fmt: skip
 
 
-def plot_curves(res, info: dict, args: argparse.Namespace, test_name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = args.results / f"world_models_{args.env}_{args.regime}{args.tag}.png"
-    key = (args.env, args.regime)
-    figs = plot_curves.__dict__.setdefault("figs", {})
-    if key not in figs:
-        n = len(REGIMES[args.regime][1])
-        figs[key] = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
-    fig, axes = figs[key]
-    ax = axes[0][list(REGIMES[args.regime][1]).index(test_name)]
+def plot_curves(ax, res, info: dict, args: argparse.Namespace, test_name: str) -> None:
+    """Error vs horizon of every model (mean over seeds, min-max band) on ``ax``."""
     h = np.arange(1, args.horizon + 1)
     groups: dict[str, list[np.ndarray]] = {}
     for name, err in res.errors.items():
@@ -306,26 +302,6 @@ def plot_curves(res, info: dict, args: argparse.Namespace, test_name: str) -> No
     ax.set(title=f"{args.env}, test dt {test_name}", xlabel="horizon (steps)", yscale="log",
            ylabel="open-loop MSE (normalised)")  # fmt: skip
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    if not args.no_csv:
-        fig.savefig(path, dpi=80)
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """Append ``rows`` (a header when the file is new), with a timestamp."""
-    import platform
-    from datetime import datetime, timezone
-
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    new = not path.exists()
-    fields = ["timestamp", "machine", *rows[0]]
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow({"timestamp": stamp, "machine": platform.node() or "?", **r})
-    print(f"appended {len(rows)} rows to {path}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ from pathlib import Path
 from worldmodel.io import atomic_write_text
 
 
+def trained_seconds(run_dir: Path) -> float:
+    """Wall-clock of every epoch in ``run_dir/metrics.csv`` (training + validation), summed over
+    resumed sessions."""
+    with (Path(run_dir) / "metrics.csv").open(newline="") as f:
+        return sum(float(r["time/epoch_s"]) for r in csv.DictReader(f))
+
+
 class MetricsLogger:
     """Append one row per epoch to ``metrics.csv`` (and TensorBoard under ``tb/``).
 

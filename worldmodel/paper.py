@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from worldmodel.config import PaperConfig
+from worldmodel.metrics import trained_seconds
 
 # Table 3, Latent ODE (ODE encoder), test MSE
 PAPER_LATENT_ODE = {
@@ -138,15 +139,6 @@ def protocol_batches(test, mode: str, observed: float, seed: int, chunk: int = 2
                        context_fraction=CONTEXT_POINTS / LENGTH, rng=rng) for i in range(0, len(windows), chunk)]  # fmt: skip
 
 
-def _trained_seconds(run: Path) -> float:
-    """Wall-clock of every epoch in ``run/metrics.csv`` (training + validation), summed over
-    resumed sessions."""
-    import csv
-
-    with (run / "metrics.csv").open(newline="") as f:
-        return sum(float(r["time/epoch_s"]) for r in csv.DictReader(f))
-
-
 def test_mse(model, batches) -> float:
     """MSE over every scored entry of ``batches`` (the protocol's metric); eval mode, no grad."""
     import torch
@@ -208,7 +200,7 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
         """Test MSE of the current weights after each epoch, against the summed epoch times
         (the trace's own time is not counted); never used to choose a checkpoint."""
         if cfg.trace_test:
-            row = {"epoch": epoch, "seconds": round(_trained_seconds(run), 1),
+            row = {"epoch": epoch, "seconds": round(trained_seconds(run), 1),
                    "test_mse": test_mse(trainer.model, batches)}  # fmt: skip
             append_csv(run / "test_trace.csv", [row])
         return False
@@ -217,7 +209,7 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
         tc, train, run, resume=(run / "last.safetensors").exists(), callbacks=[trace, out_of_time]
     )
     trainer.fit()
-    seconds = _trained_seconds(run)
+    seconds = trained_seconds(run)
     from worldmodel.train import load
 
     model = load(run, device=cfg.device)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.batching import Batch
+from worldmodel.batching import Batch, OwnSteps
 from worldmodel.models.base import (
     ACTIVATIONS,
     Generators,
@@ -38,7 +38,8 @@ ENCODERS = ("ode-rnn", "rnn")
 
 
 class ActionField(nn.Module):
-    """``f(z, a)``: an MLP of the latent state and the held action (Tanh activations)."""
+    """``f(z, a)``: an MLP of the latent state and the held action (``activation``: one of
+    :data:`ACTIVATIONS`)."""
 
     def __init__(
         self, dim: int, act_dim: int, units: int, layers: int, activation: str = "tanh"
@@ -188,16 +189,17 @@ class LatentModel(WorldModel):
             log = log + self.log_std_h.clamp(-7.0, 7.0)[h].unsqueeze(-1)
         return log.exp().clamp(min=self.config.min_std).expand_as(obs_mean)
 
-    def evolve(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def evolve(self, z0: torch.Tensor, batch: Batch, own: OwnSteps | None = None) -> torch.Tensor:
         """``z0 (S, B, D)`` at each window's anchor (:meth:`Batch.anchor`) -> ``(S, B, U, D)`` on
         the batch grid (points before the anchor get z0).
 
         Each window is integrated from its anchor on its own step clock ``s = 0, 1, ..., K-1``
         (its own points) with ``dz/ds = dt_k * f(z, a_k)``: every window's action switches fall
         on the same integers, so the solver takes steps per own point, not per union-grid point.
+        ``own``: ``batch.own_steps(batch.anchor())`` when the caller already has it.
         """
         S, B, L = z0.shape
-        own = batch.own_steps(batch.anchor())
+        own = batch.own_steps(batch.anchor()) if own is None else own
         K, N = own.pos.shape[1], S * B
         if K == 1:
             return own.to_grid(z0.unsqueeze(2))
@@ -246,21 +248,23 @@ class LatentModel(WorldModel):
         z = z0[..., first:]
         return kl, (prior.log_prob(z) - q.log_prob(z)).sum(-1)
 
-    def _sample(self, q: torch.distributions.Normal, samples: int) -> torch.Tensor:
-        z0 = q.rsample((samples,))
-        if self.carry:  # the observed part exactly, not within min_std of it
-            no = self.obs_dim
-            z0 = torch.cat([q.loc[..., :no].expand(samples, *q.loc[..., :no].shape), z0[..., no:]], -1)
-        return z0
+    def _with_observed(self, q: torch.distributions.Normal, z0: torch.Tensor) -> torch.Tensor:
+        """Samples ``z0 (S, B, D)`` with their observation part set to ``q``'s mean (with
+        ``carry_obs``): the observed part exactly, not within ``min_std`` of it."""
+        if not self.carry:
+            return z0
+        no = self.obs_dim
+        return torch.cat([q.loc[..., :no].expand_as(z0[..., :no]), z0[..., no:]], -1)
 
     # -- the contract ----------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         q = self.posterior(batch)
         S = self.config.samples
-        z0 = self._sample(q, S)  # (S, B, D)
-        mean = self.decode(self.evolve(z0, batch))  # (S, B, U, O)
-        horizon = batch.own_steps(batch.anchor()).inverse  # (B, U) intervals past the anchor
-        std = self.decode_std(mean, horizon.expand(mean.shape[:-1]))
+        z0 = self._with_observed(q, q.rsample((S,)))  # (S, B, D)
+        own = batch.own_steps(batch.anchor())
+        mean = self.decode(self.evolve(z0, batch, own))  # (S, B, U, O)
+        # own.inverse: (B, U) intervals past the anchor
+        std = self.decode_std(mean, own.inverse.expand(mean.shape[:-1]))
         mask = batch.target.to(mean.dtype)
         n = (mask.sum(1) * self.obs_dim).clamp(min=1)  # scored entries per window
         loglik = (gaussian_logpdf(batch.obs, mean, std).sum(-1) * mask).sum(-1)  # (S, B)
@@ -279,7 +283,7 @@ class LatentModel(WorldModel):
 
     def predict(self, batch: Batch, samples: int = 1) -> Prediction:
         q = self.posterior(batch)
-        z0 = self._sample(q, samples) if samples > 1 else q.loc.unsqueeze(0)
+        z0 = self._with_observed(q, q.sample((samples,))) if samples > 1 else q.loc.unsqueeze(0)
         mean = self.decode(self.evolve(z0, batch))
         return Prediction(mean, self.decode_std(mean))
 
@@ -293,9 +297,7 @@ class LatentModel(WorldModel):
             z0 = q.loc.unsqueeze(0).expand(samples, *q.loc.shape)
         else:
             z0 = q.loc + q.scale * randn_rows((samples, *q.loc.shape), generator, like=q.loc)
-            if self.carry:
-                no = self.obs_dim
-                z0 = torch.cat([q.loc[..., :no].expand_as(z0[..., :no]), z0[..., no:]], -1)
+            z0 = self._with_observed(q, z0)
         zs = self.evolve(z0, batch)  # (S, B, U, D)
         last = batch.last_context().clamp(min=0)
         idx = last.view(1, -1, 1, 1).expand(zs.shape[0], -1, 1, zs.shape[-1])
