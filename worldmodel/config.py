@@ -173,8 +173,9 @@ class TrainConfig:
         net = d.get("net", {})
         if isinstance(net, ModelConfig):
             net = asdict(net)
-        # runs saved before these settings existed had a purely latent tanh latent-ode
-        net = {"carry_obs": False, "field_activation": "tanh", **net}
+        # runs saved before these settings existed had a purely latent tanh latent-ode with one
+        # noise level (without these, their weights would not fit the model built to load them)
+        net = {"carry_obs": False, "field_activation": "tanh", "noise_horizons": 0, **net}
         net_known = {f.name for f in fields(ModelConfig)}
         if set(net) - net_known:
             raise ValueError(f"unknown model settings {sorted(set(net) - net_known)}")
