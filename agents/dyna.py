@@ -5,8 +5,9 @@ model on all real episodes so far (warm-started); every ``imagine_every`` real s
 ``rollouts`` real context windows, rolls the current policy ``rollout_length`` steps in the model
 and puts those imagined transitions in a FIFO ring beside the real replay buffer
 (:class:`agents.replay.MixedReplayBuffer`); each SAC batch takes ``real_ratio`` of its samples
-from real steps and the rest from the ring, ``gradient_steps`` batches per real step. The agent is evaluated on the real env only; the learning
-curve (real steps, mean real return) goes to ``out/curve.csv``.
+from real steps and the rest from the ring, ``gradient_steps`` batches per real step. The agent
+is evaluated on the real env only; the learning curve (real steps, mean real return) goes to
+``out/curve.csv``.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ class DynaCallback(BaseCallback):
         space = self.training_env.action_space
         # the env spec goes into every refit's config.json, where ImaginationCore reads its task
         spec = EnvSpec(self.cfg.env, timing=self.cfg.timing).metadata()
-        return Dataset(list(self.recorder.episodes), {**spec, "action_low": space.low.tolist(),
-                                                      "action_high": space.high.tolist()})  # fmt: skip
+        return Dataset(
+            list(self.recorder.episodes),
+            {**spec, "action_low": space.low.tolist(), "action_high": space.high.tolist()},
+        )
 
     def refit(self) -> None:
         from worldmodel.train import Trainer, load
@@ -87,9 +90,20 @@ class DynaCallback(BaseCallback):
         c = self.cfg
         data = self._dataset()
         run = c.out / "model" / f"refit_{self.refits:03d}"
-        tc = TrainConfig(model=c.model, net=ModelConfig(), epochs=c.refit_epochs, steps_per_epoch=c.refit_steps_per_epoch,
-                         window=c.window, split=(0.9, 0.1, 0.0), seed=c.seed + self.refits, patience=0,
-                         lr=REFIT_LR, mode="both", progress=False, tensorboard=False)  # fmt: skip
+        tc = TrainConfig(
+            model=c.model,
+            net=ModelConfig(),
+            epochs=c.refit_epochs,
+            steps_per_epoch=c.refit_steps_per_epoch,
+            window=c.window,
+            split=(0.9, 0.1, 0.0),
+            seed=c.seed + self.refits,
+            patience=0,
+            lr=REFIT_LR,
+            mode="both",
+            progress=False,
+            tensorboard=False,
+        )
         trainer = Trainer(tc, data, run)
         if self.world_model is not None:  # warm start; keep the new normalisation
             keep = {
@@ -154,10 +168,15 @@ class DynaCallback(BaseCallback):
 
     def state(self) -> dict[str, Any]:
         """The loop's JSON state for a checkpoint."""
-        return {"config": config_dict(self.cfg), "curve": self.curve, "refits": self.refits,
-                "imagined": self.imagined, "rng": self.rng.bit_generator.state,
-                "world_model": str(self.world_model_dir) if self.world_model_dir else None,
-                "wall_s": time.perf_counter() - self.start}  # fmt: skip
+        return {
+            "config": config_dict(self.cfg),
+            "curve": self.curve,
+            "refits": self.refits,
+            "imagined": self.imagined,
+            "rng": self.rng.bit_generator.state,
+            "world_model": str(self.world_model_dir) if self.world_model_dir else None,
+            "wall_s": time.perf_counter() - self.start,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         from worldmodel.train import load
@@ -185,10 +204,23 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     env = make_env(EnvSpec(cfg.env, timing=cfg.timing), record=True)
     buffer: dict[str, Any] = {}
     if cfg.use_model:
-        buffer = {"replay_buffer_class": MixedReplayBuffer,
-                  "replay_buffer_kwargs": {"imagined_capacity": cfg.imagined_capacity, "real_ratio": cfg.real_ratio}}  # fmt: skip
-    agent = SAC("MlpPolicy", env, learning_starts=cfg.init_steps, gradient_steps=cfg.gradient_steps, seed=cfg.seed,
-                device="cpu", verbose=0, **buffer)  # fmt: skip
+        buffer = {
+            "replay_buffer_class": MixedReplayBuffer,
+            "replay_buffer_kwargs": {
+                "imagined_capacity": cfg.imagined_capacity,
+                "real_ratio": cfg.real_ratio,
+            },
+        }
+    agent = SAC(
+        "MlpPolicy",
+        env,
+        learning_starts=cfg.init_steps,
+        gradient_steps=cfg.gradient_steps,
+        seed=cfg.seed,
+        device="cpu",
+        verbose=0,
+        **buffer,
+    )
     dt = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
     cb = DynaCallback(cfg, env, dt)
     resume_from = latest_checkpoint(cfg.out)
@@ -202,17 +234,25 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
             cfg.steps - agent.num_timesteps, callback=cb, reset_num_timesteps=resume_from is None
         )
     agent.save(cfg.out / "agent.zip")
-    return {"curve": cb.curve, "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
-            "refits": cb.refits, "imagined_transitions": cb.imagined, "buffer": agent.replay_buffer.size(),
-            "imagined_buffer": getattr(agent.replay_buffer, "im_size", 0),
-            "wall_s": time.perf_counter() - cb.start, "resumed_from": resume_from}  # fmt: skip
+    return {
+        "curve": cb.curve,
+        "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
+        "refits": cb.refits,
+        "imagined_transitions": cb.imagined,
+        "buffer": agent.replay_buffer.size(),
+        "imagined_buffer": getattr(agent.replay_buffer, "im_size", 0),
+        "wall_s": time.perf_counter() - cb.start,
+        "resumed_from": resume_from,
+    }
 
 
 def dyna_summary(res: dict[str, Any], cfg: DynaConfig) -> str:
     kind = f"SAC + {cfg.model} imagination" if cfg.use_model else "model-free SAC"
     curve = ", ".join(f"{s}: {r:.1f}" for s, r, _ in res["curve"])
     return (
-        f"{kind} on {cfg.env}, {cfg.steps} real steps in {res['wall_s']:.0f} s: final mean real return "
-        f"{res['final_real_return']:.1f}; curve (real steps: return) {curve}; {res['refits']} refits, "
-        f"{res['imagined_transitions']} imagined transitions; curve in {Path(cfg.out) / 'curve.csv'}"
+        f"{kind} on {cfg.env}, {cfg.steps} real steps in {res['wall_s']:.0f} s: "
+        f"final mean real return {res['final_real_return']:.1f}; "
+        f"curve (real steps: return) {curve}; {res['refits']} refits, "
+        f"{res['imagined_transitions']} imagined transitions; "
+        f"curve in {Path(cfg.out) / 'curve.csv'}"
     )

@@ -62,8 +62,12 @@ def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes:
     atomic_write(step_dir / "buffer.npz", lambda f: np.savez(f, **arrays))
     if episodes.episodes:
         episodes.save(step_dir / "episodes.npz")
-    meta = {**state, "num_timesteps": agent.num_timesteps, "n_updates": agent._n_updates,
-            "episode_num": agent._episode_num}  # fmt: skip
+    meta = {
+        **state,
+        "num_timesteps": agent.num_timesteps,
+        "n_updates": agent._n_updates,
+        "episode_num": agent._episode_num,
+    }
     atomic_write_json(step_dir / "state.json", meta)
     atomic_write_json(root / "latest.json", {"dir": step_dir.name})
     for old in root.glob("step_*"):
@@ -90,8 +94,11 @@ def load_dyna_checkpoint(
     when the checkpoint was made with other settings."""
     state = json.loads((step_dir / "state.json").read_text())
     saved, now = state["config"], config_dict(cfg)
-    differ = sorted(k for k in saved.keys() | now.keys()
-                    if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))  # fmt: skip
+    differ = sorted(
+        k
+        for k in saved.keys() | now.keys()
+        if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)
+    )
     if differ:
         raise ValueError(
             f"{step_dir}: checkpoint made with other settings ("

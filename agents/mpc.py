@@ -33,9 +33,19 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
     env = make_env(spec, record=True)
     space = env.action_space
     gen = torch.Generator().manual_seed(cfg.seed)
-    planner = make_planner(cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high),
-                           PlannerConfig(horizon=cfg.horizon, population=cfg.population, iterations=cfg.iterations,
-                                         elites=cfg.elites, particles=cfg.particles), gen)  # fmt: skip
+    planner = make_planner(
+        cfg.planner,
+        torch.as_tensor(space.low),
+        torch.as_tensor(space.high),
+        PlannerConfig(
+            horizon=cfg.horizon,
+            population=cfg.population,
+            iterations=cfg.iterations,
+            elites=cfg.elites,
+            particles=cfg.particles,
+        ),
+        gen,
+    )
     dt_plan = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
     norm = model.normalizer
     device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
@@ -72,5 +82,11 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
         env.get_wrapper_attr("episodes"),
         {**spec.metadata(), "policy": {"name": f"mpc-{cfg.planner}"}},
     )
-    return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-            "ms_per_action": float(np.median(ms)), "steps": episodes.num_steps, "episodes": episodes}  # fmt: skip
+    return {
+        "returns": returns,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "ms_per_action": float(np.median(ms)),
+        "steps": episodes.num_steps,
+        "episodes": episodes,
+    }

@@ -47,8 +47,13 @@ class Planner:
 
     name = "planner"
 
-    def __init__(self, low: torch.Tensor, high: torch.Tensor, config: PlannerConfig | None = None,
-                 generator: torch.Generator | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        low: torch.Tensor,
+        high: torch.Tensor,
+        config: PlannerConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.config = config or PlannerConfig()
         c = self.config
         if c.horizon < 1 or c.population < 2 or c.iterations < 1:

@@ -154,7 +154,8 @@ def _load_sb3_policy(
         shape = tuple(data.get(key, {}).get("_shape", ()))
         if shape != tuple(space.shape):
             raise PolicyError(
-                f"{path}: checkpoint {key} has shape {shape}, but the env's is {tuple(space.shape)} "
+                f"{path}: checkpoint {key} has shape {shape}, "
+                f"but the env's is {tuple(space.shape)} "
                 "(a checkpoint for another env?)"
             )
     kwargs = data.get("policy_kwargs", {})

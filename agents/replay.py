@@ -82,8 +82,13 @@ class MixedReplayBuffer(ReplayBuffer):
             parts.append(super().sample(n_real, env=env))
         if n_im > 0:
             i = np.random.randint(0, self.im_size, size=n_im)
-            data = (self.im_obs[i], self.im_actions[i], self.im_next_obs[i], self.im_dones[i],
-                    self.im_rewards[i])  # fmt: skip
+            data = (
+                self.im_obs[i],
+                self.im_actions[i],
+                self.im_next_obs[i],
+                self.im_dones[i],
+                self.im_rewards[i],
+            )
             parts.append(ReplayBufferSamples(*(self.to_torch(a) for a in data)))
         if len(parts) == 1:
             return parts[0]

@@ -65,16 +65,21 @@ def main() -> None:
     bare, _ = best_of(lambda: gym.make("Hopper-v5"), args.steps, args.repeats)
     rec, _ = best_of(
         lambda: TrajectoryRecorder(IrregularTiming(gym.make("Hopper-v5"), "fixed"), keep=False),
-        args.steps, args.repeats,
-    )  # fmt: skip
+        args.steps,
+        args.repeats,
+    )
     irr, irr_sub = best_of(
-        lambda: TrajectoryRecorder(IrregularTiming(gym.make("Hopper-v5"), "uniform:1-7"), keep=False),
-        args.steps, args.repeats,
-    )  # fmt: skip
+        lambda: TrajectoryRecorder(
+            IrregularTiming(gym.make("Hopper-v5"), "uniform:1-7"), keep=False
+        ),
+        args.steps,
+        args.repeats,
+    )
     overhead = bare / rec - 1.0
     print(f"bare Hopper-v5               {bare:10.0f} steps/s   (baseline)")
     print(
-        f"timing fixed + recorder      {rec:10.0f} steps/s   overhead {100 * overhead:5.1f} %  (target < 15 %)"
+        f"timing fixed + recorder      {rec:10.0f} steps/s   "
+        f"overhead {100 * overhead:5.1f} %  (target < 15 %)"
     )
     print(
         f"timing uniform:1-7 + recorder{irr:10.0f} steps/s   {irr_sub:10.0f} substeps/s "

@@ -54,9 +54,14 @@ def _learner(
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
 
-    cfg = DynaConfig(steps=budgets[-1], use_model=name == "sac+imagination", seed=seed,
-                     gradient_steps=1 if name == "sac" else utd,
-                     eval_every=reduce(math.gcd, budgets), out=out / f"{name}-seed{seed}")  # fmt: skip
+    cfg = DynaConfig(
+        steps=budgets[-1],
+        use_model=name == "sac+imagination",
+        seed=seed,
+        gradient_steps=1 if name == "sac" else utd,
+        eval_every=reduce(math.gcd, budgets),
+        out=out / f"{name}-seed{seed}",
+    )
     summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}-seed{seed}.json"
     if summary.exists():
         old = json.loads(summary.read_text())
@@ -65,9 +70,13 @@ def _learner(
     if not run:
         return None
     res = run_dyna(cfg)
-    result = {"curve": {str(s): r for s, r, _ in res["curve"]}, "wall_s": res["wall_s"],
-              "gradient_steps": cfg.gradient_steps, "imagined": res["imagined_transitions"],
-              "settings": _settings(cfg)}  # fmt: skip
+    result = {
+        "curve": {str(s): r for s, r, _ in res["curve"]},
+        "wall_s": res["wall_s"],
+        "gradient_steps": cfg.gradient_steps,
+        "imagined": res["imagined_transitions"],
+        "settings": _settings(cfg),
+    }
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, json.dumps(result, indent=1) + "\n")
     return result
@@ -90,8 +99,12 @@ def _mpc(seed: int, out: Path, run: bool = True) -> dict | None:
     if old is not None and old["model"] == str(model_dir):
         return old
     res = run_mpc(load(model_dir), PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed))
-    result = {"mean_return": res["mean_return"], "ms_per_action": res["ms_per_action"],
-              "steps": res["steps"], "model": str(model_dir)}  # fmt: skip
+    result = {
+        "mean_return": res["mean_return"],
+        "ms_per_action": res["ms_per_action"],
+        "steps": res["steps"],
+        "model": str(model_dir),
+    }
     done.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(done, json.dumps(result, indent=1) + "\n")
     return result
@@ -105,8 +118,11 @@ def main() -> None:
     ap.add_argument("--utd", type=int, default=5, help="gradient steps per real step (imagination)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--no-report", action="store_true", help="run only; no table, CSV or plot")
-    ap.add_argument("--report-only", action="store_true",
-                    help="run nothing: aggregate the finished runs' summaries, skipping the rest")  # fmt: skip
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: aggregate the finished runs' summaries, skipping the rest",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/control"))
     args = ap.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -131,8 +147,10 @@ def main() -> None:
                 continue
             curves[name].append({int(s): r for s, r in res["curve"].items()})
             wall[name].append(res["wall_s"])
-            print(f"seed {seed} {name} ({res['wall_s']:.0f} s): "
-                  + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items()))  # fmt: skip
+            print(
+                f"seed {seed} {name} ({res['wall_s']:.0f} s): "
+                + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items())
+            )
         if "mpc" in methods:
             res = _mpc(seed, args.out, run=not args.report_only)
             if res is None:
@@ -150,15 +168,30 @@ def main() -> None:
     rows = []
     curves = {name: cs for name, cs in curves.items() if cs}
     print("\nmean real return (std over seeds), Hopper-v5")
-    print(f"  {'method':<24}" + "".join(f"{b:>16}" for b in budgets)
-          + f"{'seeds':>7}{'wall s/run':>12}")  # fmt: skip
+    print(
+        f"  {'method':<24}"
+        + "".join(f"{b:>16}" for b in budgets)
+        + f"{'seeds':>7}{'wall s/run':>12}"
+    )
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
         label = name if name == "sac" else f"{name} (utd {args.utd})"
-        print(f"  {label:<24}" + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
-              + f"{len(cs):>7}{np.mean(wall[name]):>12.0f}")  # fmt: skip
-        rows += [(label, b, f"{np.mean(v):.2f}", f"{np.std(v):.2f}", len(cs),
-                  f"{np.mean(wall[name]):.0f}") for b, v in zip(budgets, vals)]  # fmt: skip
+        print(
+            f"  {label:<24}"
+            + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
+            + f"{len(cs):>7}{np.mean(wall[name]):>12.0f}"
+        )
+        rows += [
+            (
+                label,
+                b,
+                f"{np.mean(v):.2f}",
+                f"{np.std(v):.2f}",
+                len(cs),
+                f"{np.mean(wall[name]):.0f}",
+            )
+            for b, v in zip(budgets, vals)
+        ]
     if "sac" in curves and "sac+imagination" in curves:
         top = budgets[-1]
         ratio = np.mean([c[top] for c in curves["sac+imagination"]]) / np.mean(
@@ -169,11 +202,21 @@ def main() -> None:
         m = [r["mean_return"] for r in mpc]
         extra = int(np.mean([r["steps"] for r in mpc]))
         ms = np.mean([r["ms_per_action"] for r in mpc])
-        print(f"  {'mpc (cem)':<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
-              f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
-              f"seeds {[r['seed'] for r in mpc]}")  # fmt: skip
-        rows.append(("mpc-cem", budgets[-1], f"{np.mean(m):.2f}", f"{np.std(m):.2f}", len(mpc),
-                     f"{np.mean(wall['mpc']):.0f}"))  # fmt: skip
+        print(
+            f"  {'mpc (cem)':<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
+            f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
+            f"seeds {[r['seed'] for r in mpc]}"
+        )
+        rows.append(
+            (
+                "mpc-cem",
+                budgets[-1],
+                f"{np.mean(m):.2f}",
+                f"{np.std(m):.2f}",
+                len(mpc),
+                f"{np.mean(wall['mpc']):.0f}",
+            )
+        )
     append_rows(
         RESULTS,
         ["method", "real_steps", "mean_return", "std_return", "seeds", "wall_s_per_run"],
@@ -197,10 +240,14 @@ def _plot(curves: dict[str, list[dict]], mpc: list[dict], budgets: list[int], ut
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
     if mpc:
         m = np.mean([r["mean_return"] for r in mpc])
-        ax.scatter([budgets[-1]], [m], marker="*", s=120, color="k",
-                   label=f"mpc (cem), {len(mpc)} seeds")  # fmt: skip
-    ax.set(xlabel="real env steps", ylabel="mean real return (min-max over seeds)",
-           title="Hopper-v5, real-env evaluation")  # fmt: skip
+        ax.scatter(
+            [budgets[-1]], [m], marker="*", s=120, color="k", label=f"mpc (cem), {len(mpc)} seeds"
+        )
+    ax.set(
+        xlabel="real env steps",
+        ylabel="mean real return (min-max over seeds)",
+        title="Hopper-v5, real-env evaluation",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(RESULTS.parent / "control_curves.png", dpi=90)

@@ -1,6 +1,7 @@
 """Every model on one irregular Hopper-v5 dataset: training curves and held-out error.
 
-    python benchmarks/hopper_models.py [--episodes 400] [--epochs 10] [--steps 40] [--out runs/hopper_models]
+    python benchmarks/hopper_models.py [--episodes 400] [--epochs 10] [--steps 40]
+        [--out runs/hopper_models]
 
 Runs the same commands a user would (``worldmodel collect`` then ``worldmodel train`` for each
 model, in subprocesses), then scores every model's best checkpoint on the held-out test
@@ -125,9 +126,17 @@ def main() -> None:
     test = heldout_split(load(args.out / MODELS[0]), dataset)
     for mode in ("interp", "extrap"):
         for p in (0.3, 0.5, 1.0):
-            rows.append({"model": "hold-last-observation", "mode": mode, "observed": p,
-                         "mse": constant_baseline(test, norm, p, mode, args.window), "nll": float("nan"),
-                         "points": 0, "train_s": 0.0})  # fmt: skip
+            rows.append(
+                {
+                    "model": "hold-last-observation",
+                    "mode": mode,
+                    "observed": p,
+                    "mse": constant_baseline(test, norm, p, mode, args.window),
+                    "nll": float("nan"),
+                    "points": 0,
+                    "train_s": 0.0,
+                }
+            )
     for ax, title in zip(axes, ("validation interpolation MSE", "validation extrapolation MSE")):
         ax.set(title=title, xlabel="epoch", yscale="log")
         ax.legend()
@@ -136,7 +145,8 @@ def main() -> None:
     fig.savefig(RESULTS.parent / "hopper_models_curves.png", dpi=80)
 
     print(
-        f"\nheld-out test MSE (normalised units), {len(test)} test episodes, windows of {args.window}"
+        f"\nheld-out test MSE (normalised units), {len(test)} test episodes, "
+        f"windows of {args.window}"
     )
     print(
         f"  {'model':<22} {'mode':<7} "

@@ -83,8 +83,17 @@ def make_run(model: str, directory: Path) -> Path:
 
     data = collect(CollectConfig(episodes=20, max_episode_steps=30, progress=False))
     out = directory / model
-    cfg = TrainConfig(model=model, net=ModelConfig(), epochs=1, steps_per_epoch=1, batch_size=8, window=10,
-                      eval_windows=4, progress=False, tensorboard=False)  # fmt: skip
+    cfg = TrainConfig(
+        model=model,
+        net=ModelConfig(),
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=8,
+        window=10,
+        eval_windows=4,
+        progress=False,
+        tensorboard=False,
+    )
     Trainer(cfg, data, out).fit()
     return out
 
@@ -107,7 +116,8 @@ def main() -> None:
     for b in (1, 1024):
         sps = real_rollout(b, args.seconds)
         print(
-            f"real Hopper-v5, mujoco.rollout batch {b:<5} {sps:10.0f} steps/s   ({sps / gym_sps:.2f}x)"
+            f"real Hopper-v5, mujoco.rollout batch {b:<5} {sps:10.0f} steps/s   "
+            f"({sps / gym_sps:.2f}x)"
         )
         rows.append(("real-mujoco-rollout", b, sps))
 
@@ -124,8 +134,11 @@ def main() -> None:
                 core, state, obs = venv.core, venv._state, venv._obs
                 dt = np.full(b, venv.real.dt)
                 core_sps = timed(partial(core.step, state, obs, actions, dt), args.seconds) * b
-                print(f"{name + tag:<18} batch {b:<5} vector env {env_sps:10.0f} steps/s ({env_sps / gym_sps:7.2f}x)   "
-                      f"core {core_sps:10.0f} steps/s ({core_sps / gym_sps:7.2f}x)")  # fmt: skip
+                print(
+                    f"{name + tag:<18} batch {b:<5} vector env {env_sps:10.0f} steps/s "
+                    f"({env_sps / gym_sps:7.2f}x)   "
+                    f"core {core_sps:10.0f} steps/s ({core_sps / gym_sps:7.2f}x)"
+                )
                 rows += [
                     (f"{name}{tag}-vector-env", b, env_sps),
                     (f"{name}{tag}-core", b, core_sps),

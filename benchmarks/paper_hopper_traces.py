@@ -60,8 +60,12 @@ def main() -> None:
         for (model, m, p), rows in traces.items():
             if m != mode:
                 continue
-            line = ax.plot([r["seconds"] for r in rows], [r["test_mse"] * 100 for r in rows],
-                           marker=".", label=f"{model} p={p:g}")[0]  # fmt: skip
+            line = ax.plot(
+                [r["seconds"] for r in rows],
+                [r["test_mse"] * 100 for r in rows],
+                marker=".",
+                label=f"{model} p={p:g}",
+            )[0]
             paper = PAPER_LATENT_ODE.get((mode, p)) if model == "latent-ode" else None
             if paper is not None:
                 ax.axhline(paper * 100, ls="--", lw=1, color=line.get_color())
@@ -74,10 +78,16 @@ def main() -> None:
                     f"{hit['seconds']:.0f} s (epoch {int(hit['epoch'])})" if hit else "not reached"
                 )
                 if target:
-                    print(f"{model} {mode} p={p:g}: {name} {target * 100:.3f}e-2 -> {when}; "
-                          f"last {rows[-1]['test_mse'] * 100:.3f}e-2 at {rows[-1]['seconds']:.0f} s")  # fmt: skip
-        ax.set(title=f"{mode} (dashed: the paper's value)", xlabel="training wall-clock (s, CPU)",
-               ylabel="test MSE x 1e-2", yscale="log")  # fmt: skip
+                    print(
+                        f"{model} {mode} p={p:g}: {name} {target * 100:.3f}e-2 -> {when}; "
+                        f"last {rows[-1]['test_mse'] * 100:.3f}e-2 at {rows[-1]['seconds']:.0f} s"
+                    )
+        ax.set(
+            title=f"{mode} (dashed: the paper's value)",
+            xlabel="training wall-clock (s, CPU)",
+            ylabel="test MSE x 1e-2",
+            yscale="log",
+        )
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()

@@ -40,12 +40,30 @@ def _hopper_batches(n: int, seed: int = 0):
     from worldmodel.batching import Normalizer, make_batch, sample_windows
     from worldmodel.collect import CollectConfig, collect
 
-    data = collect(CollectConfig(env="Hopper-v5", episodes=12, timing="uniform:1-7", seed=seed, max_episode_steps=200,
-                                 env_kwargs={"terminate_when_unhealthy": False}, progress=False))  # fmt: skip
+    data = collect(
+        CollectConfig(
+            env="Hopper-v5",
+            episodes=12,
+            timing="uniform:1-7",
+            seed=seed,
+            max_episode_steps=200,
+            env_kwargs={"terminate_when_unhealthy": False},
+            progress=False,
+        )
+    )
     norm = Normalizer.fit(data.episodes)
     rng = np.random.default_rng(seed)
-    batches = [make_batch(data.episodes, sample_windows(data.episodes, 32, 50, rng), norm, mode="extrap",
-                          observed=0.5, rng=rng) for _ in range(n)]  # fmt: skip
+    batches = [
+        make_batch(
+            data.episodes,
+            sample_windows(data.episodes, 32, 50, rng),
+            norm,
+            mode="extrap",
+            observed=0.5,
+            rng=rng,
+        )
+        for _ in range(n)
+    ]
     return batches, data.obs_dim, data.act_dim
 
 
@@ -57,9 +75,21 @@ def _paper_batches(n: int):
     g = torch.Generator().manual_seed(0)
     B, U, D = 50, 100, 14
     exists = torch.ones(B, U, dtype=torch.bool)
-    return [Batch(times=torch.linspace(0, 0.5, U), obs=torch.rand(B, U, D, generator=g), actions=torch.zeros(B, U, 0),
-                  exists=exists, context=torch.rand(B, U, generator=g) < 0.3, target=exists.clone())
-            for _ in range(n)], D, 0  # fmt: skip
+    return (
+        [
+            Batch(
+                times=torch.linspace(0, 0.5, U),
+                obs=torch.rand(B, U, D, generator=g),
+                actions=torch.zeros(B, U, 0),
+                exists=exists,
+                context=torch.rand(B, U, generator=g) < 0.3,
+                target=exists.clone(),
+            )
+            for _ in range(n)
+        ],
+        D,
+        0,
+    )
 
 
 def _measure(kind: str, model: str, net: dict, iters: int, out: mp.Queue) -> None:
@@ -102,11 +132,13 @@ def table(title: str, rows: list[tuple[str, dict]], base: str) -> None:
     ref = dict(rows)[base]["s_per_it"]
     print(f"\n{title}")
     print(
-        f"  {'configuration':<34} {'s/iter':>8} {'target pts/s':>13} {'peak MB':>8} {'speed vs ' + base:>22}"
+        f"  {'configuration':<34} {'s/iter':>8} {'target pts/s':>13} {'peak MB':>8} "
+        f"{'speed vs ' + base:>22}"
     )
     for name, r in rows:
         print(
-            f"  {name:<34} {r['s_per_it']:>8.4f} {r['points_per_s']:>13.0f} {r['peak_mb']:>8.0f} {ref / r['s_per_it']:>21.2f}x"
+            f"  {name:<34} {r['s_per_it']:>8.4f} {r['points_per_s']:>13.0f} "
+            f"{r['peak_mb']:>8.0f} {ref / r['s_per_it']:>21.2f}x"
         )
 
 
@@ -139,8 +171,16 @@ def main() -> None:
     )
     all_rows += [("hopper-solver", n, net, r) for (n, net), (_, r) in zip(solvers, srows)]
 
-    paper = {"latent_dim": 15, "rec_dim": 30, "units": 300, "layers": 3, "rec_layers": 3, "dec_units": 0,
-             "samples": 3, "time_unit": 1.0}  # fmt: skip
+    paper = {
+        "latent_dim": 15,
+        "rec_dim": 30,
+        "units": 300,
+        "layers": 3,
+        "rec_layers": 3,
+        "dec_units": 0,
+        "samples": 3,
+        "time_unit": 1.0,
+    }
     pconfs = [
         ("rk4, a step at every grid time", {**paper, "solver": "rk4"}),
         ("rk4, max_step 0.05 (10 steps)", {**paper, "solver": "rk4", "max_step": 0.05}),

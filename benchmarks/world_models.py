@@ -39,7 +39,11 @@ REGIMES: dict[str, tuple[str, dict[str, str]]] = {
     "fixed": ("fixed", {"fixed": "fixed"}),
     "irregular": (
         "uniform:3-5",
-        {"3-5 (trained)": "uniform:3-5", "1-2 (unseen)": "uniform:1-2", "7-9 (unseen)": "uniform:7-9"},
+        {
+            "3-5 (trained)": "uniform:3-5",
+            "1-2 (unseen)": "uniform:1-2",
+            "7-9 (unseen)": "uniform:7-9",
+        },
     ),
 }
 FLOOR, CEILING = "simulator (floor)", "hold last obs (ceiling)"
@@ -53,8 +57,11 @@ def dataset_path(out: Path, env: str, regime: str, episodes: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         timing = REGIMES[regime][0]
         print(f"collecting {episodes} random {env} episodes, timing {timing}", flush=True)
-        collect(CollectConfig(env=env, episodes=episodes, timing=timing, seed=0, workers=1,
-                              progress=False)).save(path)  # fmt: skip
+        collect(
+            CollectConfig(
+                env=env, episodes=episodes, timing=timing, seed=0, workers=1, progress=False
+            )
+        ).save(path)
     return path
 
 
@@ -71,9 +78,16 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
         _, meta, _ = read_checkpoint(last)
         if meta["epoch"] >= args.epochs:
             return
-    cfg = TrainConfig(model=model, epochs=args.epochs, steps_per_epoch=args.steps,
-                      batch_size=args.batch, seed=seed, progress=False, tensorboard=False,
-                      patience=0)  # fmt: skip
+    cfg = TrainConfig(
+        model=model,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        batch_size=args.batch,
+        seed=seed,
+        progress=False,
+        tensorboard=False,
+        patience=0,
+    )
     for kv in args.set:
         key, value = kv.split("=", 1)
         target = cfg.net if key.startswith("net.") else cfg
@@ -110,8 +124,7 @@ def task_scores(env: str, contexts, actions, dts, pred, real, horizon: int) -> d
 
     rp, tp = per_step(pred[:, :horizon])
     rr, tr = per_step(real[:, :horizon])
-    return {"reward_mse": float(((rp - rr) ** 2).mean()),
-            "term_disagree": float((tp != tr).mean())}  # fmt: skip
+    return {"reward_mse": float(((rp - rr) ** 2).mean()), "term_disagree": float((tp != tr).mean())}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,8 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--steps", type=int, default=100, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--set", action="append", default=[],
-                    help="override a TrainConfig field (net.X for the model), e.g. net.latent_dim=32")  # fmt: skip
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="override a TrainConfig field (net.X for the model), e.g. net.latent_dim=32",
+    )
     ap.add_argument("--tag", default="", help="suffix of the run dirs and model names (ablations)")
     ap.add_argument("--horizon", type=int, default=50)
     ap.add_argument("--starts", type=int, default=128)
@@ -134,8 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/world_models"))
     ap.add_argument("--results", type=Path, default=RESULTS, help="where the CSVs and plots go")
     ap.add_argument("--no-csv", action="store_true", help="print only")
-    ap.add_argument("--summary-only", action="store_true",
-                    help="rewrite world_models_summary.csv from world_models.csv and stop")  # fmt: skip
+    ap.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="rewrite world_models_summary.csv from world_models.csv and stop",
+    )
     args = ap.parse_args(argv)
     if args.summary_only:
         summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
@@ -172,10 +192,21 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{m}{args.tag}/s{s}"
         predictors.append(ModelPredictor(model, name))
         cfg = json.loads((run / "config.json").read_text())["train"]
-        info[name] = {"model": m + args.tag, "seed": s, "train_s": trained_seconds(run),
-                      "epochs": cfg["epochs"], "steps": cfg["epochs"] * (cfg["steps_per_epoch"] or 0),
-                      "settings": json.dumps({"net": cfg["net"], "batch_size": cfg["batch_size"],
-                                              "window": cfg["window"], "mode": cfg["mode"]})}  # fmt: skip
+        info[name] = {
+            "model": m + args.tag,
+            "seed": s,
+            "train_s": trained_seconds(run),
+            "epochs": cfg["epochs"],
+            "steps": cfg["epochs"] * (cfg["steps_per_epoch"] or 0),
+            "settings": json.dumps(
+                {
+                    "net": cfg["net"],
+                    "batch_size": cfg["batch_size"],
+                    "window": cfg["window"],
+                    "mode": cfg["mode"],
+                }
+            ),
+        }
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,19 +216,44 @@ def main(argv: list[str] | None = None) -> None:
     fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4), squeeze=False)
     rows = []
     for ax, (test_name, timing) in zip(axes[0], tests.items()):
-        res = compare_to_simulator(predictors, test, first.normalizer, horizon=args.horizon,
-                                   starts=args.starts, context=args.context, timing=timing, seed=0)  # fmt: skip
+        res = compare_to_simulator(
+            predictors,
+            test,
+            first.normalizer,
+            horizon=args.horizon,
+            starts=args.starts,
+            context=args.context,
+            timing=timing,
+            seed=0,
+        )
         contexts = [st.context for st in res.starts]
         for name, err in res.errors.items():
-            meta = info.get(name) or {"model": {FLR: FLOOR, CEIL: CEILING}[name], "seed": "",
-                                      "train_s": 0.0, "epochs": 0, "steps": 0, "settings": ""}  # fmt: skip
-            scores = task_scores(args.env, contexts, res.actions, res.dts, res.predictions[name],
-                                 res.real, 10)  # fmt: skip
-            rows.append({"env": args.env, "regime": args.regime, "train_timing": REGIMES[args.regime][0],
-                         "test": test_name, "test_timing": timing, "episodes": args.episodes,
-                         "starts": args.starts, **meta,
-                         **{f"h{h}": float(err[:, h - 1].mean()) for h in HORIZONS if h <= args.horizon},
-                         "reward_mse_10": scores["reward_mse"], "term_disagree_10": scores["term_disagree"]})  # fmt: skip
+            meta = info.get(name) or {
+                "model": {FLR: FLOOR, CEIL: CEILING}[name],
+                "seed": "",
+                "train_s": 0.0,
+                "epochs": 0,
+                "steps": 0,
+                "settings": "",
+            }
+            scores = task_scores(
+                args.env, contexts, res.actions, res.dts, res.predictions[name], res.real, 10
+            )
+            rows.append(
+                {
+                    "env": args.env,
+                    "regime": args.regime,
+                    "train_timing": REGIMES[args.regime][0],
+                    "test": test_name,
+                    "test_timing": timing,
+                    "episodes": args.episodes,
+                    "starts": args.starts,
+                    **meta,
+                    **{f"h{h}": float(err[:, h - 1].mean()) for h in HORIZONS if h <= args.horizon},
+                    "reward_mse_10": scores["reward_mse"],
+                    "term_disagree_10": scores["term_disagree"],
+                }
+            )
         plot_curves(ax, res, info, args, test_name)
     print_table(rows, args)
     if not args.no_csv:
@@ -211,8 +267,9 @@ def summarise(path: Path, out: Path) -> None:
     """Mean and std over seeds of every figure, from the latest row of each (env, regime,
     test, model, seed) in ``path``: one row per (env, regime, test, model) in ``out``."""
     with path.open(newline="") as f:
-        latest = {(r["env"], r["regime"], r["test"], r["model"], r["seed"]): r
-                  for r in csv.DictReader(f)}  # fmt: skip
+        latest = {
+            (r["env"], r["regime"], r["test"], r["model"], r["seed"]): r for r in csv.DictReader(f)
+        }
     groups: dict[tuple[str, ...], list[dict]] = {}
     for key, r in latest.items():
         groups.setdefault(key[:4], []).append(r)
@@ -220,8 +277,13 @@ def summarise(path: Path, out: Path) -> None:
     keys += ["reward_mse_10", "term_disagree_10", "train_s"]
     rows = []
     for (env, regime, test, model), rs in groups.items():
-        row = {"env": env, "regime": regime, "test": test, "model": model,
-               "seeds": " ".join(r["seed"] for r in rs) or "-"}  # fmt: skip
+        row = {
+            "env": env,
+            "regime": regime,
+            "test": test,
+            "model": model,
+            "seeds": " ".join(r["seed"] for r in rs) or "-",
+        }
         for k in keys:
             v = np.array([float(r[k]) for r in rs])
             row[k], row[k + "_std"] = f"{v.mean():.4g}", f"{v.std():.2g}"
@@ -252,8 +314,9 @@ def markdown(path: Path, horizons: tuple[int, ...] = (1, 5, 10, 30, 50)) -> str:
     out = []
     for env, regime in dict.fromkeys((r["env"], r["regime"]) for r in rows):
         out.append(f"\n{env}, {regime}:\n")
-        out.append("| test dt | model (seeds) | " + " | ".join(f"h={h}" for h in horizons)
-                   + " | train s |")  # fmt: skip
+        out.append(
+            "| test dt | model (seeds) | " + " | ".join(f"h={h}" for h in horizons) + " | train s |"
+        )
         out.append("|---|---|" + "---|" * (len(horizons) + 1))
         for r in rows:
             if (r["env"], r["regime"]) != (env, regime):
@@ -261,8 +324,9 @@ def markdown(path: Path, horizons: tuple[int, ...] = (1, 5, 10, 30, 50)) -> str:
             n = len(r["seeds"].split()) if r["seeds"] != "-" else 0
             name = f"{r['model']} ({n})" if n else r["model"]
             cells = [r[f"h{h}"] + (f" ({r[f'h{h}_std']})" if n > 1 else "") for h in horizons]
-            out.append(f"| {r['test']} | {name} | " + " | ".join(cells)
-                       + f" | {float(r['train_s']):.0f} |")  # fmt: skip
+            out.append(
+                f"| {r['test']} | {name} | " + " | ".join(cells) + f" | {float(r['train_s']):.0f} |"
+            )
     return "\n".join(out)
 
 
@@ -270,20 +334,30 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     hs = [h for h in HORIZONS if h <= args.horizon]
     stats = {h: summary(rows, f"h{h}") for h in hs}
     extra = {k: summary(rows, k) for k in ("reward_mse_10", "term_disagree_10", "train_s")}
-    print(f"\n{args.env}, {args.regime}: open-loop MSE (normalised), mean (std) over seeds, "
-          f"{args.starts} held-out starts, random actions")  # fmt: skip
+    print(
+        f"\n{args.env}, {args.regime}: open-loop MSE (normalised), mean (std) over seeds, "
+        f"{args.starts} held-out starts, random actions"
+    )
     for test in dict.fromkeys(r["test"] for r in rows):
         print(f"\n test timing {test}")
-        print(f"  {'model':<26}" + "".join(f"{'h=' + str(h):>16}" for h in hs)
-              + f"{'rew mse<=10':>14}{'term<=10':>10}{'train s':>9}")  # fmt: skip
+        print(
+            f"  {'model':<26}"
+            + "".join(f"{'h=' + str(h):>16}" for h in hs)
+            + f"{'rew mse<=10':>14}{'term<=10':>10}{'train s':>9}"
+        )
         for model in dict.fromkeys(r["model"] for r in rows if r["test"] == test):
             cells = []
             for h in hs:
                 m, s, n = stats[h][test, model]
                 cells.append(f"{m:.3g} ({s:.2g})" if n > 1 else f"{m:.3g}")
-            rm, tm, ts = (extra[k][test, model][0] for k in ("reward_mse_10", "term_disagree_10", "train_s"))
-            print(f"  {model:<26}" + "".join(f"{c:>16}" for c in cells)
-                  + f"{rm:>14.4g}{tm:>10.3f}{ts:>9.0f}")  # fmt: skip
+            rm, tm, ts = (
+                extra[k][test, model][0] for k in ("reward_mse_10", "term_disagree_10", "train_s")
+            )
+            print(
+                f"  {model:<26}"
+                + "".join(f"{c:>16}" for c in cells)
+                + f"{rm:>14.4g}{tm:>10.3f}{ts:>9.0f}"
+            )
 
 
 def plot_curves(ax, res, info: dict, args: argparse.Namespace, test_name: str) -> None:
@@ -295,12 +369,20 @@ def plot_curves(ax, res, info: dict, args: argparse.Namespace, test_name: str) -
         groups.setdefault(model, []).append(err.mean(0))
     for model, curves in groups.items():
         c = np.stack(curves)
-        line = ax.plot(h, c.mean(0), label=f"{model} ({len(curves)})" if len(curves) > 1 else model,
-                       ls="--" if model in (FLOOR, CEILING) or "(" in model else "-")  # fmt: skip
+        line = ax.plot(
+            h,
+            c.mean(0),
+            label=f"{model} ({len(curves)})" if len(curves) > 1 else model,
+            ls="--" if model in (FLOOR, CEILING) or "(" in model else "-",
+        )
         if len(curves) > 1:
             ax.fill_between(h, c.min(0), c.max(0), color=line[0].get_color(), alpha=0.2)
-    ax.set(title=f"{args.env}, test dt {test_name}", xlabel="horizon (steps)", yscale="log",
-           ylabel="open-loop MSE (normalised)")  # fmt: skip
+    ax.set(
+        title=f"{args.env}, test dt {test_name}",
+        xlabel="horizon (steps)",
+        yscale="log",
+        ylabel="open-loop MSE (normalised)",
+    )
     ax.legend(fontsize=7)
 
 

@@ -54,9 +54,10 @@ class EnvSpec:
             gym.spec(self.env_id)
         except gym.error.Error as err:
             mujoco_ids = sorted(
-                k for k, s in gym.registry.items()
+                k
+                for k, s in gym.registry.items()
                 if "mujoco" in str(s.entry_point) and k.endswith("-v5")
-            )  # fmt: skip
+            )
             raise ValueError(
                 f"unknown env {self.env_id!r} ({err}); MuJoCo envs: {mujoco_ids}"
             ) from None

@@ -248,7 +248,8 @@ class ImaginedEnv(gym.Env):
         self.action_space = self.real.env.action_space
         if self.observation_space.shape != (self.core.model.obs_dim,):
             raise ValueError(
-                f"model observations have {self.core.model.obs_dim} dims, {self.core.env_id} has {self.observation_space.shape}"
+                f"model observations have {self.core.model.obs_dim} dims, "
+                f"{self.core.env_id} has {self.observation_space.shape}"
             )
         self.timing = TimingSpec.parse(timing) if timing else None
         self.clip_actions = clip_actions
@@ -352,9 +353,12 @@ class ImaginedEnv(gym.Env):
             return None
         if self._renderer is None:
             self._renderer = make_env(
-                self.core.spec, bare=True, render_mode="rgb_array", width=self.width,
+                self.core.spec,
+                bare=True,
+                render_mode="rgb_array",
+                width=self.width,
                 height=self.height,
-            )  # fmt: skip
+            )
             self._renderer.reset(seed=0)
         qpos, qvel = self.physics_state()
         set_physics_state(self._renderer, qpos, qvel)
@@ -378,7 +382,8 @@ def _check_actions(a: np.ndarray, space: gym.spaces.Box, clip: bool) -> np.ndarr
     if not inside.all():
         if not clip:
             raise ValueError(
-                f"action {a[~inside.all(1)][0].tolist()} is outside [{space.low.tolist()}, {space.high.tolist()}]"
+                f"action {a[~inside.all(1)][0].tolist()} is outside "
+                f"[{space.low.tolist()}, {space.high.tolist()}]"
             )
         a = np.clip(a, space.low, space.high)
     return a

@@ -40,15 +40,33 @@ def tiny_run(hopper_dataset, hopper_file, tmp_path_factory):
     from worldmodel.models import ModelConfig
     from worldmodel.train import TrainConfig, Trainer
 
-    net = ModelConfig(latent_dim=6, rec_dim=12, units=32, layers=1, dec_units=0, samples=1,
-                      ensemble_size=3, ensemble_units=32, ensemble_layers=2)  # fmt: skip
+    net = ModelConfig(
+        latent_dim=6,
+        rec_dim=12,
+        units=32,
+        layers=1,
+        dec_units=0,
+        samples=1,
+        ensemble_size=3,
+        ensemble_units=32,
+        ensemble_layers=2,
+    )
     runs = {}
 
     def make(model: str = "latent-ode"):
         if model not in runs:
             out = tmp_path_factory.mktemp("runs") / model
-            cfg = TrainConfig(model=model, net=net, epochs=1, steps_per_epoch=5, batch_size=8, window=10,
-                              eval_windows=8, progress=False, tensorboard=False)  # fmt: skip
+            cfg = TrainConfig(
+                model=model,
+                net=net,
+                epochs=1,
+                steps_per_epoch=5,
+                batch_size=8,
+                window=10,
+                eval_windows=8,
+                progress=False,
+                tensorboard=False,
+            )
             Trainer(cfg, hopper_dataset, out, dataset_path=hopper_file).fit()
             runs[model] = out
         return runs[model]

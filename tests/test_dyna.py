@@ -96,10 +96,16 @@ def test_imagined_branches_never_start_from_a_terminal_real_state(tmp_path, monk
     from worldmodel.data import Episode
 
     def episode(n, terminated, base):  # observation = base + step index
-        return Episode(t=np.arange(n) * 0.01, obs=base + np.arange(n)[:, None] * np.ones((1, 2)),
-                       actions=np.zeros((n - 1, 1), np.float32), rewards=np.zeros(n - 1),
-                       qpos=np.zeros((n, 0)), qvel=np.zeros((n, 0)), terminated=terminated,
-                       truncated=not terminated)  # fmt: skip
+        return Episode(
+            t=np.arange(n) * 0.01,
+            obs=base + np.arange(n)[:, None] * np.ones((1, 2)),
+            actions=np.zeros((n - 1, 1), np.float32),
+            rewards=np.zeros(n - 1),
+            qpos=np.zeros((n, 0)),
+            qvel=np.zeros((n, 0)),
+            terminated=terminated,
+            truncated=not terminated,
+        )
 
     starts = []
 

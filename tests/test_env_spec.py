@@ -28,10 +28,17 @@ from worldmodel.evaluate import (
 from worldmodel.train import load
 
 # Hopper on a 5-degree incline, wider start states, cheaper control, and no termination
-INCLINE = CollectConfig(env="Hopper-v5", episodes=3, timing="uniform:1-3", seed=1,
-                        max_episode_steps=12, incline_deg=5.0, reset_noise=0.1,
-                        env_kwargs={"terminate_when_unhealthy": False, "ctrl_cost_weight": 0.01},
-                        progress=False)  # fmt: skip
+INCLINE = CollectConfig(
+    env="Hopper-v5",
+    episodes=3,
+    timing="uniform:1-3",
+    seed=1,
+    max_episode_steps=12,
+    incline_deg=5.0,
+    reset_noise=0.1,
+    env_kwargs={"terminate_when_unhealthy": False, "ctrl_cost_weight": 0.01},
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +78,12 @@ def test_spec_round_trips_through_dataset_run_and_report(incline_data, tiny_run,
     from worldmodel.report import _collect_command
 
     cmd = _collect_command(spec, incline_data.metadata, 3, "random", "data/x.npz")
-    for flag in ("--incline-deg 5", "--reset-noise 0.1", "--max-episode-steps 12",
-                 "--env-kwargs terminate_when_unhealthy 0 ctrl_cost_weight 0.01"):  # fmt: skip
+    for flag in (
+        "--incline-deg 5",
+        "--reset-noise 0.1",
+        "--max-episode-steps 12",
+        "--env-kwargs terminate_when_unhealthy 0 ctrl_cost_weight 0.01",
+    ):
         assert flag in cmd
     args = tyro.cli(CollectArgs, args=shlex.split(cmd)[2:])
     assert args.env_spec() == spec and args.episodes == 3 and args.seed == INCLINE.seed
@@ -81,8 +92,9 @@ def test_spec_round_trips_through_dataset_run_and_report(incline_data, tiny_run,
 def test_evaluate_simulates_the_datasets_env_and_refuses_one_that_does_not_replay(incline_data):
     norm = Normalizer.fit(incline_data.episodes)
     spec = EnvSpec.from_metadata(incline_data.metadata)
-    res = compare_to_simulator([SimulatorPredictor(spec)], incline_data, norm, horizon=6,
-                               starts=3, context=2)  # fmt: skip
+    res = compare_to_simulator(
+        [SimulatorPredictor(spec)], incline_data, norm, horizon=6, starts=3, context=2
+    )
     assert res.errors["simulator"].max() < 1e-10  # the simulator and the rollouts agree...
     assert res.settings["replay_error"] < 1e-6  # ...and both are the recorded env
     assert res.settings["env_spec"]["incline_deg"] == 5.0
@@ -125,8 +137,16 @@ def test_imagination_and_mpc_follow_the_spec(incline_data, tiny_run, tmp_path):
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
 
-    cfg = PlanConfig(run=run, episodes=1, horizon=2, population=8, iterations=1, elites=2,
-                     max_episode_steps=6, timing="uniform:1-3")  # fmt: skip
+    cfg = PlanConfig(
+        run=run,
+        episodes=1,
+        horizon=2,
+        population=8,
+        iterations=1,
+        elites=2,
+        max_episode_steps=6,
+        timing="uniform:1-3",
+    )
     eps = run_mpc(load(run), cfg)["episodes"]
     assert EnvSpec.from_metadata(eps.metadata) == spec.replace(max_episode_steps=6)
     assert check_replay(Simulator(spec), eps) < 1e-6  # MPC acted on the inclined hopper
@@ -158,12 +178,29 @@ def test_imagined_half_cheetah_scores_its_steps(tmp_path):
     from worldmodel.models import ModelConfig
     from worldmodel.train import TrainConfig, Trainer
 
-    data = collect(CollectConfig(env="HalfCheetah-v5", episodes=4, timing="fixed", seed=0,
-                                 max_episode_steps=10, progress=False))  # fmt: skip
+    data = collect(
+        CollectConfig(
+            env="HalfCheetah-v5",
+            episodes=4,
+            timing="fixed",
+            seed=0,
+            max_episode_steps=10,
+            progress=False,
+        )
+    )
     net = ModelConfig(ensemble_size=2, ensemble_units=16, ensemble_layers=1)
-    cfg = TrainConfig(model="mlp-ensemble", net=net, epochs=1, steps_per_epoch=2, batch_size=4,
-                      window=5, eval_windows=2, split=(0.5, 0.5, 0.0), progress=False,
-                      tensorboard=False)  # fmt: skip
+    cfg = TrainConfig(
+        model="mlp-ensemble",
+        net=net,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=4,
+        window=5,
+        eval_windows=2,
+        split=(0.5, 0.5, 0.0),
+        progress=False,
+        tensorboard=False,
+    )
     Trainer(cfg, data, tmp_path / "run").fit()
     env = ImaginedEnv(tmp_path / "run")
     obs, _ = env.reset(seed=0)

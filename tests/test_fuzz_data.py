@@ -29,8 +29,19 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-FIELDS = ("metadata", "episode_lengths", "t", "obs", "qpos", "qvel", "actions", "rewards",
-          "terminated", "truncated", "seeds")  # fmt: skip
+FIELDS = (
+    "metadata",
+    "episode_lengths",
+    "t",
+    "obs",
+    "qpos",
+    "qvel",
+    "actions",
+    "rewards",
+    "terminated",
+    "truncated",
+    "seeds",
+)
 _DIR = Path(tempfile.mkdtemp(prefix="fuzz_data_"))
 
 
@@ -40,12 +51,17 @@ def _valid() -> Dataset:
     for i, T in enumerate((3, 5, 4)):
         episodes.append(
             Episode(
-                t=np.cumsum(rng.uniform(0.002, 0.02, T)), obs=rng.normal(size=(T, 4)),
+                t=np.cumsum(rng.uniform(0.002, 0.02, T)),
+                obs=rng.normal(size=(T, 4)),
                 actions=rng.uniform(-1, 1, (T - 1, 2)).astype(np.float32),
-                rewards=rng.normal(size=T - 1), qpos=rng.normal(size=(T, 3)),
-                qvel=rng.normal(size=(T, 3)), terminated=i == 0, truncated=i == 1, seed=i,
+                rewards=rng.normal(size=T - 1),
+                qpos=rng.normal(size=(T, 3)),
+                qvel=rng.normal(size=(T, 3)),
+                terminated=i == 0,
+                truncated=i == 1,
+                seed=i,
             )
-        )  # fmt: skip
+        )
     return Dataset(episodes, {"env_id": "Hopper-v5", "seed": 0})
 
 
@@ -111,7 +127,7 @@ _byte_edit = st.one_of(
         st.just("header"),
         st.tuples(st.integers(0, 10**6), st.integers(0, 127)),
         st.integers(1, 255),
-    ),  # fmt: skip
+    ),
     st.tuples(st.just("flip"), st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
     st.tuples(st.just("truncate"), st.floats(0, 1, exclude_max=True), st.just(0)),
     st.tuples(st.just("insert"), st.floats(0, 1), st.integers(0, 255)),
@@ -148,8 +164,21 @@ def test_corrupted_bytes_are_refused_or_load_validly(compressed, edits):
 
 
 # -- fields ----------------------------------------------------------------------------------
-_DTYPES = ["int8", "uint8", "int64", "float16", "float32", "float64", "complex64", "bool",
-           "U8", "S4", "datetime64[s]", "timedelta64[s]", "V8"]  # fmt: skip
+_DTYPES = [
+    "int8",
+    "uint8",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "bool",
+    "U8",
+    "S4",
+    "datetime64[s]",
+    "timedelta64[s]",
+    "V8",
+]
 _ODD = [np.nan, np.inf, -np.inf, 0.0, -1.0, 1e308, -1e308, 5e-324, 2**62, -(2**62)]
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -161,8 +190,11 @@ _JSON = st.recursive(
 @st.composite
 def _field_edit(draw):
     name = draw(st.sampled_from(FIELDS))
-    kind = draw(st.sampled_from(["drop", "dtype", "reshape", "value", "scalar", "empty",
-                                 "metadata", "extra", "rows"]))  # fmt: skip
+    kind = draw(
+        st.sampled_from(
+            ["drop", "dtype", "reshape", "value", "scalar", "empty", "metadata", "extra", "rows"]
+        )
+    )
     if kind == "dtype":
         return kind, name, draw(st.sampled_from(_DTYPES))
     if kind == "reshape":

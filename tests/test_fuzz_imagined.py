@@ -39,14 +39,30 @@ _scalars = st.one_of(
     st.complex_numbers(max_magnitude=1e10),
 )
 _junk = st.one_of(
-    st.none(), st.text(max_size=6), st.binary(max_size=6), st.just({"a": 1}),
-    st.just(object()), st.just([1.0, "a", None]), st.just([[0.1, 0.2], [0.3]]),
-    st.just(slice(1)), st.just(Ellipsis),
-)  # fmt: skip
+    st.none(),
+    st.text(max_size=6),
+    st.binary(max_size=6),
+    st.just({"a": 1}),
+    st.just(object()),
+    st.just([1.0, "a", None]),
+    st.just([[0.1, 0.2], [0.3]]),
+    st.just(slice(1)),
+    st.just(Ellipsis),
+)
 _dtypes = st.sampled_from(
-    [np.float64, np.float32, np.float16, np.int64, np.int8, np.uint8, np.bool_, np.complex128,
-     np.dtype("U3"), np.dtype("datetime64[s]")]
-)  # fmt: skip
+    [
+        np.float64,
+        np.float32,
+        np.float16,
+        np.int64,
+        np.int8,
+        np.uint8,
+        np.bool_,
+        np.complex128,
+        np.dtype("U3"),
+        np.dtype("datetime64[s]"),
+    ]
+)
 
 
 def _arrays(shapes):
@@ -65,9 +81,13 @@ def _actions(n: int | None):
         np.float64, good, elements=finite32 | _odd_floats.filter(np.isfinite)
     ) | hnp.arrays(np.float32, good, elements=finite32)
     return st.one_of(
-        right_shape, right_shape, _arrays(shapes), _junk, _scalars,
+        right_shape,
+        right_shape,
+        _arrays(shapes),
+        _junk,
+        _scalars,
         lists if n is None else st.just([]),
-    )  # fmt: skip
+    )
 
 
 _dts = st.one_of(
@@ -260,7 +280,7 @@ def test_found_by_fuzzing(env, venv):
             ),
             ValueError,
             "times span",
-        ),  # fmt: skip
+        ),
     ]
     for call, error, words in cases:
         with pytest.raises(error, match=re.escape(words)):

@@ -192,8 +192,10 @@ def test_filters_never_score_a_point_they_have_just_seen(name, data):
 def _context(eps, norm, n=4, length=5):
     from worldmodel.batching import Context, context_batch
 
-    ctx = [Context(ep.t[:length] - ep.t[length - 1], ep.obs[:length], ep.actions[: length - 1])
-           for ep in eps[:n]]  # fmt: skip
+    ctx = [
+        Context(ep.t[:length] - ep.t[length - 1], ep.obs[:length], ep.actions[: length - 1])
+        for ep in eps[:n]
+    ]
     return context_batch(ctx, norm), ctx
 
 

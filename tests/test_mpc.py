@@ -32,7 +32,8 @@ def test_mpc_is_judged_on_the_real_env(run, planner):
     res = run_mpc(load(run), cfg)
     eps = res["episodes"]
     assert len(eps) == 2 and all(len(ep) - 1 <= 6 for ep in eps)
-    # the reported returns are the real env's rewards, recorded by TrajectoryRecorder on the real env
+    # the reported returns are the real env's rewards, recorded by TrajectoryRecorder on the
+    # real env
     np.testing.assert_allclose(res["returns"], [ep.rewards.sum() for ep in eps])
     assert len(set(np.round(np.concatenate([ep.dt for ep in eps]), 6))) > 1  # irregular real dt
     assert res["ms_per_action"] > 0

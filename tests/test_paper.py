@@ -54,9 +54,19 @@ def test_a_tiny_cell_end_to_end_resumes_and_traces(tmp_path):
     from worldmodel.config import PaperConfig
     from worldmodel.paper import run_benchmark
 
-    cfg = PaperConfig(mode="extrap", observed=0.3, trajectories=10, epochs=1, batch_size=4,
-                      cache=tmp_path / "hopper.npz", runs=tmp_path / "runs", csv=tmp_path / "results.csv",
-                      device="cpu", progress=False, trace_test=True)  # fmt: skip
+    cfg = PaperConfig(
+        mode="extrap",
+        observed=0.3,
+        trajectories=10,
+        epochs=1,
+        batch_size=4,
+        cache=tmp_path / "hopper.npz",
+        runs=tmp_path / "runs",
+        csv=tmp_path / "results.csv",
+        device="cpu",
+        progress=False,
+        trace_test=True,
+    )
     (first,) = run_benchmark(cfg)
     assert (
         first["paper_mse"] == 1.175e-2 and np.isfinite(first["test_mse"]) and first["test_mse"] > 0
@@ -99,9 +109,19 @@ def test_the_baseline_rows_run_a_tiny_cell(tmp_path, model, mode):
     from worldmodel.paper import run_benchmark
     from worldmodel.train import load
 
-    cfg = PaperConfig(model=model, mode=mode, observed=0.5, trajectories=10, epochs=1, batch_size=4,
-                      cache=tmp_path / "hopper.npz", runs=tmp_path / "runs", csv=tmp_path / "results.csv",
-                      device="cpu", progress=False)  # fmt: skip
+    cfg = PaperConfig(
+        model=model,
+        mode=mode,
+        observed=0.5,
+        trajectories=10,
+        epochs=1,
+        batch_size=4,
+        cache=tmp_path / "hopper.npz",
+        runs=tmp_path / "runs",
+        csv=tmp_path / "results.csv",
+        device="cpu",
+        progress=False,
+    )
     (row,) = run_benchmark(cfg)
     assert row["model"] == model and row["paper_mse"] is None
     assert np.isfinite(row["test_mse"]) and row["test_mse"] > 0 and row["iterations"] == 1

@@ -114,8 +114,9 @@ def test_model_objective_hands_the_model_tensors_on_its_own_device(name, device)
 
     state = torch.ones(2, 2)  # a CPU belief too: moved as well
     cfg = PlannerConfig(horizon=3, population=16, iterations=2, elites=4, particles=2)
-    planner = make_planner(name, torch.tensor([-1.0]), torch.tensor([1.0]), cfg,
-                           torch.Generator().manual_seed(0))  # fmt: skip
+    planner = make_planner(
+        name, torch.tensor([-1.0]), torch.tensor([1.0]), cfg, torch.Generator().manual_seed(0)
+    )
     objective = model_objective(model, Task(), state, torch.zeros(2), 0.1, particles=2)
     action = planner.plan(objective)
     assert model.seen == {next(model.parameters()).device}

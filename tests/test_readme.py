@@ -42,7 +42,7 @@ SOURCES: dict[str, tuple[list[str], tuple[float, ...]]] = {
                 "hopper_models.csv",
                 "control_runs",
             )
-        ],  # fmt: skip
+        ],
         (1,),
     ),
 }
@@ -78,9 +78,10 @@ def _s_per_iter(configuration: str) -> float:
     rows = _csv("training.csv")
     first = rows[0]["timestamp"]  # the run the README quotes (its other figures match it)
     row = next(
-        r for r in rows
+        r
+        for r in rows
         if r["timestamp"] == first and r["data"] == "paper" and r["configuration"] == configuration
-    )  # fmt: skip
+    )
     return float(row["s_per_iter"])
 
 
@@ -210,9 +211,14 @@ def test_known_untraced_entries_are_still_in_the_readme():
 def test_figure_parsing():
     parsed = figures("1,423 s (0.218; `--epochs 30`) 329k 8.9 % 1.51x 0.85-1.22M Hopper-v5")
     assert [(p, pytest.approx(v)) for p, v, _ in parsed] == [
-        ("1,423", 1423.0), ("0.218", 0.218), ("329k", 329000.0), ("8.9 %", 0.089),
-        ("1.51x", 1.51), ("0.85", 0.85), ("1.22M", 1.22e6),
-    ]  # fmt: skip
+        ("1,423", 1423.0),
+        ("0.218", 0.218),
+        ("329k", 329000.0),
+        ("8.9 %", 0.089),
+        ("1.51x", 1.51),
+        ("0.85", 0.85),
+        ("1.22M", 1.22e6),
+    ]
     ((_, v, tol),) = figures("2190")
     assert _matches(v, tol, [2187.3], (1,)) and not _matches(v, tol, [2180.0], (1,))
     ((_, v, tol),) = figures("0.319")

@@ -56,7 +56,6 @@ def test_wrong_row_count_and_block_are_refused():
         RowStreams(gens([1]), block=0)
 
 
-
 def test_one_generator_draws_where_it_lives():
     """ModelPredictor and MPC seed one CPU generator; its draws are made on the CPU and moved
     to the model's device (torch refuses a CPU generator in a CUDA randn: checked on an H100,

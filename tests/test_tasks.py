@@ -154,8 +154,11 @@ def test_forward_reward_error_of_velocity_estimates():
 #: Largest mean |error| / mean |forward reward| of mean_velocity over seeds 0-3, regular and
 #: irregular dt (gymnasium 1.4, random actions): HalfCheetah's x velocity swings within its
 #: 0.05 s steps, so the trapezoid is a rough estimate there; the bounds are ~1.5x those.
-OTHER_FORWARD_REL = {"HalfCheetah-v5": (0.31, 0.45), "Swimmer-v5": (0.023, 0.04),
-                     "Ant-v5": (0.11, 0.17)}  # fmt: skip
+OTHER_FORWARD_REL = {
+    "HalfCheetah-v5": (0.31, 0.45),
+    "Swimmer-v5": (0.023, 0.04),
+    "Ant-v5": (0.11, 0.17),
+}
 
 
 @pytest.mark.parametrize("env_id", OTHER_IDS)
@@ -170,16 +173,22 @@ def test_forward_reward_error_of_other_envs(env_id):
 
 
 OVERRIDES = {
-    "Hopper-v5": dict(healthy_reward=2.0, terminate_when_unhealthy=False,
-                      healthy_angle_range=(-0.3, 0.3)),
-    "Walker2d-v5": dict(healthy_reward=2.0, terminate_when_unhealthy=False,
-                        healthy_angle_range=(-0.3, 0.3)),
+    "Hopper-v5": dict(
+        healthy_reward=2.0, terminate_when_unhealthy=False, healthy_angle_range=(-0.3, 0.3)
+    ),
+    "Walker2d-v5": dict(
+        healthy_reward=2.0, terminate_when_unhealthy=False, healthy_angle_range=(-0.3, 0.3)
+    ),
     "HalfCheetah-v5": {},
     "Swimmer-v5": {},
-    "Ant-v5": dict(healthy_reward=2.0, terminate_when_unhealthy=False,
-                   healthy_z_range=(0.3, 0.9), contact_cost_weight=0.01,
-                   contact_force_range=(-0.5, 0.5)),
-}  # fmt: skip
+    "Ant-v5": dict(
+        healthy_reward=2.0,
+        terminate_when_unhealthy=False,
+        healthy_z_range=(0.3, 0.9),
+        contact_cost_weight=0.01,
+        contact_force_range=(-0.5, 0.5),
+    ),
+}
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
@@ -227,8 +236,12 @@ def test_defaults_and_layout_match_env(env_id):
     assert (task.obs_dim,) == env.observation_space.shape
     assert (task.act_dim,) == env.action_space.shape
     assert task.n_skipped == base.observation_structure["skipped_qpos"]
-    assert task.x_velocity_index == {"Hopper-v5": 5, "Walker2d-v5": 8, "HalfCheetah-v5": 8,
-                                     "Swimmer-v5": 3, "Ant-v5": 13}[env_id]  # fmt: skip
+    assert (
+        task.x_velocity_index
+        == {"Hopper-v5": 5, "Walker2d-v5": 8, "HalfCheetah-v5": 8, "Swimmer-v5": 3, "Ant-v5": 13}[
+            env_id
+        ]
+    )
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(env.action_space.sample())
     clip = 10 if env_id in ENV_IDS else np.inf  # only Hopper and Walker2d clip qvel
@@ -289,8 +302,15 @@ def test_ant_health_edges_and_contact_forces():
     qpos0, qvel0 = base.init_qpos.copy(), base.init_qvel.copy()
     lo, hi = task.healthy_z_range
     seen = set()
-    for edit in ({}, {"qpos": (2, lo)}, {"qpos": (2, lo - 1e-9)}, {"qpos": (2, hi)},
-                 {"qpos": (2, hi + 1e-9)}, {"qvel": (4, np.nan)}, {"qpos": (7, np.inf)}):  # fmt: skip
+    for edit in (
+        {},
+        {"qpos": (2, lo)},
+        {"qpos": (2, lo - 1e-9)},
+        {"qpos": (2, hi)},
+        {"qpos": (2, hi + 1e-9)},
+        {"qvel": (4, np.nan)},
+        {"qpos": (7, np.inf)},
+    ):
         qpos, qvel = qpos0.copy(), qvel0.copy()
         for name, (i, value) in edit.items():
             {"qpos": qpos, "qvel": qvel}[name][i] = value

@@ -307,7 +307,13 @@ def test_a_run_config_from_before_the_world_model_settings_builds_the_old_model(
     loading builds the model they were trained as, so their weights fit."""
     from worldmodel.models import make_model
 
-    old = TrainConfig.from_dict({"model": "latent-ode", "net": {"latent_dim": 15, "max_step": None}})
-    assert (old.net.carry_obs, old.net.field_activation, old.net.noise_horizons) == (False, "tanh", 0)
+    old = TrainConfig.from_dict(
+        {"model": "latent-ode", "net": {"latent_dim": 15, "max_step": None}}
+    )
+    assert (old.net.carry_obs, old.net.field_activation, old.net.noise_horizons) == (
+        False,
+        "tanh",
+        0,
+    )
     model = make_model("latent-ode", 11, 3, old.net)
     assert model.state_dim == 15 and model.log_std_h is None and model.decoder is not None

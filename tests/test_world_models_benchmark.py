@@ -22,10 +22,32 @@ def bench(monkeypatch):
 
 
 def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
-    argv = ["--env", "Hopper-v5", "--models", "latent-ode,mlp-delta", "--seeds", "0,1",
-            "--episodes", "12", "--epochs", "1", "--steps", "2", "--batch", "4", "--starts", "4",
-            "--horizon", "5", "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "res"),
-            "--threads", str(torch.get_num_threads())]  # the session's own setting  # fmt: skip
+    argv = [
+        "--env",
+        "Hopper-v5",
+        "--models",
+        "latent-ode,mlp-delta",
+        "--seeds",
+        "0,1",
+        "--episodes",
+        "12",
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--starts",
+        "4",
+        "--horizon",
+        "5",
+        "--out",
+        str(tmp_path / "runs"),
+        "--results",
+        str(tmp_path / "res"),
+        "--threads",
+        str(torch.get_num_threads()),
+    ]  # the session's own setting
     bench.main(argv)
     with (tmp_path / "res" / "world_models.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -43,7 +65,9 @@ def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
         summary = list(csv.DictReader(f))
     assert len(summary) == 3 * 4
     lode = next(s for s in summary if s["model"] == "latent-ode" and s["test"] == "1-2 (unseen)")
-    seeds = [float(r["h5"]) for r in rows if r["model"] == "latent-ode" and r["test"] == "1-2 (unseen)"]
+    seeds = [
+        float(r["h5"]) for r in rows if r["model"] == "latent-ode" and r["test"] == "1-2 (unseen)"
+    ]
     assert lode["seeds"] == "0 1" and float(lode["h5"]) == pytest.approx(sum(seeds) / 2, rel=1e-3)
     run = tmp_path / "runs" / "Hopper-v5" / "irregular" / "latent-ode-s0" / "model.safetensors"
     stamp = run.stat().st_mtime_ns

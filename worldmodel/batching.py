@@ -232,8 +232,11 @@ def _refuse_non_finite(episodes: Sequence[Episode], windows: Sequence[Window]) -
     built or changed by hand are not)."""
     for b, w in enumerate(windows):
         ep = episodes[w.episode]
-        for name, arr in (("t", ep.t[w.start : w.stop]), ("obs", ep.obs[w.start : w.stop]),
-                          ("actions", ep.actions[w.start : w.stop - 1])):  # fmt: skip
+        for name, arr in (
+            ("t", ep.t[w.start : w.stop]),
+            ("obs", ep.obs[w.start : w.stop]),
+            ("actions", ep.actions[w.start : w.stop - 1]),
+        ):
             bad = ~np.isfinite(arr)
             if bad.any():
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])

@@ -119,8 +119,9 @@ def _plan(args: PlanConfig) -> None:
 
     res = run_mpc(load(args.run), args)
     print(
-        f"{args.planner} MPC on the real env, {args.episodes} episodes: mean return {res['mean_return']:.1f} "
-        f"(std {res['std_return']:.1f}), {res['ms_per_action']:.1f} ms per action (median), {res['steps']} steps"
+        f"{args.planner} MPC on the real env, {args.episodes} episodes: "
+        f"mean return {res['mean_return']:.1f} (std {res['std_return']:.1f}), "
+        f"{res['ms_per_action']:.1f} ms per action (median), {res['steps']} steps"
     )
 
 

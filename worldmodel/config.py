@@ -42,7 +42,8 @@ class ModelConfig:
     dec_units: int = 100
     """Hidden units of the decoder MLP (0: a linear decoder, as in the paper)."""
     solver: str = "rk4"
-    """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, ``dopri5``, ...)."""
+    """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, \
+``dopri5``, ...)."""
     max_step: float | Literal["env-dt"] | None = "env-dt"
     """Fixed-step solvers: largest step in seconds (None: one step per control interval).
     ``env-dt``: the env's own control step (the dataset's ``default_dt``), filled in by the
@@ -151,7 +152,8 @@ class TrainConfig:
             raise ValueError(f"unknown mode {self.mode!r}; expected interp, extrap or both")
         if not 0 < self.observed_min <= self.observed_max <= 1:
             raise ValueError(
-                f"need 0 < observed_min <= observed_max <= 1, got {self.observed_min}, {self.observed_max}"
+                "need 0 < observed_min <= observed_max <= 1, "
+                f"got {self.observed_min}, {self.observed_max}"
             )
         for name in ("epochs", "batch_size", "eval_windows"):
             if getattr(self, name) < 1:
@@ -255,7 +257,8 @@ class PaperConfig:
     all: bool = False
     """Every cell of the model's row instead of one."""
     profile: Literal["quick", "full"] = "quick"
-    """quick: 2,000 trajectories, 8 epochs (CPU, minutes); full: the protocol's 10,000, 100 epochs."""
+    """quick: 2,000 trajectories, 8 epochs (CPU, minutes); full: the protocol's 10,000, \
+100 epochs."""
     trajectories: int | None = None
     """Override the profile's number of trajectories."""
     epochs: int | None = None
@@ -319,7 +322,8 @@ class PlanConfig:
 
 @dataclass
 class DynaConfig:
-    """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions (MBPO-style)."""
+    """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions \
+(MBPO-style)."""
 
     env: str = "Hopper-v5"
     """Gymnasium MuJoCo env id (one of those with a task in ``envs.tasks``)."""
@@ -366,9 +370,20 @@ class DynaConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
-        for name in ("steps", "refit_every", "refit_epochs", "refit_steps_per_epoch", "imagine_every",
-                     "rollouts", "rollout_length", "imagined_capacity", "context", "gradient_steps",
-                     "eval_every", "eval_episodes"):  # fmt: skip
+        for name in (
+            "steps",
+            "refit_every",
+            "refit_epochs",
+            "refit_steps_per_epoch",
+            "imagine_every",
+            "rollouts",
+            "rollout_length",
+            "imagined_capacity",
+            "context",
+            "gradient_steps",
+            "eval_every",
+            "eval_episodes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"dyna: {name} must be >= 1, got {getattr(self, name)}")
         if self.init_steps < 0:

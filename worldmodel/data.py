@@ -47,9 +47,14 @@ _EPISODE_FIELDS = ("t", "obs", "qpos", "qvel")
 _STEP_FIELDS = ("actions", "rewards")
 _REAL = "iuf"  # dtype kinds of integer and floating arrays (not bool, complex, time or text)
 _FILE_FIELDS = (
-    "metadata", "episode_lengths", *_EPISODE_FIELDS, *_STEP_FIELDS,
-    "terminated", "truncated", "seeds",
-)  # fmt: skip
+    "metadata",
+    "episode_lengths",
+    *_EPISODE_FIELDS,
+    *_STEP_FIELDS,
+    "terminated",
+    "truncated",
+    "seeds",
+)
 
 
 class DatasetError(ValueError):
@@ -102,9 +107,11 @@ class Episode:
             raise DatasetError(f"{where}: field 't' has shape {t.shape}, expected (T,) with T >= 2")
         T = t.shape[0]
         for name, arr, rows in (
-            ("obs", self.obs, T), ("qpos", self.qpos, T), ("qvel", self.qvel, T),
+            ("obs", self.obs, T),
+            ("qpos", self.qpos, T),
+            ("qvel", self.qvel, T),
             ("actions", self.actions, T - 1),
-        ):  # fmt: skip
+        ):
             arr = np.asarray(arr)
             if arr.ndim != 2 or arr.shape[0] != rows:
                 raise DatasetError(
@@ -132,7 +139,8 @@ class Episode:
         if (steps <= 0).any():
             i = int(np.argmax(steps <= 0))
             raise DatasetError(
-                f"{where}: field 't' is not strictly increasing: t[{i}]={t[i]!r}, t[{i + 1}]={t[i + 1]!r}"
+                f"{where}: field 't' is not strictly increasing: "
+                f"t[{i}]={t[i]!r}, t[{i + 1}]={t[i + 1]!r}"
             )
 
 
@@ -177,7 +185,8 @@ class Dataset:
             for k, d in dims.items():
                 if np.asarray(getattr(ep, k)).shape[1] != d:
                     raise DatasetError(
-                        f"episode {i}: field '{k}' has width {np.asarray(getattr(ep, k)).shape[1]}, "
+                        f"episode {i}: field '{k}' has width "
+                        f"{np.asarray(getattr(ep, k)).shape[1]}, "
                         f"but episode 0 has {d}"
                     )
 
@@ -269,7 +278,8 @@ class Dataset:
         for i, d in enumerate(datasets[1:], start=1):
             if d.env_id != first.env_id:
                 raise DatasetError(
-                    f"cannot merge dataset {i} of env {d.env_id!r} with dataset 0 of env {first.env_id!r}"
+                    f"cannot merge dataset {i} of env {d.env_id!r} "
+                    f"with dataset 0 of env {first.env_id!r}"
                 )
         meta = {k: v for k, v in first.metadata.items() if k != "merged_from"}
         meta["merged_from"] = [d.metadata for d in datasets]
@@ -331,10 +341,14 @@ def _load(path: Path) -> Dataset:
     except DatasetError:
         raise
     except (
-        zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error,
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        struct.error,
         NotImplementedError,  # zipfile: an unknown zip version or compression method
         RuntimeError,  # zipfile: "encrypted, password required"
-    ) as err:  # fmt: skip
+    ) as err:
         raise DatasetError(f"not a readable .npz file (truncated or corrupt): {err}") from None
     except MemoryError as err:  # a corrupt .npy header can claim an enormous shape
         raise DatasetError(
@@ -358,16 +372,23 @@ def _load(path: Path) -> Dataset:
     lengths = arrays["episode_lengths"]
     if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or len(lengths) == 0:
         raise DatasetError(
-            f"field 'episode_lengths' must be a non-empty (N,) integer array, got {lengths.shape} {lengths.dtype}"
+            "field 'episode_lengths' must be a non-empty (N,) integer array, "
+            f"got {lengths.shape} {lengths.dtype}"
         )
     if (lengths < 2).any():
         raise DatasetError(f"episode {int(np.argmax(lengths < 2))} has fewer than 2 observations")
     n, total = len(lengths), sum(int(x) for x in lengths)  # Python ints: no wraparound
     expected = {
-        "t": (total,), "obs": (total, None), "qpos": (total, None), "qvel": (total, None),
-        "actions": (total - n, None), "rewards": (total - n,),
-        "terminated": (n,), "truncated": (n,), "seeds": (n,),
-    }  # fmt: skip
+        "t": (total,),
+        "obs": (total, None),
+        "qpos": (total, None),
+        "qvel": (total, None),
+        "actions": (total - n, None),
+        "rewards": (total - n,),
+        "terminated": (n,),
+        "truncated": (n,),
+        "seeds": (n,),
+    }
     for name, shape in expected.items():
         arr = arrays[name]
         if arr.ndim != len(shape) or any(
@@ -394,11 +415,15 @@ def _load(path: Path) -> Dataset:
         sa, sb = a - i, b - i - 1
         episodes.append(
             Episode(
-                t=arrays["t"][a:b], obs=arrays["obs"][a:b],
-                qpos=arrays["qpos"][a:b], qvel=arrays["qvel"][a:b],
-                actions=arrays["actions"][sa:sb], rewards=arrays["rewards"][sa:sb],
-                terminated=bool(arrays["terminated"][i]), truncated=bool(arrays["truncated"][i]),
+                t=arrays["t"][a:b],
+                obs=arrays["obs"][a:b],
+                qpos=arrays["qpos"][a:b],
+                qvel=arrays["qvel"][a:b],
+                actions=arrays["actions"][sa:sb],
+                rewards=arrays["rewards"][sa:sb],
+                terminated=bool(arrays["terminated"][i]),
+                truncated=bool(arrays["truncated"][i]),
                 seed=int(arrays["seeds"][i]),
             )
-        )  # fmt: skip
+        )
     return Dataset(episodes, meta)

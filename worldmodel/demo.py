@@ -24,22 +24,40 @@ def run_demo(cfg: DemoConfig) -> Path:
     data = cfg.out / "data" / f"{cfg.env.lower()}.npz"
     if not data.exists():
         print(f"[1/3] collecting {cfg.episodes} {cfg.env} episodes, timing {cfg.timing} -> {data}")
-        collect_to_file(CollectConfig(env=cfg.env, episodes=cfg.episodes, timing=cfg.timing, seed=cfg.seed,
-                                      workers=cfg.workers, progress=cfg.progress), data)  # fmt: skip
+        collect_to_file(
+            CollectConfig(
+                env=cfg.env,
+                episodes=cfg.episodes,
+                timing=cfg.timing,
+                seed=cfg.seed,
+                workers=cfg.workers,
+                progress=cfg.progress,
+            ),
+            data,
+        )
     dataset = load_dataset(data)
     runs = []
     for i, model in enumerate(DEMO_MODELS):
         run = cfg.out / "runs" / model
         runs.append(run)
         print(f"[2/3] training {model} ({i + 1}/{len(DEMO_MODELS)}) -> {run}")
-        tc = TrainConfig(model=model, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, window=cfg.window,
-                         seed=cfg.seed, progress=cfg.progress)  # fmt: skip
+        tc = TrainConfig(
+            model=model,
+            epochs=cfg.epochs,
+            steps_per_epoch=cfg.steps_per_epoch,
+            window=cfg.window,
+            seed=cfg.seed,
+            progress=cfg.progress,
+        )
         Trainer(
             tc, dataset, run, resume=(run / "last.safetensors").exists(), dataset_path=data
         ).fit()
     print(f"[3/3] evaluating against the {cfg.env} simulator")
-    report = evaluate_runs(runs, cfg.out / "report",
-                           EvaluateConfig(horizon=cfg.horizon, starts=cfg.starts, video=cfg.video, seed=cfg.seed))  # fmt: skip
+    report = evaluate_runs(
+        runs,
+        cfg.out / "report",
+        EvaluateConfig(horizon=cfg.horizon, starts=cfg.starts, video=cfg.video, seed=cfg.seed),
+    )
     import json
 
     res = json.loads((cfg.out / "report" / "results.json").read_text())

@@ -66,8 +66,15 @@ def heldout_error(
             rng = np.random.default_rng([seed, int(p * 1000), len(mode)])
             sq = nl = n = 0.0
             for i in range(0, len(windows), batch_size):
-                batch = make_batch(episodes.episodes, windows[i : i + batch_size], norm, mode=mode, observed=p,
-                                   context_fraction=context_fraction, rng=rng).to(device)  # fmt: skip
+                batch = make_batch(
+                    episodes.episodes,
+                    windows[i : i + batch_size],
+                    norm,
+                    mode=mode,
+                    observed=p,
+                    context_fraction=context_fraction,
+                    rng=rng,
+                ).to(device)
                 with torch.no_grad():
                     m = model.metrics(batch, samples=samples)
                 k = float(batch.target.sum()) * model.obs_dim
@@ -117,8 +124,11 @@ class ModelPredictor:
         batch = context_batch(contexts, m.normalizer).to(p.device)
         gen = torch.Generator().manual_seed(self.seed)
         state = m.encode(batch, self.samples, generator=gen)
-        pred = m.rollout(state, torch.as_tensor(actions, dtype=p.dtype, device=p.device),
-                         torch.as_tensor(dts, dtype=p.dtype, device=p.device))  # fmt: skip
+        pred = m.rollout(
+            state,
+            torch.as_tensor(actions, dtype=p.dtype, device=p.device),
+            torch.as_tensor(dts, dtype=p.dtype, device=p.device),
+        )
         return m.denormalize(pred.mean).mean(0).double().cpu().numpy()
 
 
@@ -170,9 +180,11 @@ class Simulator:
             )
         return np.concatenate([[0.0], obs[: self.nq - 1]]), obs[self.nq - 1 :].copy()
 
-    def run(self, qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, dts: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-        """From ``(qpos, qvel)``: observations ``(H, obs_dim)``, qpos ``(H, nq)``, qvel ``(H, nv)``."""
+    def run(
+        self, qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, dts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From ``(qpos, qvel)``: observations ``(H, obs_dim)``, qpos ``(H, nq)``,
+        qvel ``(H, nv)``."""
         return self.replay(qpos, qvel, actions, dts)[:3]
 
     def replay(
@@ -315,9 +327,10 @@ def action_plan(
     timing: str = "fixed",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``actions (count, horizon, act_dim)`` from ``random`` or ``zero`` and ``dts (count, horizon)``
-    seconds drawn from ``timing`` (a :class:`envs.TimingSpec`), in the env of ``env`` (an
-    :class:`envs.EnvSpec` or an env id: its action space and default substeps)."""
+    """``actions (count, horizon, act_dim)`` from ``random`` or ``zero`` and
+    ``dts (count, horizon)`` seconds drawn from ``timing`` (a :class:`envs.TimingSpec`), in the
+    env of ``env`` (an :class:`envs.EnvSpec` or an env id: its action space and default
+    substeps)."""
     env = make_env(_as_spec(env).replace(timing="fixed"), bare=True)
     base = mujoco_base(env)
     space = env.action_space
@@ -406,17 +419,38 @@ def compare_to_simulator(
         real.append(o)
         qs.append(q)
         vs.append(v)
-        floor.append(sim.run(s.qpos + rng.uniform(-1e-6, 1e-6, s.qpos.shape),
-                             s.qvel + rng.uniform(-1e-6, 1e-6, s.qvel.shape), a, d)[0])  # fmt: skip
+        floor.append(
+            sim.run(
+                s.qpos + rng.uniform(-1e-6, 1e-6, s.qpos.shape),
+                s.qvel + rng.uniform(-1e-6, 1e-6, s.qvel.shape),
+                a,
+                d,
+            )[0]
+        )
     real_arr = np.stack(real)
     preds = {p.name: p.predict([s.context for s in chosen], actions, dts) for p in predictors}
     preds[FLOOR] = np.stack(floor)
     preds[CEILING] = np.stack([np.repeat(s.context.obs[-1:], horizon, 0) for s in chosen])
     per_dim = {k: ((v - real_arr) / normalizer.std) ** 2 for k, v in preds.items()}
     return HorizonResult(
-        errors={k: v.mean(-1) for k, v in per_dim.items()}, per_dim=per_dim, predictions=preds,
-        real=real_arr, real_qpos=np.stack(qs), real_qvel=np.stack(vs), starts=chosen, actions=actions,
-        dts=dts, settings={"horizon": horizon, "starts": starts, "context": context, "policy": policy,
-                           "timing": timing, "seed": seed, "env_id": dataset.env_id,
-                           "env_spec": spec.to_dict(), "replay_error": replay_error},
-    )  # fmt: skip
+        errors={k: v.mean(-1) for k, v in per_dim.items()},
+        per_dim=per_dim,
+        predictions=preds,
+        real=real_arr,
+        real_qpos=np.stack(qs),
+        real_qvel=np.stack(vs),
+        starts=chosen,
+        actions=actions,
+        dts=dts,
+        settings={
+            "horizon": horizon,
+            "starts": starts,
+            "context": context,
+            "policy": policy,
+            "timing": timing,
+            "seed": seed,
+            "env_id": dataset.env_id,
+            "env_spec": spec.to_dict(),
+            "replay_error": replay_error,
+        },
+    )

@@ -35,9 +35,15 @@ from worldmodel.metrics import trained_seconds
 
 # Table 3, Latent ODE (ODE encoder), test MSE
 PAPER_LATENT_ODE = {
-    ("interp", 0.1): 0.360e-2, ("interp", 0.2): 0.295e-2, ("interp", 0.3): 0.300e-2, ("interp", 0.5): 0.285e-2,
-    ("extrap", 0.1): 1.441e-2, ("extrap", 0.2): 1.400e-2, ("extrap", 0.3): 1.175e-2, ("extrap", 0.5): 1.258e-2,
-}  # fmt: skip
+    ("interp", 0.1): 0.360e-2,
+    ("interp", 0.2): 0.295e-2,
+    ("interp", 0.3): 0.300e-2,
+    ("interp", 0.5): 0.285e-2,
+    ("extrap", 0.1): 1.441e-2,
+    ("extrap", 0.2): 1.400e-2,
+    ("extrap", 0.3): 1.175e-2,
+    ("extrap", 0.5): 1.258e-2,
+}
 LENGTH, CONTEXT_POINTS, WINDOW = 200, 66, 100
 PROFILES = {
     "quick": {"trajectories": 2000, "epochs": 8},
@@ -105,8 +111,17 @@ def as_dataset(data: np.ndarray):
 
     T = data.shape[1]
     t = np.arange(T) / LENGTH
-    eps = [Episode(t=t, obs=x.astype(np.float64), actions=np.zeros((T - 1, 0), np.float32), rewards=np.zeros(T - 1),
-                   qpos=np.zeros((T, 0)), qvel=np.zeros((T, 0))) for x in data]  # fmt: skip
+    eps = [
+        Episode(
+            t=t,
+            obs=x.astype(np.float64),
+            actions=np.zeros((T - 1, 0), np.float32),
+            rewards=np.zeros(T - 1),
+            qpos=np.zeros((T, 0)),
+            qvel=np.zeros((T, 0)),
+        )
+        for x in data
+    ]
     return Dataset(eps, {"env_id": "dm_control/hopper", "protocol": "rubanova2019-hopper"})
 
 
@@ -118,10 +133,24 @@ def net_for(model: str, obs_std: float | None = None):
     from worldmodel.config import ModelConfig
 
     solver = "euler" if model == "ode-rnn" else "dopri5"
-    return ModelConfig(latent_dim=15, rec_dim=30, units=300, layers=3, rec_layers=3, dec_units=0, samples=3,
-                       solver=solver, time_unit=1.0, ensemble_units=300, ensemble_layers=3,
-                       obs_std=obs_std, carry_obs=False, field_activation="tanh", max_step=None,
-                       noise_horizons=0)  # fmt: skip
+    return ModelConfig(
+        latent_dim=15,
+        rec_dim=30,
+        units=300,
+        layers=3,
+        rec_layers=3,
+        dec_units=0,
+        samples=3,
+        solver=solver,
+        time_unit=1.0,
+        ensemble_units=300,
+        ensemble_layers=3,
+        obs_std=obs_std,
+        carry_obs=False,
+        field_activation="tanh",
+        max_step=None,
+        noise_horizons=0,
+    )
 
 
 def protocol_batches(test, mode: str, observed: float, seed: int, chunk: int = 250):
@@ -135,8 +164,18 @@ def protocol_batches(test, mode: str, observed: float, seed: int, chunk: int = 2
         windows = [Window(i, int(s), int(s) + WINDOW) for i, s in enumerate(starts)]
     else:
         windows = [Window(i, 0, LENGTH) for i in range(len(test))]
-    return [make_batch(test.episodes, windows[i : i + chunk], ident, mode=mode, observed=observed,
-                       context_fraction=CONTEXT_POINTS / LENGTH, rng=rng) for i in range(0, len(windows), chunk)]  # fmt: skip
+    return [
+        make_batch(
+            test.episodes,
+            windows[i : i + chunk],
+            ident,
+            mode=mode,
+            observed=observed,
+            context_fraction=CONTEXT_POINTS / LENGTH,
+            rng=rng,
+        )
+        for i in range(0, len(windows), chunk)
+    ]
 
 
 def test_mse(model, batches) -> float:
@@ -181,12 +220,27 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
     epochs = cfg.epochs or prof["epochs"]
     steps = max(1, int(0.9 * n_train) // cfg.batch_size)
     tc = TrainConfig(
-        model=cfg.model, net=net_for(cfg.model, cfg.obs_std), epochs=epochs, steps_per_epoch=steps, batch_size=cfg.batch_size,
-        window=WINDOW if mode == "interp" else LENGTH, lr=cfg.lr, mode=mode, observed_min=observed,
-        observed_max=observed, context_fraction=CONTEXT_POINTS / LENGTH, eval_observed=observed,
-        eval_windows=200, normalize_obs=False, split=(0.9, 0.1, 0.0), patience=0, seed=cfg.seed,
-        device=cfg.device, progress=cfg.progress, tensorboard=False,
-    )  # fmt: skip
+        model=cfg.model,
+        net=net_for(cfg.model, cfg.obs_std),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        batch_size=cfg.batch_size,
+        window=WINDOW if mode == "interp" else LENGTH,
+        lr=cfg.lr,
+        mode=mode,
+        observed_min=observed,
+        observed_max=observed,
+        context_fraction=CONTEXT_POINTS / LENGTH,
+        eval_observed=observed,
+        eval_windows=200,
+        normalize_obs=False,
+        split=(0.9, 0.1, 0.0),
+        patience=0,
+        seed=cfg.seed,
+        device=cfg.device,
+        progress=cfg.progress,
+        tensorboard=False,
+    )
     run = cfg.runs / f"{cfg.model}-{mode}-{observed:g}-{cfg.profile}"
     start = time.perf_counter()
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -200,8 +254,11 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
         """Test MSE of the current weights after each epoch, against the summed epoch times
         (the trace's own time is not counted); never used to choose a checkpoint."""
         if cfg.trace_test:
-            row = {"epoch": epoch, "seconds": round(trained_seconds(run), 1),
-                   "test_mse": test_mse(trainer.model, batches)}  # fmt: skip
+            row = {
+                "epoch": epoch,
+                "seconds": round(trained_seconds(run), 1),
+                "test_mse": test_mse(trainer.model, batches),
+            }
             append_csv(run / "test_trace.csv", [row])
         return False
 
@@ -214,10 +271,21 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
 
     model = load(run, device=cfg.device)
     paper = PAPER_LATENT_ODE.get((mode, observed)) if cfg.model == "latent-ode" else None
-    return {"model": cfg.model, "mode": mode, "observed": observed, "test_mse": test_mse(model, batches), "paper_mse": paper,
-            "train_seconds": round(seconds, 1), "epochs": trainer.state["epoch"], "best_epoch": trainer.state["best_epoch"],
-            "iterations": trainer.state["step"], "trajectories": n, "profile": cfg.profile, "device": str(trainer.device),
-            "settings": json.dumps({**asdict(tc.net), "lr": cfg.lr, "batch_size": cfg.batch_size})}  # fmt: skip
+    return {
+        "model": cfg.model,
+        "mode": mode,
+        "observed": observed,
+        "test_mse": test_mse(model, batches),
+        "paper_mse": paper,
+        "train_seconds": round(seconds, 1),
+        "epochs": trainer.state["epoch"],
+        "best_epoch": trainer.state["best_epoch"],
+        "iterations": trainer.state["step"],
+        "trajectories": n,
+        "profile": cfg.profile,
+        "device": str(trainer.device),
+        "settings": json.dumps({**asdict(tc.net), "lr": cfg.lr, "batch_size": cfg.batch_size}),
+    }
 
 
 def run_benchmark(cfg: PaperConfig) -> list[dict[str, Any]]:
@@ -228,7 +296,8 @@ def run_benchmark(cfg: PaperConfig) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     data = load_or_generate(cfg.cache.with_name(f"{cfg.cache.stem}_{n}.npz"), n)
     print(
-        f"data: {n} trajectories of {LENGTH} steps ({time.perf_counter() - t0:.1f} s incl. generation or cache)"
+        f"data: {n} trajectories of {LENGTH} steps "
+        f"({time.perf_counter() - t0:.1f} s incl. generation or cache)"
     )
     if cfg.all:
         modes = ("interp", "extrap") if cfg.model != "mlp-ensemble" else ("extrap",)
@@ -244,8 +313,10 @@ def run_benchmark(cfg: PaperConfig) -> list[dict[str, Any]]:
         row = run_cell(cfg, mode, p, data)
         rows.append(row)
         paper = "" if row["paper_mse"] is None else f"   paper {row['paper_mse'] * 100:.3f}"
-        print(f"{row['model']} {mode:<6} p={p:<4} test MSE x1e-2 {row['test_mse'] * 100:.3f}{paper}"
-              f"   ({row['train_seconds']:.0f} s, {row['iterations']} iterations, {row['device']})")  # fmt: skip
+        print(
+            f"{row['model']} {mode:<6} p={p:<4} test MSE x1e-2 {row['test_mse'] * 100:.3f}{paper}"
+            f"   ({row['train_seconds']:.0f} s, {row['iterations']} iterations, {row['device']})"
+        )
     append_csv(cfg.csv, rows)
     print(f"appended to {cfg.csv}")
     return rows

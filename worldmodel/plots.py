@@ -27,8 +27,12 @@ def plot_horizon(result: HorizonResult, path: str | Path) -> Path:
         if name not in (FLOOR, CEILING):
             lo, hi = np.percentile(err, [25, 75], axis=0)
             ax.fill_between(h, np.maximum(lo, 1e-12), np.maximum(hi, 1e-12), alpha=0.15)
-    ax.set(xlabel="horizon (steps after the last observation)", ylabel="MSE (normalised units)",
-           yscale="log", title=f"open-loop error vs horizon, {result.settings.get('env_id', '')}")  # fmt: skip
+    ax.set(
+        xlabel="horizon (steps after the last observation)",
+        ylabel="MSE (normalised units)",
+        yscale="log",
+        title=f"open-loop error vs horizon, {result.settings.get('env_id', '')}",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)

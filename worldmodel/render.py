@@ -62,8 +62,16 @@ def evaluation_frames(
         for k in range(len(s.context.t)):
             real = r.frame(s.context_qpos[k], s.context_qvel[k])
             tcap = f"t={s.context.t[k]:+.3f}s"
-            frames.append(np.concatenate([_caption(real, f"real {tcap}"), _caption(real, "observed"),
-                                          _caption(np.zeros_like(real), "(context)")], 1))  # fmt: skip
+            frames.append(
+                np.concatenate(
+                    [
+                        _caption(real, f"real {tcap}"),
+                        _caption(real, "observed"),
+                        _caption(np.zeros_like(real), "(context)"),
+                    ],
+                    1,
+                )
+            )
         last_seen = (frames[-1][:, size : 2 * size] * 0.45).astype(np.uint8) if frames else None
         pred = result.predictions[model][start]
         vx = pred[:, r.nq - 1]
@@ -73,8 +81,16 @@ def evaluation_frames(
             real = r.frame(result.real_qpos[start, h], result.real_qvel[start, h])
             imag = r.from_obs(pred[h], float(xs[h]))
             cap = f"t={t[h]:+.3f}s h={h + 1}"
-            frames.append(np.concatenate([_caption(real, f"real {cap}"), _caption(last_seen, "no observation"),
-                                          _caption(imag, f"{model}")], 1))  # fmt: skip
+            frames.append(
+                np.concatenate(
+                    [
+                        _caption(real, f"real {cap}"),
+                        _caption(last_seen, "no observation"),
+                        _caption(imag, f"{model}"),
+                    ],
+                    1,
+                )
+            )
         return frames
     finally:
         r.close()

@@ -61,7 +61,8 @@ def evaluate_runs(
         names.append(name)
         if m.env_id != models[0].env_id:
             raise ValueError(
-                f"{r} is a model of {m.env_id!r}, {runs[0]} of {models[0].env_id!r}: compare runs of one env"
+                f"{r} is a model of {m.env_id!r}, {runs[0]} of {models[0].env_id!r}: "
+                "compare runs of one env"
             )
     data_path = config.dataset or models[0].run_config["dataset"]["path"]
     if data_path is None:
@@ -74,12 +75,26 @@ def evaluate_runs(
     test = heldout_split(models[0], dataset)
     norm = models[0].normalizer
 
-    held = {n: heldout_error(m, test, observed=config.observed, window=m.run_config["train"]["window"], seed=config.seed)
-            for n, m in zip(names, models)}  # fmt: skip
+    held = {
+        n: heldout_error(
+            m,
+            test,
+            observed=config.observed,
+            window=m.run_config["train"]["window"],
+            seed=config.seed,
+        )
+        for n, m in zip(names, models)
+    }
     result = compare_to_simulator(
-        [ModelPredictor(m, n, seed=config.seed) for n, m in zip(names, models)], test, norm,
-        horizon=config.horizon, starts=config.starts, context=config.context, policy=config.policy, seed=config.seed,
-    )  # fmt: skip
+        [ModelPredictor(m, n, seed=config.seed) for n, m in zip(names, models)],
+        test,
+        norm,
+        horizon=config.horizon,
+        starts=config.starts,
+        context=config.context,
+        policy=config.policy,
+        seed=config.seed,
+    )
     from worldmodel.plots import plot_horizon, plot_trajectories
 
     plot_horizon(result, out / "horizon.png")
@@ -116,13 +131,18 @@ def evaluate_runs(
 
 def _results(names, held, result: HorizonResult, config, data_path, runs, seconds) -> dict:
     return {
-        "runs": [str(r) for r in runs], "dataset": str(data_path), "seconds": seconds,
+        "runs": [str(r) for r in runs],
+        "dataset": str(data_path),
+        "seconds": seconds,
         "settings": {**result.settings, "observed": list(config.observed)},
         "heldout": {n: held[n] for n in names},
-        "horizon_mse": {k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in result.errors.items()},
+        "horizon_mse": {
+            k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()}
+            for k, v in result.errors.items()
+        },
         # (horizon, obs_dim): squared error of each observation dimension, mean over start states
         "horizon_mse_per_dim": {k: v.mean(0).tolist() for k, v in result.per_dim.items()},
-    }  # fmt: skip
+    }
 
 
 def _markdown(
@@ -140,32 +160,60 @@ def _markdown(
 ) -> str:
     s = result.settings
     L = [f"# Evaluation report: {', '.join(names)} on {s['env_id']}", ""]
-    L += ["## Settings", "",
-          f"- runs: {', '.join(f'`{r}`' for r in runs)}",
-          f"- dataset: `{data_path}`, {n_test} held-out test episodes (the first run's split)",
-          f"- open loop: {s['starts']} recorded start states, {s['context']} observations of context, "
-          f"{s['horizon']} steps of `{s['policy']}` actions held for dts drawn from `{s['timing']}`, seed {s['seed']}",
-          "- errors: squared error averaged over observation dimensions, in the first run's normalised units",
-          f"- wall-clock of this evaluation: {seconds:.1f} s", ""]  # fmt: skip
-    L += ["## Held-out accuracy", "",
-          "MSE (normalised units) on the held-out test episodes; `interp` shows a fraction p of each "
-          "window and scores all of it, `extrap` shows p of the first half and scores the second half.", "",
-          "| model | mode | " + " | ".join(f"p={p:g}" for p in config.observed) + " |",
-          "|---|---|" + "---|" * len(config.observed)]  # fmt: skip
+    L += [
+        "## Settings",
+        "",
+        f"- runs: {', '.join(f'`{r}`' for r in runs)}",
+        f"- dataset: `{data_path}`, {n_test} held-out test episodes (the first run's split)",
+        f"- open loop: {s['starts']} recorded start states, "
+        f"{s['context']} observations of context, "
+        f"{s['horizon']} steps of `{s['policy']}` actions held for dts drawn from "
+        f"`{s['timing']}`, seed {s['seed']}",
+        "- errors: squared error averaged over observation dimensions, "
+        "in the first run's normalised units",
+        f"- wall-clock of this evaluation: {seconds:.1f} s",
+        "",
+    ]
+    L += [
+        "## Held-out accuracy",
+        "",
+        "MSE (normalised units) on the held-out test episodes; `interp` shows a fraction p of each "
+        "window and scores all of it, `extrap` shows p of the first half and scores the second "
+        "half.",
+        "",
+        "| model | mode | " + " | ".join(f"p={p:g}" for p in config.observed) + " |",
+        "|---|---|" + "---|" * len(config.observed),
+    ]
     for n in names:
         for mode in ("interp", "extrap"):
             vals = [r["mse"] for r in held[n] if r["mode"] == mode]
             L.append(f"| {n} | {mode} | " + " | ".join(f"{v:.4g}" for v in vals) + " |")
     hs = [h for h in HORIZONS if h <= s["horizon"]]
-    L += ["", "## Error vs horizon", "",
-          f"Mean ± std over start states; `{FLOOR}` is the simulator against itself from a state "
-          f"1e-6 away, `{CEILING}` holds the last observation.", "",
-          "| predictor | " + " | ".join(f"h={h}" for h in hs) + " |", "|---|" + "---|" * len(hs)]  # fmt: skip
+    L += [
+        "",
+        "## Error vs horizon",
+        "",
+        f"Mean ± std over start states; `{FLOOR}` is the simulator against itself from a state "
+        f"1e-6 away, `{CEILING}` holds the last observation.",
+        "",
+        "| predictor | " + " | ".join(f"h={h}" for h in hs) + " |",
+        "|---|" + "---|" * len(hs),
+    ]
     for row in result.table(hs):
         L.append(f"| {row['name']} | " + " | ".join(_fmt(row[f"h={h}"]) for h in hs) + " |")
-    L += ["", "![error vs horizon](horizon.png)", "", "## Trajectories", "",
-          "Start state 0: real (black), predictions, and the observed context points (dots, t < 0).", "",
-          "![trajectories](trajectories.png)", "", "## Video", ""]  # fmt: skip
+    L += [
+        "",
+        "![error vs horizon](horizon.png)",
+        "",
+        "## Trajectories",
+        "",
+        "Start state 0: real (black), predictions, and the observed context points (dots, t < 0).",
+        "",
+        "![trajectories](trajectories.png)",
+        "",
+        "## Video",
+        "",
+    ]
     if videos:
         for n, (gif, mp4) in videos.items():
             L += [
@@ -192,8 +240,10 @@ def _collect_command(spec: EnvSpec, meta: dict, episodes: int, policy: str, data
     """The ``worldmodel collect`` command of a dataset: its env spec (kwargs, wrappers, time
     limit), policy and seed, as recorded in its metadata."""
     q = shlex.quote
-    cmd = (f"worldmodel collect --env {spec.env_id} --episodes {episodes} --policy {q(policy)} "
-           f"--timing {spec.timing} --seed {meta.get('seed', 0)}")  # fmt: skip
+    cmd = (
+        f"worldmodel collect --env {spec.env_id} --episodes {episodes} --policy {q(policy)} "
+        f"--timing {spec.timing} --seed {meta.get('seed', 0)}"
+    )
     noise = (meta.get("policy") or {}).get("noise_std")
     if noise:
         cmd += f" --action-noise {noise:g}"
@@ -223,11 +273,19 @@ def _commands(
     out = [_collect_command(EnvSpec.from_metadata(meta), meta, len(dataset), str(pol), data_path)]
     for r, m in zip(runs, models):
         cfg = m.run_config["train"]
-        out.append(f"worldmodel train {q(str(data_path))} --model {cfg['model']} --out {q(str(r))} --epochs {cfg['epochs']} "
-                   f"--steps-per-epoch {cfg['steps_per_epoch']} --window {cfg['window']} --seed {cfg['seed']}"
-                   f"  # every setting: {r}/config.json")  # fmt: skip
+        out.append(
+            f"worldmodel train {q(str(data_path))} --model {cfg['model']} --out {q(str(r))} "
+            f"--epochs {cfg['epochs']} --steps-per-epoch {cfg['steps_per_epoch']} "
+            f"--window {cfg['window']} --seed {cfg['seed']}"
+            f"  # every setting: {r}/config.json"
+        )
     s = result.settings
-    out.append("worldmodel evaluate " + " ".join(q(str(r)) for r in runs) + f" --dataset {q(str(data_path))} "
-               f"--horizon {s['horizon']} --starts {s['starts']} --context {s['context']} --policy {s['policy']} "
-               f"--seed {s['seed']}" + ("" if config.video else " --no-video") + " --out REPORT_DIR")  # fmt: skip
+    out.append(
+        "worldmodel evaluate "
+        + " ".join(q(str(r)) for r in runs)
+        + f" --dataset {q(str(data_path))} "
+        f"--horizon {s['horizon']} --starts {s['starts']} --context {s['context']} "
+        f"--policy {s['policy']} "
+        f"--seed {s['seed']}" + ("" if config.video else " --no-video") + " --out REPORT_DIR"
+    )
     return out

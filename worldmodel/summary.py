@@ -54,9 +54,11 @@ def describe(dataset: Dataset, title: str = "", full: bool = True) -> str:
         f"  seed          {meta.get('seed', '?')}   format v{meta.get('format_version')}",
         f"  episodes      {len(dataset)}  (terminated {sum(ep.terminated for ep in dataset)}, "
         f"truncated {sum(ep.truncated for ep in dataset)})",
-        f"  steps         {dataset.num_steps} transitions, {sum(len(ep) for ep in dataset)} observations, "
+        f"  steps         {dataset.num_steps} transitions, "
+        f"{sum(len(ep) for ep in dataset)} observations, "
         f"{sum(ep.duration for ep in dataset):.3f} s simulated",
-        f"  episode len   min {lengths.min()} / mean {lengths.mean():.1f} / max {lengths.max()} steps",
+        f"  episode len   min {lengths.min()} / mean {lengths.mean():.1f} "
+        f"/ max {lengths.max()} steps",
     ]
     if not full:
         return "\n".join(lines)

@@ -81,7 +81,8 @@ class Trainer:
             saved = _read_json(config_path)
             if saved.get("env_id") != dataset.env_id:
                 raise ValueError(
-                    f"{self.run_dir} was trained on {saved.get('env_id')!r}, the dataset is {dataset.env_id!r}"
+                    f"{self.run_dir} was trained on {saved.get('env_id')!r}, "
+                    f"the dataset is {dataset.env_id!r}"
                 )
             config = TrainConfig.from_dict({**saved["train"], "epochs": config.epochs})
         elif config_path.exists():
@@ -97,7 +98,8 @@ class Trainer:
         splits = dataset.split(config.split, config.split_seed)
         if splits["train"] is None or splits["val"] is None:
             raise ValueError(
-                f"dataset of {len(dataset)} episodes leaves no train or validation episodes with split {config.split}"
+                f"dataset of {len(dataset)} episodes leaves no train or validation episodes "
+                f"with split {config.split}"
             )
         self.train_eps, self.val_eps = splits["train"].episodes, splits["val"].episodes
         self.device = resolve_device(config.device)
@@ -152,10 +154,13 @@ class Trainer:
             "action_high": meta.get("action_high"),
             "default_dt": meta.get("default_dt"),
             "train": self.config.to_dict(),
-            "dataset": {"path": None if dataset_path is None else str(dataset_path), "episodes": len(self.dataset),
-                        "metadata": {k: v for k, v in meta.items() if k != "merged_from"}},
+            "dataset": {
+                "path": None if dataset_path is None else str(dataset_path),
+                "episodes": len(self.dataset),
+                "metadata": {k: v for k, v in meta.items() if k != "merged_from"},
+            },
             "library_versions": library_versions(),
-        }  # fmt: skip
+        }
 
     def _modes(self) -> tuple[str, ...]:
         """Modes whose validation mse makes the score: trained, and meaningful for the model."""
@@ -174,10 +179,17 @@ class Trainer:
         for mode in ("interp", "extrap") if c.mode == "both" else (c.mode,):  # only what is trained
             rng = np.random.default_rng([c.eval_seed, len(mode)])
             out[mode] = [
-                make_batch(self.val_eps, windows[i : i + 2 * c.batch_size], self.normalizer, mode=mode,
-                           observed=c.eval_observed, context_fraction=c.context_fraction, rng=rng).to(self.device)
+                make_batch(
+                    self.val_eps,
+                    windows[i : i + 2 * c.batch_size],
+                    self.normalizer,
+                    mode=mode,
+                    observed=c.eval_observed,
+                    context_fraction=c.context_fraction,
+                    rng=rng,
+                ).to(self.device)
                 for i in range(0, len(windows), 2 * c.batch_size)
-            ]  # fmt: skip
+            ]
         return out
 
     # -- one step -----------------------------------------------------------------------------
@@ -186,8 +198,15 @@ class Trainer:
         mode = c.mode if c.mode != "both" else ("interp", "extrap")[int(self.rng.integers(2))]
         observed = float(self.rng.uniform(c.observed_min, c.observed_max))
         windows = sample_windows(self.train_eps, c.batch_size, c.window, self.rng)
-        return make_batch(self.train_eps, windows, self.normalizer, mode=mode, observed=observed,
-                          context_fraction=c.context_fraction, rng=self.rng).to(self.device)  # fmt: skip
+        return make_batch(
+            self.train_eps,
+            windows,
+            self.normalizer,
+            mode=mode,
+            observed=observed,
+            context_fraction=c.context_fraction,
+            rng=self.rng,
+        ).to(self.device)
 
     def _lr(self) -> float:
         c = self.config
@@ -234,8 +253,8 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """``val/{mode}_{mse,nll}`` for each trained mode on the fixed validation batches, and ``val/score``
-        (the mean mse over the trained modes that the model is scored on, see
+        """``val/{mode}_{mse,nll}`` for each trained mode on the fixed validation batches, and
+        ``val/score`` (the mean mse over the trained modes that the model is scored on, see
         ``WorldModel.scored_modes``: the best checkpoint minimises it)."""
         self.model.eval()
         out: dict[str, float] = {}
@@ -253,8 +272,13 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
-        return {"model": self.config.model, "epoch": self.state["epoch"], "step": self.state["step"],
-                "state": self.state, "numpy_rng": self.rng.bit_generator.state}  # fmt: skip
+        return {
+            "model": self.config.model,
+            "epoch": self.state["epoch"],
+            "step": self.state["step"],
+            "state": self.state,
+            "numpy_rng": self.rng.bit_generator.state,
+        }
 
     def _save(self, name: str, optimizer: bool) -> None:
         extra = None
@@ -343,7 +367,8 @@ class Trainer:
             self._save("last.safetensors", optimizer=True)
             if c.progress:
                 tqdm.write(
-                    f"epoch {epoch}: train/loss {row.get('train/loss', float('nan')):.4g}  val/score {row['val/score']:.4g}"
+                    f"epoch {epoch}: train/loss {row.get('train/loss', float('nan')):.4g}  "
+                    f"val/score {row['val/score']:.4g}"
                     + ("  (best)" if improved else "")
                     + (f"  skipped {skipped}" if skipped else "")
                 )
@@ -396,8 +421,14 @@ def train(
     return load(out)
 
 
-def load(run_dir: str | Path, *, which: Literal["best", "last"] = "best", env_id: str | None = None,
-         obs_dim: int | None = None, device: str = "cpu") -> WorldModel:  # fmt: skip
+def load(
+    run_dir: str | Path,
+    *,
+    which: Literal["best", "last"] = "best",
+    env_id: str | None = None,
+    obs_dim: int | None = None,
+    device: str = "cpu",
+) -> WorldModel:
     """Load a trained model from a run directory, ready to use (eval mode).
 
     ``env_id`` / ``obs_dim``, when given, must match the run's (a clear error otherwise).

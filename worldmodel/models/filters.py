@@ -131,8 +131,16 @@ class ODERNN(FilterModel):
 
     def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         c = self.config
-        return step_zoh(self.field, h, a, dt, method=c.solver, max_step=self.max_step_units(),
-                        rtol=c.rtol, atol=c.atol)  # fmt: skip
+        return step_zoh(
+            self.field,
+            h,
+            a,
+            dt,
+            method=c.solver,
+            max_step=self.max_step_units(),
+            rtol=c.rtol,
+            atol=c.atol,
+        )
 
 
 class GRUDelta(FilterModel):

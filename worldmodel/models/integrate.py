@@ -93,8 +93,13 @@ def solver_grid(
     if max_step is None:
         return grid
     U = grid.shape[0]
-    knots = torch.cat([torch.zeros(1, dtype=torch.long, device=grid.device), switch_index(actions, scale),
-                       torch.full((1,), U - 1, dtype=torch.long, device=grid.device)])  # fmt: skip
+    knots = torch.cat(
+        [
+            torch.zeros(1, dtype=torch.long, device=grid.device),
+            switch_index(actions, scale),
+            torch.full((1,), U - 1, dtype=torch.long, device=grid.device),
+        ]
+    )
     d = grid.diff()
     if scale is None:
         phys = d.unsqueeze(0)
@@ -209,7 +214,14 @@ def step_zoh(
     all rows share one solve; fixed-step methods take ``ceil(max(dt) / max_step)`` steps."""
     grid = torch.tensor([0.0, 1.0], dtype=z.dtype, device=z.device)
     out = odeint_zoh(
-        f, z, grid, action.unsqueeze(1), method=method, max_step=max_step,
-        rtol=rtol, atol=atol, scale=dt.reshape(-1, 1).to(z.dtype),
-    )  # fmt: skip
+        f,
+        z,
+        grid,
+        action.unsqueeze(1),
+        method=method,
+        max_step=max_step,
+        rtol=rtol,
+        atol=atol,
+        scale=dt.reshape(-1, 1).to(z.dtype),
+    )
     return out[-1]

@@ -8,8 +8,9 @@ with a learned per-dimension ``s``.
 Recognition: an RNN runs *backward* in time over the context points of each window (inputs:
 observation, mask, the action held from that point, the time gap) and gives
 ``q(z0) = N(mu, sigma)`` at the window's anchor: its start when interpolating, its last
-observed point when extrapolating or encoding a context for imagination. Between context points its hidden state is
-evolved by an autonomous ODE (``encoder="ode-rnn"``, Euler steps) or kept (``"rnn"``).
+observed point when extrapolating or encoding a context for imagination. Between context
+points its hidden state is evolved by an autonomous ODE (``encoder="ode-rnn"``, Euler steps)
+or kept (``"rnn"``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class ActionField(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
         self.net = mlp(dim + act_dim, units, layers, dim, ACTIVATIONS[activation])
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -156,8 +159,9 @@ class LatentModel(WorldModel):
         self.state_dim = nobs + L if self.carry else L
         self.encoder = Encoder(obs_dim, act_dim, self.state_dim, config)
         if self.dynamics == "ode":
-            self.field = ActionField(self.state_dim, act_dim, config.units, config.layers,
-                                     config.field_activation)  # fmt: skip
+            self.field = ActionField(
+                self.state_dim, act_dim, config.units, config.layers, config.field_activation
+            )
         else:
             self.transition = GRUTransition(L, act_dim)
         self.decoder = (
@@ -210,9 +214,17 @@ class LatentModel(WorldModel):
             c = self.config
             clock = torch.arange(K, dtype=z0.dtype, device=z0.device)
             zs = odeint_zoh(
-                self.field, z, clock, acts, method=c.solver, max_step=self.max_step_units(),
-                rtol=c.rtol, atol=c.atol, adjoint=c.adjoint, scale=scale,
-            ).transpose(0, 1)  # fmt: skip
+                self.field,
+                z,
+                clock,
+                acts,
+                method=c.solver,
+                max_step=self.max_step_units(),
+                rtol=c.rtol,
+                atol=c.atol,
+                adjoint=c.adjoint,
+                scale=scale,
+            ).transpose(0, 1)
         else:
             out = [z]
             for k in range(K - 1):
@@ -278,8 +290,13 @@ class LatentModel(WorldModel):
         with torch.no_grad():
             mse = masked_mse(mean.mean(0), batch.obs, batch.target)
             nll = -(loglik.mean(0) / n).mean()
-        return loss, {"loss": loss.item(), "nll": nll.item(), "kl": kl.mean().item(),
-                      "mse": mse.item(), "kl_weight": float(self.kl_weight)}  # fmt: skip
+        return loss, {
+            "loss": loss.item(),
+            "nll": nll.item(),
+            "kl": kl.mean().item(),
+            "mse": mse.item(),
+            "kl_weight": float(self.kl_weight),
+        }
 
     def predict(self, batch: Batch, samples: int = 1) -> Prediction:
         q = self.posterior(batch)
@@ -309,8 +326,16 @@ class LatentModel(WorldModel):
         tau = self.tau(dt).to(state.dtype)
         if self.dynamics == "ode":
             c = self.config
-            z = step_zoh(self.field, state, action, tau, method=c.solver, max_step=self.max_step_units(),
-                         rtol=c.rtol, atol=c.atol)  # fmt: skip
+            z = step_zoh(
+                self.field,
+                state,
+                action,
+                tau,
+                method=c.solver,
+                max_step=self.max_step_units(),
+                rtol=c.rtol,
+                atol=c.atol,
+            )
             if self.carry:  # imagination stays inside the training range (see bound_obs)
                 z = torch.cat([self.bound_obs(z[:, : self.obs_dim]), z[:, self.obs_dim :]], -1)
         else:
