@@ -1,6 +1,7 @@
-"""The README's claims that can be checked mechanically: every name its Python snippets import
-exists, every local file it links exists, and every figure in its result tables appears in a
-committed results file (rounded as printed)."""
+"""The claims of the README and of the pages under docs/ that can be checked mechanically:
+every name their Python snippets import exists, every local file (and heading) they link
+exists, and every figure in their result tables appears in the committed results file named
+for that table (rounded as printed)."""
 
 from __future__ import annotations
 
@@ -16,52 +17,75 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
 RESULTS = "benchmarks/results/"
 PAPER = [RESULTS + "paper_hopper.csv", RESULTS + "paper_hopper_traces.csv"]
+README = "README.md"
+BENCH = "docs/benchmarks/"
+# Every page checked here: the README and the hand-written pages under docs/ (not docs/demo/: a
+# report written by `worldmodel demo`, copied as it is).
+PAGES = [README] + sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "docs").rglob("*.md")
+    if "demo" not in p.relative_to(ROOT / "docs").parts
+)
+CONTROL = [RESULTS + "control.csv", RESULTS + "control_runs"]
+# What the README's one benchmarks table was checked against, before it became a row per page
+BENCHMARKS = [
+    RESULTS + name
+    for name in (
+        "collection.csv",
+        "training.csv",
+        "imagination.csv",
+        "control.csv",
+        "hopper_models.csv",
+        "control_runs",
+    )
+]
 
-# Each result table, by the first cell of its header row: the committed files its figures come
-# from, and the factors a printed figure may be multiplied by to read as in the file ("x 1e-2").
-SOURCES: dict[str, tuple[list[str], tuple[float, ...]]] = {
-    "mean real return (std)": ([RESULTS + "control.csv", RESULTS + "control_runs"], (1,)),
-    "test dt (substeps)": ([RESULTS + "world_models_summary.csv"], (1,)),
+# Each result table, by its page and the first cell of its header row: the committed files its
+# figures come from, and the factors a printed figure may be multiplied by to read as in the
+# file ("x 1e-2"). Moving a table to another page moves its entry here.
+SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     # the demo's table: its report's results.json, copied to docs/demo/ with its plot and video
-    "open-loop MSE (normalised)": (["docs/demo/results.json"], (1,)),
-    "test MSE x 1e-2": (PAPER[:1], (1e-2,)),
-    "cell": (PAPER, (1, 1e-2)),  # "first at or below the paper" reads the traces
-    "model": (PAPER[:1], (1, 1e-2)),
-    "gru-dt": (PAPER[:1], (1, 1e-2)),
-    "benchmark": (
-        [
-            RESULTS + name
-            for name in (
-                "collection.csv",
-                "training.csv",
-                "imagination.csv",
-                "control.csv",
-                "hopper_models.csv",
-                "control_runs",
-            )
-        ],
+    (README, "open-loop MSE (normalised)"): (["docs/demo/results.json"], (1,)),
+    (BENCH + "world_models.md", "test dt (substeps)"): (
+        [RESULTS + "world_models_summary.csv"],
         (1,),
     ),
+    (BENCH + "control.md", "mean real return (std)"): (CONTROL, (1,)),
+    (BENCH + "control.md", "benchmark"): (CONTROL, (1,)),
+    (BENCH + "paper_hopper.md", "test MSE x 1e-2"): (PAPER[:1], (1e-2,)),
+    # "first at or below the paper" reads the traces
+    (BENCH + "paper_hopper.md", "cell"): (PAPER, (1, 1e-2)),
+    (BENCH + "paper_hopper.md", "model"): (PAPER[:1], (1, 1e-2)),
+    (BENCH + "paper_hopper.md", "gru-dt"): (PAPER[:1], (1, 1e-2)),
+    # these two rows quote settings (2000 episodes, batch 32 x 50) that their own files keep
+    # in no column: they stay checked against the benchmarks table's files
+    (BENCH + "collection.md", "benchmark"): (BENCHMARKS, (1,)),
+    (BENCH + "training.md", "benchmark"): (BENCHMARKS, (1,)),
+    (BENCH + "imagination.md", "benchmark"): ([RESULTS + "imagination.csv"], (1,)),
+    (BENCH + "hopper_models.md", "benchmark"): ([RESULTS + "hopper_models.csv"], (1,)),
 }
 # Tables that hold descriptions, not results (the models table: its one number is a year).
-NOT_RESULTS = {"name"}
+NOT_RESULTS = {("docs/design.md", "name"), ("docs/design.md", "file")}
 # Whole tables with no committed results file behind them (none today).
-KNOWN_UNTRACED_TABLES: set[str] = set()
-# Single figures with no file behind them, as printed (table, figure).
+KNOWN_UNTRACED_TABLES: set[tuple[str, str]] = set()
+# Single figures with no file behind them, as printed (page, table, figure).
 KNOWN_UNTRACED = {
     # a property of the cosine schedule stretched from 20 to 25 epochs, not a measurement
-    ("cell", "14 %"),
+    (BENCH + "paper_hopper.md", "cell", "14 %"),
     # mlp-ensemble on the paper protocol: one epoch tried by hand, no row in paper_hopper.csv
-    ("model", "275"),
-    ("model", "9e13"),
-    ("model", "134"),
+    (BENCH + "paper_hopper.md", "model", "275"),
+    (BENCH + "paper_hopper.md", "model", "9e13"),
+    (BENCH + "paper_hopper.md", "model", "134"),
     # "~0.25 s the issue quotes for the original" and the ratios to it: quoted, not measured here
-    ("benchmark", "0.25"),
-    ("benchmark", "2.5x"),
+    (BENCH + "training.md", "benchmark", "0.25"),
+    (BENCH + "training.md", "benchmark", "2.5x"),
 }
+
+
+def _text(page: str) -> str:
+    return (ROOT / page).read_text()
 
 
 def _csv(name: str) -> list[dict[str, str]]:
@@ -76,7 +100,7 @@ def _control(method: str, steps: str) -> float:
 
 def _s_per_iter(configuration: str) -> float:
     rows = _csv("training.csv")
-    first = rows[0]["timestamp"]  # the run the README quotes (its other figures match it)
+    first = rows[0]["timestamp"]  # the run the page quotes (its other figures match it)
     row = next(
         r
         for r in rows
@@ -86,11 +110,11 @@ def _s_per_iter(configuration: str) -> float:
 
 
 # Figures computed from committed figures (ratios): how each is derived.
-DERIVED: dict[tuple[str, str], Callable[[], float]] = {
-    ("benchmark", "1.51x"): lambda: (
+DERIVED: dict[tuple[str, str, str], Callable[[], float]] = {
+    (BENCH + "control.md", "benchmark", "1.51x"): lambda: (
         _control("sac+imagination (utd 5)", "50000") / _control("sac", "50000")
     ),
-    ("benchmark", "6.5x"): lambda: (
+    (BENCH + "training.md", "benchmark", "6.5x"): lambda: (
         _s_per_iter("rk4, a step at every grid time") / _s_per_iter("dopri5 (rtol 1e-3, atol 1e-4)")
     ),
 }
@@ -145,7 +169,7 @@ def source_numbers(paths: list[str]) -> list[float]:
     per_method: dict[str, list[dict]] = {}
     for p in paths:
         path = ROOT / p
-        assert path.exists(), f"results file {p} named for a README table is not in the repository"
+        assert path.exists(), f"results file {p} named for a table is not in the repository"
         for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
             if f.suffix not in (".csv", ".json"):
                 continue
@@ -176,36 +200,49 @@ def _matches(value: float, tol: float, pool: list[float], scales: tuple[float, .
 
 def test_every_readme_table_figure_is_in_a_results_file():
     untraced, checked = [], 0
-    for line, header, rows in tables(README):
-        key = header[0]
-        if key in NOT_RESULTS or key in KNOWN_UNTRACED_TABLES:
-            continue
-        assert key in SOURCES, (
-            f"README line {line}: table {key!r} is new; name the committed results file its "
-            f"figures come from in tests/test_readme.py SOURCES"
-        )
-        paths, scales = SOURCES[key]
-        pool = source_numbers(paths)
-        for row in rows:
-            for cell in row:
-                for printed, value, tol in figures(cell):
-                    checked += 1
-                    if (key, printed) in DERIVED:
-                        ok = abs(DERIVED[key, printed]() - value) <= tol * (1 + 1e-9)
-                    else:
-                        ok = (key, printed) in KNOWN_UNTRACED or _matches(value, tol, pool, scales)
-                    if not ok:
-                        untraced.append(f"line {line}, table {key!r}: {printed} in {cell[:60]!r}")
+    for page in PAGES:
+        for line, header, rows in tables(_text(page)):
+            key = (page, header[0])
+            if key in NOT_RESULTS or key in KNOWN_UNTRACED_TABLES:
+                continue
+            assert key in SOURCES, (
+                f"{page} line {line}: table {header[0]!r} is new; name the committed results file "
+                f"its figures come from in tests/test_readme.py SOURCES"
+            )
+            paths, scales = SOURCES[key]
+            pool = source_numbers(paths)
+            where = f"{page} line {line}, table {header[0]!r}"
+            for row in rows:
+                for cell in row:
+                    for printed, value, tol in figures(cell):
+                        checked += 1
+                        if (*key, printed) in DERIVED:
+                            ok = abs(DERIVED[(*key, printed)]() - value) <= tol * (1 + 1e-9)
+                        else:
+                            ok = (*key, printed) in KNOWN_UNTRACED or _matches(
+                                value, tol, pool, scales
+                            )
+                        if not ok:
+                            untraced.append(f"{where}: {printed} in {cell[:60]!r}")
     assert checked > 100
-    assert not untraced, "README figures in no committed results file:\n" + "\n".join(untraced)
+    assert not untraced, "table figures in no committed results file:\n" + "\n".join(untraced)
+
+
+def test_every_benchmark_page_has_a_checked_results_table():
+    pages = [p for p in PAGES if p.startswith(BENCH) and p != BENCH + "README.md"]
+    assert len(pages) >= 7
+    for page in pages:
+        assert any((page, h[0]) in SOURCES for _, h, _ in tables(_text(page))), page
 
 
 def test_known_untraced_entries_are_still_in_the_readme():
-    keys = {header[0] for _, header, _ in tables(README)}
+    keys = {(page, header[0]) for page in PAGES for _, header, _ in tables(_text(page))}
     assert KNOWN_UNTRACED_TABLES | NOT_RESULTS | set(SOURCES) >= keys
-    for table, printed in KNOWN_UNTRACED | set(DERIVED):
-        cells = [c for _, h, rows in tables(README) if h[0] == table for r in rows for c in r]
-        assert any(p == printed for c in cells for p, _, _ in figures(c)), (table, printed)
+    # and no entry is stale: each names a table that is there
+    assert keys >= KNOWN_UNTRACED_TABLES | NOT_RESULTS | set(SOURCES)
+    for page, table, printed in KNOWN_UNTRACED | set(DERIVED):
+        cells = [c for _, h, rows in tables(_text(page)) if h[0] == table for r in rows for c in r]
+        assert any(p == printed for c in cells for p, _, _ in figures(c)), (page, table, printed)
 
 
 def test_figure_parsing():
@@ -227,13 +264,18 @@ def test_figure_parsing():
     assert _matches(v, tol, [8.4e-11], (1,)) and not _matches(v, tol, [9e-11], (1,))
 
 
-def _python_snippets() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+def _python_snippets() -> list[tuple[str, str]]:
+    return [
+        (page, code)
+        for page in PAGES
+        for code in re.findall(r"```python\n(.*?)```", _text(page), flags=re.S)
+    ]
 
 
 @pytest.mark.parametrize("snippet", range(len(_python_snippets())))
 def test_readme_python_imports_resolve(snippet):
-    tree = ast.parse(_python_snippets()[snippet])
+    page, code = _python_snippets()[snippet]
+    tree = ast.parse(code)
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert imports
     for node in imports:
@@ -243,24 +285,47 @@ def test_readme_python_imports_resolve(snippet):
         else:
             module = importlib.import_module(node.module)
             for alias in node.names:
-                assert hasattr(module, alias.name), f"README imports {node.module}.{alias.name}"
+                assert hasattr(module, alias.name), f"{page} imports {node.module}.{alias.name}"
 
 
 def test_readme_documented_envs_names_exist():
     import envs
     import envs.imagined
 
-    for name in re.findall(r"`envs\.((?:imagined\.)?[A-Za-z_]\w*)", README):
-        obj = envs
-        for part in name.split("."):
-            assert hasattr(obj, part), f"README documents envs.{name}, which does not exist"
-            obj = getattr(obj, part)
+    for page in PAGES:
+        for name in re.findall(r"`envs\.((?:imagined\.)?[A-Za-z_]\w*)", _text(page)):
+            obj = envs
+            for part in name.split("."):
+                assert hasattr(obj, part), f"{page} documents envs.{name}, which does not exist"
+                obj = getattr(obj, part)
     assert {"ImaginedEnv", "ImaginedVectorEnv"} <= set(envs.__all__)
 
 
+def _anchors(text: str) -> set[str]:
+    """GitHub's ids of a markdown page's headings (outside code blocks)."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    out = set()
+    for title in re.findall(r"^#{1,6} +(.+?) *$", text, flags=re.M):
+        out.add(re.sub(r"[^\w\- ]", "", title.lower().replace("`", "")).replace(" ", "-"))
+    return out
+
+
+def test_anchor_ids():
+    assert _anchors("# A: the `x` (y)\n```\n# no\n```\n## Time and actions\n") == {
+        "a-the-x-y",
+        "time-and-actions",
+    }
+
+
 def test_readme_local_links_exist():
-    for target in re.findall(r"\]\(([^)#\s]+)\)", README):
-        if "://" not in target:
-            assert (ROOT / target).exists(), (
-                f"README links {target}, which is not in the repository"
-            )
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _text(page)):
+            if "://" in target:
+                continue
+            path, _, anchor = target.partition("#")
+            file = (ROOT / page).parent / path if path else ROOT / page
+            assert file.exists(), f"{page} links {target}, which is not in the repository"
+            if anchor and file.suffix == ".md":
+                assert anchor in _anchors(file.read_text()), (
+                    f"{page} links {target}: {path or page} has no heading {anchor!r}"
+                )
