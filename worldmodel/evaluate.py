@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from envs.factory import EnvSpec, make_env
+from envs.mujoco_state import state_from_obs
 from envs.tasks import check_env_id
 from envs.timing import TimingSpec
 from envs.wrappers import mujoco_base, physics_state, set_physics_state
@@ -178,7 +179,7 @@ class Simulator:
             raise ValueError(
                 f"observations of {obs.shape[0]} dims are not qpos[1:] ++ qvel of this env"
             )
-        return np.concatenate([[0.0], obs[: self.nq - 1]]), obs[self.nq - 1 :].copy()
+        return state_from_obs(obs, [0.0], self.nq, self.nv)
 
     def run(
         self, qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, dts: np.ndarray

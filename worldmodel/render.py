@@ -17,6 +17,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw
 
+from envs.mujoco_state import state_from_obs
 from envs.wrappers import set_physics_state
 from worldmodel.evaluate import HorizonResult
 
@@ -28,15 +29,15 @@ class FrameRenderer:
         os.environ.setdefault("MUJOCO_GL", "egl")
         self.env = gym.make(env_id, render_mode="rgb_array", width=size, height=size).unwrapped
         self.env.reset(seed=0)
-        self.nq = int(self.env.model.nq)
+        self.nq, self.nv = int(self.env.model.nq), int(self.env.model.nv)
 
     def frame(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         set_physics_state(self.env, qpos, qvel)
         return np.asarray(self.env.render()).copy()
 
     def from_obs(self, obs: np.ndarray, x: float) -> np.ndarray:
-        nq = self.nq
-        return self.frame(np.concatenate([[x], obs[: nq - 1]]), obs[nq - 1 :])
+        """The frame of an observation ``qpos[1:] ++ qvel`` at x position ``x`` [m]."""
+        return self.frame(*state_from_obs(obs, [x], self.nq, self.nv))
 
     def close(self) -> None:
         self.env.close()
