@@ -32,6 +32,7 @@ from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
 from envs.tasks import check_env_id
+from envs.wrappers import default_dt
 from worldmodel.batching import Context
 from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
@@ -221,8 +222,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         verbose=0,
         **buffer,
     )
-    dt = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
-    cb = DynaCallback(cfg, env, dt)
+    cb = DynaCallback(cfg, env, default_dt(env))
     resume_from = latest_checkpoint(cfg.out)
     if resume_from is not None:
         state, episodes = load_dyna_checkpoint(resume_from, agent, cfg)

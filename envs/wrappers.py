@@ -37,6 +37,20 @@ def mujoco_base(env: gym.Env) -> MujocoEnv:
     return base
 
 
+def control_clock(env: gym.Env) -> tuple[int, float]:
+    """``(substeps, physics_dt)``: the physics steps a MuJoCo env holds each action for by
+    default (its ``frame_skip``) and the physics timestep [s]."""
+    base = mujoco_base(env)
+    return int(base.frame_skip), float(base.model.opt.timestep)
+
+
+def default_dt(env: gym.Env) -> float:
+    """The env's own control step [s]: its default substeps times the physics timestep (what
+    ``MujocoEnv.dt`` gives; read outside a step of :class:`IrregularTiming`)."""
+    substeps, physics_dt = control_clock(env)
+    return physics_dt * substeps
+
+
 def physics_state(env: gym.Env) -> tuple[np.ndarray, np.ndarray, float]:
     """Copies of ``(qpos (nq,), qvel (nv,), time [s])`` of a MuJoCo env."""
     data = mujoco_base(env).data
@@ -86,8 +100,7 @@ class IrregularTiming(gym.Wrapper):
         super().__init__(env)
         self._base = mujoco_base(env)
         self.timing = TimingSpec.parse(timing)
-        self.default_substeps: int = int(self._base.frame_skip)
-        self.physics_dt: float = float(self._base.model.opt.timestep)
+        self.default_substeps, self.physics_dt = control_clock(env)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -276,6 +289,8 @@ __all__ = [
     "ResetNoise",
     "Incline",
     "TrajectoryRecorder",
+    "control_clock",
+    "default_dt",
     "physics_state",
     "set_physics_state",
     "mujoco_base",

@@ -24,7 +24,7 @@ from envs.factory import EnvSpec, make_env
 from envs.mujoco_state import state_from_obs
 from envs.tasks import check_env_id
 from envs.timing import TimingSpec
-from envs.wrappers import mujoco_base, physics_state, set_physics_state
+from envs.wrappers import control_clock, mujoco_base, physics_state, set_physics_state
 from worldmodel.batching import Context, Normalizer, context_batch, make_batch, tile_windows
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
@@ -333,9 +333,8 @@ def action_plan(
     env of ``env`` (an :class:`envs.EnvSpec` or an env id: its action space and default
     substeps)."""
     env = make_env(_as_spec(env).replace(timing="fixed"), bare=True)
-    base = mujoco_base(env)
     space = env.action_space
-    frame_skip, physics_dt = int(base.frame_skip), float(base.model.opt.timestep)
+    frame_skip, physics_dt = control_clock(env)
     env.close()
     rng = np.random.default_rng(seed)
     if policy == "random":
