@@ -1,4 +1,5 @@
-"""Trajectory datasets: ragged episodes of irregularly timed rollouts, in one ``.npz`` file.
+"""Trajectory datasets: ragged episodes of irregularly timed rollouts, in one ``.npz`` file
+or in a directory of such files read lazily (shards, see :mod:`worldmodel.shards`).
 
 Convention (shared by every part of the project, see README "Time and actions"):
 ``t`` is seconds since the episode's start, strictly increasing; action ``a_i`` is held on
@@ -33,6 +34,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,7 +270,8 @@ class Dataset:
 
     @staticmethod
     def merge(datasets: Sequence[Dataset]) -> Dataset:
-        """Concatenate datasets of the same env (same ``env_id`` and field widths).
+        """Concatenate datasets of the same env (same ``env_id`` and field widths); lazy (a
+        :class:`~worldmodel.shards.ShardedDataset`) when one of them is.
 
         The result's metadata is the first's, with ``merged_from`` listing every source's.
         """
@@ -283,11 +286,16 @@ class Dataset:
                 )
         meta = {k: v for k, v in first.metadata.items() if k != "merged_from"}
         meta["merged_from"] = [d.metadata for d in datasets]
+        if any(not isinstance(d.episodes, list) for d in datasets):  # sharded: stay lazy
+            from worldmodel.shards import merge_lazy
+
+            return merge_lazy(datasets, meta)
         return Dataset([ep for d in datasets for ep in d.episodes], meta)
 
     # -- files -------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the dataset to one ``.npz`` file atomically."""
+    def save(self, path: str | os.PathLike, *, compress: bool = True) -> Path:
+        """Write the dataset to one ``.npz`` file atomically (``compress=False``: stored, so
+        that a shard can be memory-mapped)."""
         lengths = np.array([len(ep) for ep in self.episodes], dtype=np.int64)
         arrays = {
             "metadata": np.array(json.dumps(self.metadata, allow_nan=False)),
@@ -302,13 +310,19 @@ class Dataset:
             "truncated": np.array([ep.truncated for ep in self.episodes], dtype=bool),
             "seeds": np.array([ep.seed for ep in self.episodes], dtype=np.int64),
         }
-        return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        savez = np.savez_compressed if compress else np.savez
+        return atomic_write(path, lambda f: savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Dataset:
         """Load and validate a dataset file; any problem raises :class:`DatasetError` whose
-        message starts with the file's path."""
+        message starts with the file's path. A directory of shards loads lazily
+        (:func:`worldmodel.shards.load_shards`, a :class:`~worldmodel.shards.ShardedDataset`)."""
         path = Path(path)
+        if path.is_dir():
+            from worldmodel.shards import load_shards
+
+            return load_shards(path)
         try:
             return _load(path)
         except DatasetError as err:
@@ -316,28 +330,29 @@ class Dataset:
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:
-    """Load and validate a dataset file (see :meth:`Dataset.load`)."""
+    """Load and validate a dataset file or shard directory (see :meth:`Dataset.load`)."""
     return Dataset.load(path)
 
 
-def _load(path: Path) -> Dataset:
+def check_file_start(path: Path) -> None:
+    """Refuse a missing, empty or non-zip ``path`` (reads its first 4 bytes only)."""
     if not path.exists():
         raise DatasetError("no such file")
     if path.is_dir():
         raise DatasetError("is a directory, expected a .npz dataset file")
-    raw = path.read_bytes()
-    if not raw:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
         raise DatasetError("empty file (0 bytes)")
-    if not raw.startswith(b"PK\x03\x04"):
+    if head != b"PK\x03\x04":
         raise DatasetError("not a .npz (zip) file: truncated or corrupt header")
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Turn the errors of reading a damaged zip or ``.npy`` into :class:`DatasetError`."""
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            missing = [k for k in _FILE_FIELDS if k not in npz.files]
-            if missing:
-                raise DatasetError(
-                    f"missing field {missing[0]!r} (fields present: {sorted(npz.files)})"
-                )
-            arrays = {k: npz[k] for k in _FILE_FIELDS}
+        yield
     except DatasetError:
         raise
     except (
@@ -357,6 +372,29 @@ def _load(path: Path) -> Dataset:
     except ValueError as err:  # object arrays refused by allow_pickle=False, bad headers
         raise DatasetError(f"not a valid dataset file: {err}") from None
 
+
+def _load(path: Path) -> Dataset:
+    check_file_start(path)
+    raw = path.read_bytes()
+    with reading(), np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        missing = [k for k in _FILE_FIELDS if k not in npz.files]
+        if missing:
+            raise DatasetError(
+                f"missing field {missing[0]!r} (fields present: {sorted(npz.files)})"
+            )
+        arrays = {k: npz[k] for k in _FILE_FIELDS}
+    meta, lengths = check_fields(arrays)
+    return Dataset(episodes_from_arrays(arrays, lengths), meta)
+
+
+def check_fields(arrays: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """Check a file's fields against each other: metadata, format version, shapes, flag dtypes.
+
+    ``arrays`` maps every field to an array, or (for the large ones) anything with ``shape``
+    and ``ndim`` (a shard's ``.npy`` header); ``metadata``, ``episode_lengths``,
+    ``terminated``, ``truncated`` and ``seeds`` must be arrays. Returns the metadata and the
+    ``(N,)`` episode lengths. The values of episodes are checked by :class:`Dataset`.
+    """
     try:
         meta = json.loads(str(arrays["metadata"]))
     except json.JSONDecodeError as err:
@@ -408,22 +446,94 @@ def _load(path: Path) -> Dataset:
     if arrays["seeds"].dtype.kind not in "iu":
         raise DatasetError(f"field 'seeds' has dtype {arrays['seeds'].dtype}, expected integers")
 
+    return meta, lengths
+
+
+def episodes_from_arrays(arrays: dict[str, np.ndarray], lengths: np.ndarray) -> list[Episode]:
+    """The episodes of a file's checked fields, as views of its arrays."""
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    episodes = []
-    for i in range(n):
-        a, b = int(starts[i]), int(starts[i + 1])
-        sa, sb = a - i, b - i - 1
-        episodes.append(
-            Episode(
-                t=arrays["t"][a:b],
-                obs=arrays["obs"][a:b],
-                qpos=arrays["qpos"][a:b],
-                qvel=arrays["qvel"][a:b],
-                actions=arrays["actions"][sa:sb],
-                rewards=arrays["rewards"][sa:sb],
-                terminated=bool(arrays["terminated"][i]),
-                truncated=bool(arrays["truncated"][i]),
-                seed=int(arrays["seeds"][i]),
-            )
-        )
-    return Dataset(episodes, meta)
+    return [episode_at(arrays, starts, i) for i in range(len(lengths))]
+
+
+def episode_at(arrays: dict[str, np.ndarray], starts: np.ndarray, i: int) -> Episode:
+    """Episode ``i`` of a file's fields, as views; ``starts`` ``(N + 1,)``: offsets of each
+    episode's first observation (its actions and rewards start ``i`` rows earlier)."""
+    a, b = int(starts[i]), int(starts[i + 1])
+    sa, sb = a - i, b - i - 1
+    return Episode(
+        t=arrays["t"][a:b],
+        obs=arrays["obs"][a:b],
+        qpos=arrays["qpos"][a:b],
+        qvel=arrays["qvel"][a:b],
+        actions=arrays["actions"][sa:sb],
+        rewards=arrays["rewards"][sa:sb],
+        terminated=bool(arrays["terminated"][i]),
+        truncated=bool(arrays["truncated"][i]),
+        seed=int(arrays["seeds"][i]),
+    )
+
+
+# -- streaming over many episodes (a sharded dataset need not fit in memory) ------------------
+CHUNK_ROWS = 1 << 20
+"""Rows that :func:`field_chunks` stacks at once (88 MiB of 11-dim float64 observations)."""
+
+
+def episode_lengths(episodes: Sequence[Episode]) -> np.ndarray:
+    """``(N,)`` observations per episode; read without loading from a lazy sequence."""
+    lengths = getattr(episodes, "lengths", None)
+    if lengths is not None:
+        return np.asarray(lengths)
+    return np.array([len(ep) for ep in episodes], dtype=np.int64)
+
+
+def field_chunks(
+    episodes: Sequence[Episode], name: str, max_rows: int = CHUNK_ROWS
+) -> Iterator[np.ndarray]:
+    """Field ``name`` of consecutive episodes stacked along axis 0, in chunks of at most
+    ``max_rows`` rows (an episode longer than that is a chunk of its own): the whole
+    concatenation, as one chunk, when it fits."""
+    parts: list[np.ndarray] = []
+    rows = 0
+    for ep in episodes:
+        arr = np.asarray(getattr(ep, name))
+        if parts and rows + len(arr) > max_rows:
+            yield np.concatenate(parts)
+            parts, rows = [], 0
+        parts.append(arr)
+        rows += len(arr)
+    if parts:
+        yield np.concatenate(parts)
+
+
+@dataclass
+class Moments:
+    """Per-dimension count, mean, std, mean ``|x|``, min and max of ``(rows, dim)`` chunks.
+
+    Chunks merge with Chan et al.'s pairwise update; a single chunk gives numpy's own figures
+    exactly (``x.mean(0)``, ``x.std(0)``, ...).
+    """
+
+    n: int = 0
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    abs_mean: np.ndarray | None = None
+    min: np.ndarray | None = None
+    max: np.ndarray | None = None
+
+    def add(self, x: np.ndarray) -> None:
+        k = len(x)
+        if k == 0:
+            return
+        mean, std, abs_mean = x.mean(0), x.std(0), np.abs(x).mean(0)
+        if self.n == 0:
+            self.n, self.mean, self.std, self.abs_mean = k, mean, std, abs_mean
+            self.min, self.max = x.min(0), x.max(0)
+            return
+        n, total = self.n, self.n + k
+        delta = mean - self.mean
+        m2 = self.std**2 * n + std**2 * k + delta**2 * (n * k / total)
+        self.mean = self.mean + delta * (k / total)
+        self.std = np.sqrt(m2 / total)
+        self.abs_mean = (self.abs_mean * n + abs_mean * k) / total
+        self.min, self.max = np.minimum(self.min, x.min(0)), np.maximum(self.max, x.max(0))
+        self.n = total
