@@ -131,7 +131,7 @@ def main() -> None:
                 venv.reset(seed=0)
                 actions = np.random.default_rng(0).uniform(-1, 1, size=(b, 3))
                 env_sps = timed(partial(venv.step, actions), args.seconds) * b
-                core, state, obs = venv.core, venv._state, venv._obs
+                core, state, obs = venv.core, venv.batch.state, venv.batch.obs
                 dt = np.full(b, venv.real.dt)
                 core_sps = timed(partial(core.step, state, obs, actions, dt), args.seconds) * b
                 print(
