@@ -1,7 +1,8 @@
 """The claims of the README and of the pages under docs/ that can be checked mechanically:
-every name their Python snippets import exists, every local file (and heading) they link
-exists, and every figure in their result tables appears in the committed results file named
-for that table (rounded as printed)."""
+every name their Python snippets import exists, every `worldmodel` command line they show is a
+command with those flags, every local file (and heading) they link exists, and every figure in
+their result tables appears in the committed results file named for that table (rounded as
+printed)."""
 
 from __future__ import annotations
 
@@ -329,3 +330,46 @@ def test_readme_local_links_exist():
                 assert anchor in _anchors(file.read_text()), (
                     f"{page} links {target}: {path or page} has no heading {anchor!r}"
                 )
+
+
+def _cli_commands() -> list[tuple[str, list[str], list[str]]]:
+    """(page, subcommand words, flags) of every ``worldmodel`` command line the pages show, in
+    shell blocks (continued lines joined) and in inline code."""
+    out = []
+    for page in PAGES:
+        text = _text(page)
+        lines = [
+            line
+            for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+            for line in block.replace("\\\n", " ").splitlines()
+        ]
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)  # then code spans, in order
+        lines += [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", prose)]
+        for part in (p for line in lines for p in line.split("#")[0].split("&&")):
+            m = re.match(r"\s*(?:\w+=\S+\s+)*(?:\S*/)?worldmodel ((?:[a-z][\w-]* ?)+)(.*)", part)
+            if not m:
+                continue
+            words = m.group(1).split()
+            command = words[:2] if words[0] in ("dataset", "benchmark") else words[:1]
+            flags = re.findall(r"(?<!\S)(--[a-z][\w.-]*)", m.group(2))
+            out.append((page, command, flags))
+    return out
+
+
+def test_readme_cli_flags_exist(capsys):
+    from worldmodel.cli import main
+
+    commands = _cli_commands()
+    assert len(commands) >= 10
+    helps: dict[str, str] = {}
+    for page, command, flags in commands:
+        key = " ".join(command)
+        if key not in helps:
+            with pytest.raises(SystemExit) as exit_:
+                main([*command, "--help"])
+            assert exit_.value.code == 0, f"{page}: `worldmodel {key}` is not a command"
+            helps[key] = capsys.readouterr().out
+        for flag in flags:
+            assert re.search(rf"{re.escape(flag)}(?![\w.-])", helps[key]), (
+                f"{page}: `worldmodel {key}` has no flag {flag}"
+            )
