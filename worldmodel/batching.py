@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from worldmodel.data import Episode
+from worldmodel.data import Episode, Moments, episode_lengths, field_chunks
 
 Mode = Literal["interp", "extrap"]
 MODES: tuple[str, ...] = ("interp", "extrap")
@@ -52,17 +52,25 @@ class Normalizer:
         magnitude (a dimension near 100 that moves by 1e-4 is constant), and never below
         ``rel_floor`` in the data's units, so that a dimension constant in training (a joint
         that never moved) amplifies a test-time deviation by at most ``1 / rel_floor``
-        (1e-6 allowed 1e6). Warns naming the floored dimensions; refuses non-finite values."""
-        obs = np.concatenate([np.asarray(ep.obs, dtype=np.float64) for ep in episodes])
-        bad = ~np.isfinite(obs)
-        if bad.any():
-            row, dim = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"cannot fit the normaliser: observation {row} (of all episodes, in order) has "
-                f"a non-finite value ({obs[row, dim]}) in dimension {dim}"
-            )
-        mean, std = obs.mean(0), obs.std(0)
-        floor = rel_floor * np.maximum(1.0, np.abs(obs).mean(0))
+        (1e-6 allowed 1e6). Warns naming the floored dimensions; refuses non-finite values.
+        Streams over ``episodes`` in chunks of ``worldmodel.data.CHUNK_ROWS`` observations (a
+        sharded dataset need not fit in memory; up to that size, one chunk as before)."""
+        stats, seen = Moments(), 0
+        for obs in field_chunks(episodes, "obs"):
+            obs = np.asarray(obs, dtype=np.float64)
+            bad = ~np.isfinite(obs)
+            if bad.any():
+                row, dim = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"cannot fit the normaliser: observation {seen + row} (of all episodes, in "
+                    f"order) has a non-finite value ({obs[row, dim]}) in dimension {dim}"
+                )
+            stats.add(obs)
+            seen += len(obs)
+        if not seen:
+            raise ValueError("cannot fit the normaliser: no observations")
+        mean, std = stats.mean, stats.std
+        floor = rel_floor * np.maximum(1.0, stats.abs_mean)
         low = np.flatnonzero(std < floor)
         if low.size:
             warnings.warn(
@@ -203,7 +211,7 @@ def sample_windows(
     possible windows (so every transition is about equally likely)."""
     if length < 2:
         raise ValueError(f"window length must be >= 2 observations, got {length}")
-    lens = np.array([len(ep) for ep in episodes])
+    lens = episode_lengths(episodes)  # a lazy (sharded) sequence knows them without loading
     weights = np.maximum(lens - length, 0) + 1
     eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
     starts = (rng.random(count) * weights[eps]).astype(int)
@@ -215,8 +223,7 @@ def tile_windows(episodes: Sequence[Episode], length: int) -> list[Window]:
     episode of up to ``length`` observations is one window; a longer one gets the fewest
     full-length windows that cover it, their starts spread evenly (no short tail window)."""
     out = []
-    for e, ep in enumerate(episodes):
-        n = len(ep)
+    for e, n in enumerate(episode_lengths(episodes).tolist()):
         if n <= length:
             out.append(Window(e, 0, n))
             continue
