@@ -22,7 +22,7 @@ import torch
 from envs.factory import EnvSpec, env_spec_of, make_env
 from envs.imagined.checks import check_actions
 from envs.timing import TimingSpec
-from envs.wrappers import mujoco_base
+from envs.wrappers import control_clock, default_dt, mujoco_base
 from worldmodel.batching import Context, context_batch
 from worldmodel.models import WorldModel
 from worldmodel.models.base import Generators, RowStreams
@@ -122,10 +122,9 @@ class RealStarts:
 
     def __init__(self, spec: EnvSpec) -> None:
         self.env = make_env(spec.replace(timing="fixed", max_episode_steps=None))
+        self.frame_skip, self.physics_dt = control_clock(self.env)
+        self.dt = default_dt(self.env)
         base = mujoco_base(self.env)
-        self.physics_dt = float(base.model.opt.timestep)
-        self.frame_skip = int(base.frame_skip)
-        self.dt = self.physics_dt * self.frame_skip
         self.nq, self.nv = int(base.model.nq), int(base.model.nv)
         # the task's registered time limit, not the (often short) one the data was collected with
         self.max_episode_steps = gym.spec(spec.env_id).max_episode_steps

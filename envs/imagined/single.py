@@ -12,6 +12,7 @@ import numpy as np
 from envs.factory import make_env
 from envs.imagined.checks import check_dt, check_reset_options, context_from_options, is_real
 from envs.imagined.core import BatchView, ImaginedBatch, load_model
+from envs.mujoco_state import state_from_obs
 from envs.wrappers import set_physics_state
 from worldmodel.models import WorldModel
 
@@ -107,10 +108,7 @@ class ImaginedEnv(BatchView, gym.Env):
     def physics_state(self) -> tuple[np.ndarray, np.ndarray]:
         """``(qpos, qvel)`` implied by the current imagined observation (the excluded x, and y,
         integrated from their predicted velocities)."""
-        nq, nv, obs, pos = self.real.nq, self.real.nv, self.batch.obs[0], self.batch.pos[0]
-        k = len(pos)
-        qpos = np.concatenate([pos, obs[: nq - k]])
-        return qpos, obs[nq - k : nq - k + nv].copy()
+        return state_from_obs(self.batch.obs[0], self.batch.pos[0], self.real.nq, self.real.nv)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
