@@ -145,6 +145,24 @@ def test_vector_env_equals_single_envs(run):
             np.testing.assert_allclose(obs, vtraj[k + 1][i], rtol=1e-5, atol=1e-5)
 
 
+def test_single_env_is_a_batch_of_one_row(run):
+    """Both envs step through one ImaginedBatch, so a single env and a vector env of one give
+    the same numbers, bit for bit (time and irregular dt included)."""
+    env = ImaginedEnv(run, timing="uniform:1-7")
+    venv = ImaginedVectorEnv(run, num_envs=1, timing="uniform:1-7", max_episode_steps=1000)
+    assert env.batch.n == 1 and venv.batch.n == 1
+    obs, _ = env.reset(seed=5)
+    vobs, _ = venv.reset(seed=5)
+    np.testing.assert_array_equal(obs, vobs[0])
+    for a in np.random.default_rng(0).uniform(-1, 1, size=(10, 3)):
+        obs, r, term, _, info = env.step(a)
+        vobs, vr, vterm, _, vinfo = venv.step(a[None])
+        assert (r, term, info["t"], info["dt"]) == (vr[0], vterm[0], vinfo["t"][0], vinfo["dt"][0])
+        if term:
+            break
+        np.testing.assert_array_equal(obs, vobs[0])
+
+
 def test_vector_autoreset_and_sb3_adapter(run):
     venv = ImaginedVectorEnv(run, num_envs=3, max_episode_steps=4)
     venv.reset(seed=0)

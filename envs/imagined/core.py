@@ -161,11 +161,11 @@ class ImaginedBatch:
     """``n`` imagined episodes stepped together; the Gymnasium adapters view its rows.
 
     Per row it holds the model state ``state (n, D)``, the observation ``obs (n, obs_dim)``, the
-    time ``t (n,)`` [s] since the start of the context, the steps taken ``steps (n,)``, the
-    excluded positions ``pos (n, k)`` (x; Swimmer, Ant: x, y), integrated from their predicted
-    velocities, and a latent noise stream. Random numbers (start states, latent seeds, dt) come
-    from the per-row ``numpy`` generators the caller passes, so each adapter keeps Gymnasium's
-    seeding.
+    time ``t (n,)`` [s] on the context's clock (0 at a real start), the steps taken
+    ``steps (n,)``, the excluded positions ``pos (n, k)`` (x; Swimmer, Ant: x, y), integrated
+    from their predicted velocities, and a latent noise stream. Random numbers (start states,
+    latent seeds, dt) come from the per-row ``numpy`` generators the caller passes, so each
+    adapter keeps Gymnasium's seeding.
 
     Args:
         model: a loaded world model (:func:`load_model`).
@@ -207,7 +207,7 @@ class ImaginedBatch:
         rows = [int(r) for r in rows]
         starts = []
         for i, (row, rng) in enumerate(zip(rows, rngs, strict=True)):
-            start = given[i] if given is not None and given[i] is not None else None
+            start = given[i] if given is not None else None
             ctx, x = start if start is not None else self.real.start(rng)
             self.pos[row] = 0.0
             if self.pos.shape[1]:
@@ -224,7 +224,8 @@ class ImaginedBatch:
         self.steps[rows] = 0
 
     def draw_dt(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        """``(n,)`` step lengths [s]: the real env's dt, or drawn per row from the timing."""
+        """``(len(rngs),)`` step lengths [s]: the real env's dt, or drawn from the timing with
+        one generator per row."""
         if self.timing is None:
             return np.full(len(rngs), self.real.dt)
         substeps = [self.timing.sample(r, self.real.frame_skip) for r in rngs]
