@@ -1,0 +1,64 @@
+"""What a run's checkpoints hold besides the weights: the trainer state and every RNG state.
+
+``last.safetensors`` carries the optimiser and the numpy, torch (and CUDA) RNG states, so a resumed
+run draws exactly what the uninterrupted one would; ``model.safetensors`` the weights alone.
+The file format itself is :mod:`worldmodel.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodel.checkpoint import load_model_weights, load_optimizer_state, read_checkpoint
+from worldmodel.training.state import TrainState
+
+
+def checkpoint_meta(model_name: str, state: TrainState, rng: np.random.Generator) -> dict[str, Any]:
+    """The JSON header of a checkpoint: the model's name, the trainer state, the numpy RNG."""
+    return {
+        "model": model_name,
+        "epoch": state["epoch"],
+        "step": state["step"],
+        "state": state,
+        "numpy_rng": rng.bit_generator.state,
+    }
+
+
+def torch_rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's CPU RNG state, and the device's when it is a GPU (latent samples are drawn there)."""
+    extra = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        extra["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return extra
+
+
+def restore_last(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> TrainState:
+    """Load weights, optimiser and RNG states (numpy's into ``rng``, torch's globally) from
+    ``path`` (a ``last.safetensors``); returns the saved trainer state."""
+    tensors, meta, header = read_checkpoint(path)
+    load_model_weights(model, tensors, path)
+    load_optimizer_state(optimizer, tensors, header)
+    state: TrainState = meta["state"]
+    rng.bit_generator.state = meta["numpy_rng"]
+    torch.set_rng_state(tensors["extra/torch_rng"])
+    if device.type == "cuda" and "extra/cuda_rng" in tensors:
+        torch.cuda.set_rng_state(tensors["extra/cuda_rng"], device)
+    return state
+
+
+def last_good(run_dir: Path, best_epoch: int) -> str:
+    """Where a failed run's best weights are, for its error message."""
+    best = run_dir / "model.safetensors"
+    if best.exists():
+        return f"the last good checkpoint is {best} (epoch {best_epoch})"
+    return "no checkpoint was saved"

@@ -1,0 +1,117 @@
+"""The run directory's ``config.json``: the settings a run trains with (on resume, its saved ones),
+what is recorded beside them, and loading a trained model back from a run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from worldmodel.checkpoint import CheckpointError, load_model_weights, read_checkpoint
+from worldmodel.config import TrainConfig
+from worldmodel.data import Dataset, library_versions
+from worldmodel.models import WorldModel, make_model
+from worldmodel.training.device import resolve_device
+
+RUN_FORMAT = 1
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.json``; a missing or malformed file is named."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such run config") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def settle_config(
+    config: TrainConfig, dataset: Dataset, run_dir: Path, *, resume: bool
+) -> TrainConfig:
+    """The checked config a run in ``run_dir`` trains with: on ``resume`` the run's saved one with
+    ``config.epochs`` (its dataset's env must match), else ``config`` (``run_dir`` must not hold
+    a run). ``net.max_step="env-dt"`` becomes the dataset's ``default_dt``."""
+    config_path = run_dir / "config.json"
+    if resume:
+        if not (run_dir / "last.safetensors").exists():
+            raise FileNotFoundError(f"{run_dir}: nothing to resume (no last.safetensors)")
+        saved = read_run_config(config_path)
+        if saved.get("env_id") != dataset.env_id:
+            raise ValueError(
+                f"{run_dir} was trained on {saved.get('env_id')!r}, "
+                f"the dataset is {dataset.env_id!r}"
+            )
+        config = TrainConfig.from_dict({**saved["train"], "epochs": config.epochs})
+    elif config_path.exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; resume it or choose another directory"
+        )
+    config.check()
+    if config.net.max_step == "env-dt":  # the env's own control step (None if unknown)
+        step = dataset.metadata.get("default_dt")
+        config = replace(config, net=replace(config.net, max_step=step and float(step)))
+    return config
+
+
+def run_config(
+    config: TrainConfig, dataset: Dataset, dataset_path: str | Path | None
+) -> dict[str, Any]:
+    """``config.json`` of a new run: the settings, the env and its spaces, the dataset."""
+    meta = dataset.metadata
+    return {
+        "format_version": RUN_FORMAT,
+        "model": config.model,
+        "env_id": dataset.env_id,
+        "obs_dim": dataset.obs_dim,
+        "act_dim": dataset.act_dim,
+        "action_low": meta.get("action_low"),
+        "action_high": meta.get("action_high"),
+        "default_dt": meta.get("default_dt"),
+        "train": config.to_dict(),
+        "dataset": {
+            "path": None if dataset_path is None else str(dataset_path),
+            "episodes": len(dataset),
+            "metadata": {k: v for k, v in meta.items() if k != "merged_from"},
+        },
+        "library_versions": library_versions(),
+    }
+
+
+def load(
+    run_dir: str | Path,
+    *,
+    which: Literal["best", "last"] = "best",
+    env_id: str | None = None,
+    obs_dim: int | None = None,
+    device: str = "cpu",
+) -> WorldModel:
+    """Load a trained model from a run directory, ready to use (eval mode).
+
+    ``env_id`` / ``obs_dim``, when given, must match the run's (a clear error otherwise).
+    The model gains ``env_id`` and ``run_config`` attributes. Never unpickles anything.
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir / "config.json")
+    if cfg.get("format_version") != RUN_FORMAT:
+        raise CheckpointError(
+            f"{run_dir / 'config.json'}: unknown run format {cfg.get('format_version')!r}"
+        )
+    if env_id is not None and env_id != cfg["env_id"]:
+        raise CheckpointError(f"{run_dir}: model was trained on {cfg['env_id']!r}, not {env_id!r}")
+    if obs_dim is not None and obs_dim != cfg["obs_dim"]:
+        raise CheckpointError(
+            f"{run_dir}: model observations have {cfg['obs_dim']} dims, not {obs_dim}"
+        )
+    train_cfg = TrainConfig.from_dict(cfg["train"])
+    model = make_model(cfg["model"], cfg["obs_dim"], cfg["act_dim"], train_cfg.net)
+    path = run_dir / ("model.safetensors" if which == "best" else "last.safetensors")
+    tensors, meta, _ = read_checkpoint(path)
+    if meta.get("model") != cfg["model"]:
+        raise CheckpointError(
+            f"{path}: holds a {meta.get('model')!r} model, config.json says {cfg['model']!r}"
+        )
+    load_model_weights(model, tensors, path)
+    model.env_id, model.run_config = cfg["env_id"], cfg
+    return model.to(resolve_device(device)).eval()

@@ -1,0 +1,98 @@
+"""The episodes a run trains on, their normalisation, and the training batches drawn from them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from worldmodel.batching import Batch, Normalizer, make_batch, sample_windows
+from worldmodel.config import TrainConfig
+from worldmodel.data import Dataset, Episode
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and validation episodes (the test split is never touched while training)."""
+
+    train: list[Episode]
+    val: list[Episode]
+
+
+def split_episodes(dataset: Dataset, config: TrainConfig) -> Split:
+    """Split by episode with ``config.split`` and ``config.split_seed``; refuses a dataset that
+    leaves no training or no validation episode."""
+    splits = dataset.split(config.split, config.split_seed)
+    if splits["train"] is None or splits["val"] is None:
+        raise ValueError(
+            f"dataset of {len(dataset)} episodes leaves no train or validation episodes "
+            f"with split {config.split}"
+        )
+    return Split(splits["train"].episodes, splits["val"].episodes)
+
+
+def fit_normalizer(episodes: list[Episode], normalize: bool) -> Normalizer:
+    """The training split's statistics (fitted, and so checked, either way); the identity when
+    ``normalize`` is False."""
+    normalizer = Normalizer.fit(episodes)
+    if not normalize:
+        dim = normalizer.mean.shape[0]
+        normalizer = Normalizer(np.zeros(dim), np.ones(dim))
+    return normalizer
+
+
+def observation_bounds(
+    normalizer: Normalizer, episodes: list[Episode]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``, each ``(obs_dim,)`` in normalised units: the range seen in ``episodes``
+    widened by 10 % on each side (imagined observations are kept inside it)."""
+    seen = normalizer.normalize(np.concatenate([ep.obs for ep in episodes]))
+    lo, hi = seen.min(0), seen.max(0)
+    return lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+
+
+def steps_per_epoch(config: TrainConfig, episodes: list[Episode]) -> int:
+    """``config.steps_per_epoch``, or (None) about one pass over the training transitions."""
+    transitions = sum(len(ep) - 1 for ep in episodes)
+    return config.steps_per_epoch or max(
+        1, math.ceil(transitions / (config.batch_size * (config.window - 1)))
+    )
+
+
+class TrainBatches:
+    """Random training batches of ``config.batch_size`` windows, drawn with ``rng`` alone.
+
+    Every draw (the mode when ``mode="both"``, the observed fraction, the windows, their masks)
+    comes from ``rng``, whose state the checkpoints carry, so the sequence of batches is a
+    function of the seed and the step. This is the one place batches are drawn: a distributed
+    run would draw the global batch here and keep its rank's share of the windows.
+    """
+
+    def __init__(
+        self,
+        episodes: list[Episode],
+        normalizer: Normalizer,
+        config: TrainConfig,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> None:
+        self.episodes, self.normalizer, self.config = episodes, normalizer, config
+        self.rng, self.device = rng, device
+
+    def draw(self) -> Batch:
+        """The next batch, on ``device``."""
+        c, rng = self.config, self.rng
+        mode = c.mode if c.mode != "both" else ("interp", "extrap")[int(rng.integers(2))]
+        observed = float(rng.uniform(c.observed_min, c.observed_max))
+        windows = sample_windows(self.episodes, c.batch_size, c.window, rng)
+        return make_batch(
+            self.episodes,
+            windows,
+            self.normalizer,
+            mode=mode,
+            observed=observed,
+            context_fraction=c.context_fraction,
+            rng=rng,
+        ).to(self.device)
