@@ -1,9 +1,11 @@
+import math
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from worldmodel.batching import make_batch, tile_windows
 from worldmodel.checkpoint import CheckpointError, read_checkpoint
 from worldmodel.models import ModelConfig
 from worldmodel.train import TrainConfig, Trainer, TrainingError, load
+from worldmodel.training.schedules import LearningRate
+from worldmodel.training.writers import RunWriters
 
 NET = ModelConfig(
     latent_dim=4,
@@ -317,3 +321,49 @@ def test_a_run_config_from_before_the_world_model_settings_builds_the_old_model(
     )
     model = make_model("latent-ode", 11, 3, old.net)
     assert model.state_dim == 15 and model.log_std_h is None and model.decoder is not None
+
+
+def _lr_before_torch_scheduler(peak, schedule, step, total, scale):
+    """``Trainer._lr`` as it was before the schedule became a torch ``LambdaLR``."""
+    frac = min(1.0, step / total)
+    shape = 1.0 if schedule == "constant" else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))
+    return peak * shape * scale
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_the_lr_scheduler_gives_the_old_formula_bit_for_bit(schedule):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    lr = LearningRate(torch.optim.Adam(params, lr=3e-3), 3e-3, schedule, 37)
+    scale, halve = 1.0, np.random.default_rng(0).random(42) < 0.4  # skipped batches
+    for step in range(42):  # past the end too
+        assert lr.value == _lr_before_torch_scheduler(3e-3, schedule, step, 37, scale)
+        if halve[step]:
+            scale = max(scale * 0.5, 1e-3)
+        lr.advance(scale)
+    assert scale == 1e-3  # the floor was reached
+    for step in (1, 17, 36):  # rebuilt from the step count on resume, a new total included
+        rebuilt = LearningRate(torch.optim.Adam(params), 3e-3, schedule, 50, step=step, scale=0.25)
+        assert rebuilt.value == _lr_before_torch_scheduler(3e-3, schedule, step, 50, 0.25)
+
+
+def test_a_skipped_first_batch_raises_no_scheduler_warning(tmp_path, data):
+    trainer = Trainer(cfg(epochs=1), data, tmp_path / "run")
+    batch = trainer._train_batch()
+    trainer.model.loss = lambda b: (torch.tensor(float("nan")), {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert trainer.train_step(batch) is None
+
+
+def test_disabled_writers_write_and_show_nothing(tmp_path, data, capsys):
+    model = Trainer(cfg(epochs=1), data, tmp_path / "run").model
+    quiet = RunWriters(tmp_path / "quiet", tensorboard=True, progress=True, enabled=False)
+    quiet.write_config({"format_version": 1})
+    for _ in quiet.progress(3, "epoch 1"):
+        pass
+    quiet.save("last.safetensors", model, {"epoch": 1})
+    quiet.log(1, 3, {"train/loss": 1.0, "val/score": 2.0})
+    quiet.epoch_line(1, {"train/loss": 1.0, "val/score": 2.0}, improved=True, skipped=0)
+    quiet.close()
+    assert not (tmp_path / "quiet").exists()
+    assert capsys.readouterr() == ("", "")
