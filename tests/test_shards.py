@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from tests.synthetic import linear_dataset
 from worldmodel.batching import Normalizer
 from worldmodel.collect import CollectConfig, collect
 from worldmodel.collect_shards import collect_shards, rank_and_world, shard_blocks
-from worldmodel.data import Dataset, DatasetError, load_dataset
+from worldmodel.data import Dataset, DatasetError, Moments, field_chunks, load_dataset
 from worldmodel.shards import OPEN_SHARDS, ShardedDataset, shard_name, write_shard, write_shards
 from worldmodel.summary import describe
 
@@ -87,6 +88,20 @@ def test_loading_is_lazy_and_memory_is_bounded(linear_dir):
         assert [OPEN_SHARDS.is_open(s) for s in shards] == [False, True, False, True]
     finally:
         OPEN_SHARDS.max_open = before
+
+
+def test_chunked_statistics_match_one_pass_and_episodes_pickle(linear_dir):
+    directory, data = linear_dir
+    whole, chunked = Moments(), Moments()
+    whole.add(data.concat("obs"))
+    chunks = list(field_chunks(data.episodes, "obs", max_rows=30))
+    assert [len(c) for c in chunks] == [26] * 20  # two 13-row episodes each
+    for chunk in chunks:
+        chunked.add(chunk)
+    for k in ("mean", "std", "abs_mean", "min", "max"):
+        np.testing.assert_allclose(getattr(chunked, k), getattr(whole, k), rtol=1e-12, err_msg=k)
+    sharded = load_dataset(directory)  # as a DataLoader worker receives it: no open arrays
+    assert_same_episodes(pickle.loads(pickle.dumps(sharded)), data)
 
 
 def test_merge_and_info_work_on_directories(tmp_path, linear_dir):
