@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from tests.synthetic import linear_dataset
 from worldmodel.batching import Normalizer
@@ -102,6 +103,32 @@ def test_chunked_statistics_match_one_pass_and_episodes_pickle(linear_dir):
         np.testing.assert_allclose(getattr(chunked, k), getattr(whole, k), rtol=1e-12, err_msg=k)
     sharded = load_dataset(directory)  # as a DataLoader worker receives it: no open arrays
     assert_same_episodes(pickle.loads(pickle.dumps(sharded)), data)
+
+
+def test_training_and_evaluation_on_a_directory_match_the_file(tmp_path, linear_dir):
+    from worldmodel.evaluate import heldout_error, heldout_split
+    from worldmodel.models import ModelConfig
+    from worldmodel.train import TrainConfig, train
+
+    directory, data = linear_dir
+    cfg = TrainConfig(
+        model="mlp-delta",
+        net=ModelConfig(ensemble_units=16, ensemble_layers=1),
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        window=6,
+        eval_windows=8,
+        progress=False,
+        tensorboard=False,
+    )
+    ref = train(data, cfg, tmp_path / "file")
+    model = train(directory, cfg, tmp_path / "dir")
+    for (k, a), b in zip(ref.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+    sharded = load_dataset(directory)
+    rows = heldout_error(model, heldout_split(model, sharded), observed=(0.5,), window=6)
+    assert rows == heldout_error(ref, heldout_split(ref, data), observed=(0.5,), window=6)
 
 
 def test_merge_and_info_work_on_directories(tmp_path, linear_dir):
