@@ -183,3 +183,17 @@ def test_merge_same_env_only(hopper_dataset):
     other = Dataset(hopper_dataset.episodes, {**hopper_dataset.metadata, "env_id": "Walker2d-v5"})
     with pytest.raises(DatasetError, match="cannot merge dataset 1 of env 'Walker2d-v5'"):
         Dataset.merge([hopper_dataset, other])
+
+
+def test_uncompressed_save_round_trips_and_an_empty_directory_is_refused(tmp_path, hopper_dataset):
+    import zipfile
+
+    path = hopper_dataset.save(tmp_path / "stored.npz", compress=False)
+    with zipfile.ZipFile(path) as zf:
+        assert {info.compress_type for info in zf.infolist()} == {zipfile.ZIP_STORED}
+    back = load_dataset(path)
+    for a, b in zip(hopper_dataset, back):
+        assert np.array_equal(a.obs, b.obs) and np.array_equal(a.actions, b.actions)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=r"empty: no shard files \(shard-\*\.npz\)"):
+        load_dataset(tmp_path / "empty")
