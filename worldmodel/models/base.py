@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from worldmodel.batching import Batch, Normalizer
 from worldmodel.config import ModelConfig, auto_latent_dim
 
 LOG_2PI = math.log(2 * math.pi)
+T = TypeVar("T", torch.Tensor, float)
 
 
 @dataclass
@@ -62,6 +63,11 @@ def mlp(
         d = units
     mods.append(nn.Linear(d, out))
     return nn.Sequential(*mods)
+
+
+def model_time(seconds: T, time_unit: float) -> T:
+    """Seconds (a tensor or a float) to model time units: ``seconds / time_unit``."""
+    return seconds / time_unit
 
 
 def gaussian_logpdf(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -213,15 +219,27 @@ class WorldModel(nn.Module, ABC):
     def denormalize(self, obs: torch.Tensor) -> torch.Tensor:
         return obs * self.obs_std + self.obs_mean
 
-    def tau(self, seconds: torch.Tensor | float) -> torch.Tensor | float:
-        """Seconds to model time units."""
-        return seconds / self.config.time_unit
+    def tau(self, seconds: T) -> T:
+        """Seconds to model time units (:func:`model_time` with ``config.time_unit``)."""
+        return model_time(seconds, self.config.time_unit)
 
     def max_step_units(self) -> float | None:
         """``config.max_step`` in model time units (None: one solver step per interval; an
         unresolved ``"env-dt"`` counts as None, see ``ModelConfig.max_step``)."""
         m = self.config.max_step
-        return None if m is None or isinstance(m, str) else m / self.config.time_unit
+        return None if m is None or isinstance(m, str) else self.tau(m)
+
+    def solver_options(self) -> dict[str, Any]:
+        """The ODE solver settings of ``config`` as keyword arguments of
+        :func:`~worldmodel.models.integrate.odeint_zoh` and ``step_zoh`` (``max_step`` in model
+        time units)."""
+        c = self.config
+        return {
+            "method": c.solver,
+            "max_step": self.max_step_units(),
+            "rtol": c.rtol,
+            "atol": c.atol,
+        }
 
     # -- the contract ----------------------------------------------------------------------------
     @abstractmethod
@@ -251,6 +269,14 @@ class WorldModel(nn.Module, ABC):
         """Observation std for predicted means (models with a learned noise override this)."""
         return torch.full_like(obs_mean, self.config.min_std)
 
+    def step_with_std(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`step` plus the std ``(N, obs_dim)`` of its predicted observation
+        (:meth:`decode_std` of the mean; models whose std depends on the state override this)."""
+        z, obs = self.step(state, action, dt)
+        return z, obs, self.decode_std(obs)
+
     def rollout(self, state: torch.Tensor, actions: torch.Tensor, dts: torch.Tensor) -> Prediction:
         """Open-loop prediction from ``state (S, B, D)`` under ``actions (B, H, A)``, action
         ``k`` held for ``dts[:, k]`` seconds; predictions at the end of each interval,
@@ -259,12 +285,13 @@ class WorldModel(nn.Module, ABC):
         z = state.reshape(S * B, D)
         a = actions.unsqueeze(0).expand(S, *actions.shape).reshape(S * B, *actions.shape[1:])
         d = dts.unsqueeze(0).expand(S, *dts.shape).reshape(S * B, -1)
-        out = []
+        means, stds = [], []
         for k in range(actions.shape[1]):
-            z, obs = self.step(z, a[:, k], d[:, k])
-            out.append(obs)
-        mean = torch.stack(out, 1).reshape(S, B, -1, self.obs_dim)
-        return Prediction(mean, self.decode_std(mean))
+            z, mean, std = self.step_with_std(z, a[:, k], d[:, k])
+            means.append(mean)
+            stds.append(std)
+        shape = (S, B, actions.shape[1], self.obs_dim)
+        return Prediction(torch.stack(means, 1).reshape(shape), torch.stack(stds, 1).reshape(shape))
 
     def metrics(self, batch: Batch, samples: int = 1) -> dict[str, float]:
         """Evaluation metrics on ``batch``: ``mse`` (of the mean over samples, on the target

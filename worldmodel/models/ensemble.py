@@ -63,6 +63,16 @@ class MLPEnsemble(WorldModel):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return x + delta, logvar
 
+    def all_members(
+        self, x: torch.Tensor, a: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member on the same ``x (N, O)``, ``a (N, A)``, ``dt (N,)`` seconds: mean and
+        log-variance ``(E, N, O)`` (:meth:`forward_members`)."""
+        E = self.config.ensemble_size
+        return self.forward_members(
+            x.expand(E, *x.shape), a.expand(E, *a.shape), self.tau(dt).expand(E, *dt.shape)
+        )
+
     @staticmethod
     def transitions(batch: Batch) -> tuple[torch.Tensor, ...]:
         """Consecutive recorded points of every window: ``x, a, dt (s), x'`` flattened."""
@@ -82,10 +92,7 @@ class MLPEnsemble(WorldModel):
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, a, dt, y = self.transitions(batch)
-        E = self.config.ensemble_size
-        mean, logvar = self.forward_members(
-            x.expand(E, *x.shape), a.expand(E, *a.shape), self.tau(dt).expand(E, *dt.shape)
-        )
+        mean, logvar = self.all_members(x, a, dt)
         nll = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean()
         loss = nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
         mse = ((mean - y) ** 2).mean()
@@ -138,12 +145,7 @@ class MLPEnsemble(WorldModel):
         self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensemble-mean step (deterministic); see :meth:`sample_step` for a stochastic one."""
-        E = self.config.ensemble_size
-        mean, _ = self.forward_members(
-            state.expand(E, *state.shape),
-            action.expand(E, *action.shape),
-            self.tau(dt).expand(E, *dt.shape),
-        )
+        mean, _ = self.all_members(state, action, dt)
         nxt = self.bound_obs(mean.mean(0))
         return nxt, nxt
 
@@ -157,11 +159,7 @@ class MLPEnsemble(WorldModel):
         """MBPO-style step: a random member per row, plus its Gaussian noise (``generator``:
         one, or one per row, so that row ``i`` depends on its own generator only)."""
         E, N = self.config.ensemble_size, state.shape[0]
-        mean, logvar = self.forward_members(
-            state.expand(E, *state.shape),
-            action.expand(E, *action.shape),
-            self.tau(dt).expand(E, *dt.shape),
-        )
+        mean, logvar = self.all_members(state, action, dt)
         u = randn_rows((N, self.obs_dim + 1), generator, like=state)  # column 0 picks the member
         pick = (torch.special.ndtr(u[:, 0]) * E).long().clamp(max=E - 1)
         m, lv = mean[pick, torch.arange(N)], logvar[pick, torch.arange(N)]
@@ -183,7 +181,7 @@ class MLPDelta(MLPEnsemble):
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, a, dt, y = self.transitions(batch)
-        mean, _ = self.forward_members(x[None], a[None], self.tau(dt)[None])
+        mean, _ = self.all_members(x, a, dt)  # the one member
         mse = ((mean - y) ** 2).mean()
         return mse, {"loss": mse.item(), "mse_1step": mse.item()}
 

@@ -99,25 +99,18 @@ class FilterModel(WorldModel):
         h = hs[torch.arange(batch.size), last]
         return h.unsqueeze(0).expand(samples, *h.shape).contiguous()
 
-    def rollout(self, state: torch.Tensor, actions: torch.Tensor, dts: torch.Tensor) -> Prediction:
-        S, B, D = state.shape
-        h = state.reshape(S * B, D)
-        a = actions.unsqueeze(0).expand(S, *actions.shape).reshape(S * B, *actions.shape[1:])
-        d = self.tau(dts).unsqueeze(0).expand(S, *dts.shape).reshape(S * B, -1)
-        means, stds = [], []
-        for k in range(actions.shape[1]):
-            h = self.transition(h, a[:, k], d[:, k])
-            mean, std = self._decode(h)
-            means.append(mean)
-            stds.append(std)
-        shape = (S, B, actions.shape[1], self.obs_dim)
-        return Prediction(torch.stack(means, 1).reshape(shape), torch.stack(stds, 1).reshape(shape))
+    def step_with_std(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The transition, then the decoded mean and std (the std depends on ``h``)."""
+        h = self.transition(state, action, self.tau(dt).to(state.dtype))
+        return h, *self._decode(h)
 
     def step(
         self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.transition(state, action, self.tau(dt).to(state.dtype))
-        return h, self._decode(h)[0]
+        h, mean, _ = self.step_with_std(state, action, dt)
+        return h, mean
 
 
 class ODERNN(FilterModel):
@@ -130,17 +123,7 @@ class ODERNN(FilterModel):
         self.field = ActionField(self.latent_dim, act_dim, config.units, config.layers)
 
     def transition(self, h: torch.Tensor, a: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
-        c = self.config
-        return step_zoh(
-            self.field,
-            h,
-            a,
-            dt,
-            method=c.solver,
-            max_step=self.max_step_units(),
-            rtol=c.rtol,
-            atol=c.atol,
-        )
+        return step_zoh(self.field, h, a, dt, **self.solver_options())
 
 
 class GRUDelta(FilterModel):

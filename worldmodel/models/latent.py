@@ -31,6 +31,7 @@ from worldmodel.models.base import (
     gaussian_logpdf,
     masked_mse,
     mlp,
+    model_time,
     randn_rows,
 )
 from worldmodel.models.integrate import odeint_zoh, step_zoh
@@ -105,7 +106,7 @@ class Encoder(nn.Module):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         B, U = batch.context.shape
         K = max(1, int(batch.context.sum(1).max()))
-        grid = batch.times / self.time_unit
+        grid = model_time(batch.times, self.time_unit)
         idx = torch.arange(U, device=grid.device).expand(B, U)
         anchor = batch.anchor()
         # run toward the anchor: backward (latest first) when it is at or before the first
@@ -211,19 +212,15 @@ class LatentModel(WorldModel):
         scale = self.tau(own.dt).unsqueeze(0).expand(S, B, K).reshape(N, K)
         z = z0.reshape(N, L)
         if self.dynamics == "ode":
-            c = self.config
             clock = torch.arange(K, dtype=z0.dtype, device=z0.device)
             zs = odeint_zoh(
                 self.field,
                 z,
                 clock,
                 acts,
-                method=c.solver,
-                max_step=self.max_step_units(),
-                rtol=c.rtol,
-                atol=c.atol,
-                adjoint=c.adjoint,
+                adjoint=self.config.adjoint,
                 scale=scale,
+                **self.solver_options(),
             ).transpose(0, 1)
         else:
             out = [z]
@@ -325,17 +322,7 @@ class LatentModel(WorldModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         tau = self.tau(dt).to(state.dtype)
         if self.dynamics == "ode":
-            c = self.config
-            z = step_zoh(
-                self.field,
-                state,
-                action,
-                tau,
-                method=c.solver,
-                max_step=self.max_step_units(),
-                rtol=c.rtol,
-                atol=c.atol,
-            )
+            z = step_zoh(self.field, state, action, tau, **self.solver_options())
             if self.carry:  # imagination stays inside the training range (see bound_obs)
                 z = torch.cat([self.bound_obs(z[:, : self.obs_dim]), z[:, self.obs_dim :]], -1)
         else:
