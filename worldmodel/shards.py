@@ -30,6 +30,7 @@ first time it is opened, with the same checks and messages as a single file.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import struct
 import zipfile
@@ -68,11 +69,6 @@ def shard_name(k: int) -> str:
     return f"shard-{k:06d}.npz"
 
 
-def is_sharded(path: str | Path) -> bool:
-    """Whether ``path`` is a dataset directory (anything else is read as one file)."""
-    return Path(path).is_dir()
-
-
 @dataclass(frozen=True)
 class _Member:
     """A large array of a shard: its ``.npy`` header, and where its bytes are in the file."""
@@ -89,7 +85,7 @@ class _Member:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize  # Python ints: no wraparound
 
 
 def _local_data_start(fh: Any, info: zipfile.ZipInfo) -> int:
@@ -119,7 +115,7 @@ def _read_member_header(zf: zipfile.ZipFile, fh: Any, name: str, size: int) -> _
     if info.compress_type == zipfile.ZIP_STORED and (not fortran or len(shape) < 2):
         offset = _local_data_start(fh, info) + header_len
         if header_len + member.nbytes != info.file_size or offset + member.nbytes > size:
-            raise EOFError(f"field {name!r}: its data runs past the end of the file")
+            raise EOFError(f"field {name!r}: its .npy header does not match its size in the zip")
         member = _Member(member.shape, dtype, offset, info.CRC, header_len)
     return member
 
