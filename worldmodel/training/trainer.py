@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,5 +193,5 @@ class Trainer:
         self.writers.close()
         return last
 
-    def _meta(self) -> dict:
+    def _meta(self) -> dict[str, Any]:
         return checkpoint_meta(self.config.model, self.state, self.rng)
