@@ -13,7 +13,6 @@ from the zip's JSON, and its weights load with ``torch.load(weights_only=True)``
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from agents._sb3 import DATA_ENTRY, POLICY_ENTRY, holds_pickles, policy_class, space_shape
 
 
 class PolicyError(ValueError):
@@ -133,25 +134,22 @@ def _load_sb3_policy(
         raise PolicyError(f"{path}: no such SB3 checkpoint")
     try:
         with zipfile.ZipFile(path) as zf:
-            data = json.loads(zf.read("data"))
-            with zf.open("policy.pth") as f:
+            data = json.loads(zf.read(DATA_ENTRY))
+            with zf.open(POLICY_ENTRY) as f:
                 state = torch.load(f, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, RuntimeError) as err:
         raise PolicyError(f"{path}: not a readable stable-baselines3 checkpoint: {err}") from None
     except Exception as err:  # weights_only refusal raises pickle.UnpicklingError
         raise PolicyError(f"{path}: refused to load policy weights safely: {err}") from None
 
-    cls_info = data.get("policy_class", {})
-    module = cls_info.get("__module__", "")
-    match = re.match(r"<function (\w+)\.__init__", str(cls_info.get("__init__", "")))
-    name = match.group(1) if match else "?"
+    module, name = policy_class(data)
     if (module, name) not in _SB3_POLICIES:
         allowed = sorted(f"{m}.{c}" for m, c in _SB3_POLICIES)
         raise PolicyError(
             f"{path}: policy class {module}.{name} is not supported; supported: {allowed}"
         )
     for key, space in (("observation_space", observation_space), ("action_space", action_space)):
-        shape = tuple(data.get(key, {}).get("_shape", ()))
+        shape = space_shape(data, key)
         if shape != tuple(space.shape):
             raise PolicyError(
                 f"{path}: checkpoint {key} has shape {shape}, "
@@ -159,11 +157,7 @@ def _load_sb3_policy(
                 "(a checkpoint for another env?)"
             )
     kwargs = data.get("policy_kwargs", {})
-    if (
-        not isinstance(kwargs, dict)
-        or ":serialized:" in kwargs
-        or any(isinstance(v, dict) and ":serialized:" in v for v in kwargs.values())
-    ):
+    if holds_pickles(kwargs):
         raise PolicyError(
             f"{path}: policy_kwargs hold pickled objects (e.g. a custom activation); "
             "only JSON policy_kwargs can be loaded safely"

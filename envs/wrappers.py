@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from envs._gymnasium import observation_of
 from envs.timing import TimingSpec
 from worldmodel.data import Episode
 
@@ -77,7 +78,7 @@ def set_physics_state(
     base.data.qacc_warmstart[:] = 0.0
     if t is not None:
         base.data.time = float(t)
-    return base._get_obs()
+    return observation_of(base)
 
 
 class IrregularTiming(gym.Wrapper):
@@ -147,7 +148,8 @@ class ResetNoise(gym.Wrapper):
 
     This is on top of the env's own reset noise (Hopper-v5: ``reset_noise_scale=5e-3``), so
     that data can cover states further from the nominal start. Put it directly around the
-    env made by ``gym.make``: the observation it returns is the base env's ``_get_obs()``.
+    env made by ``gym.make``: the observation it returns is the base env's own
+    (:func:`envs._gymnasium.observation_of`).
     """
 
     def __init__(self, env: gym.Env, scale: float) -> None:

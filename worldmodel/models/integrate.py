@@ -21,11 +21,9 @@ from __future__ import annotations
 import torch
 import torchdiffeq
 from torch import nn
-from torchdiffeq._impl.odeint import SOLVERS
-from torchdiffeq._impl.solvers import FixedGridODESolver
 
 # torchdiffeq's fixed-grid methods (they take grid_constructor and perturb)
-FIXED_SOLVERS = frozenset(k for k, v in SOLVERS.items() if issubclass(v, FixedGridODESolver))
+from worldmodel._compat.torchdiffeq import FIXED_SOLVERS
 
 
 def subdivide_counts(knots: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
