@@ -3,6 +3,9 @@
 The public API (imported lazily, so that ``import worldmodel`` stays light)::
 
     from worldmodel import load_dataset, collect, CollectConfig, train, TrainConfig, load
+    from worldmodel import compare_to_simulator, heldout_error, evaluate_runs
+
+The envs (real, timed and imagined) are in :mod:`envs`, planners and agents in :mod:`agents`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ _PUBLIC = {
     "MODELS": "worldmodel.models",
     "ModelConfig": "worldmodel.config",
     "make_model": "worldmodel.models",
+    "WorldModel": "worldmodel.models",
+    "Context": "worldmodel.batching",
+    "heldout_error": "worldmodel.evaluate",
+    "compare_to_simulator": "worldmodel.evaluate",
+    "ModelPredictor": "worldmodel.evaluate",
+    "SimulatorPredictor": "worldmodel.evaluate",
+    "evaluate_runs": "worldmodel.report",
 }
 
 __all__ = sorted(_PUBLIC)
