@@ -251,6 +251,12 @@ class Task:
                 f"{self.env_id}: {name} must have shape (..., {size}), got {tuple(x.shape)}"
             )
 
+    def _observations(self, obs: Any) -> Array:
+        """``obs`` as an array of its own type, checked to be ``(..., obs_dim)``."""
+        obs = _as_like(obs, obs)
+        self._check("obs", obs, self.obs_dim)
+        return obs
+
     # ------------------------------------------------------------------ terms
     def is_healthy(self, obs: ArrayT) -> ArrayT:
         """Whether each state is healthy, exactly as the env decides from its state (always,
@@ -262,9 +268,7 @@ class Task:
         Returns:
             ``(...,)`` bool, the type of ``obs``.
         """
-        obs = _as_like(obs, obs)
-        self._check("obs", obs, self.obs_dim)
-        return _full(obs, True)
+        return _full(self._observations(obs), True)
 
     def forward_velocity(self, obs: ArrayT, next_obs: Any, dt: Any) -> ArrayT:
         """The x velocity over the step [m/s] as ``self.forward`` estimates it.
@@ -369,16 +373,9 @@ class _UprightTask(Task):
     healthy_angle_range: tuple[float, float] = (-math.inf, math.inf)
 
     def is_healthy(self, obs: ArrayT) -> ArrayT:
-        """Whether each state is healthy, exactly as the env decides from its state.
-
-        Args:
-            obs: ``(..., obs_dim)`` observations (numpy or torch).
-
-        Returns:
-            ``(...,)`` bool, the type of ``obs``.
-        """
-        obs = _as_like(obs, obs)
-        self._check("obs", obs, self.obs_dim)
+        """Healthy while the torso height and angle are inside their open ranges (see
+        :meth:`Task.is_healthy` for shapes and types)."""
+        obs = self._observations(obs)
         z = obs[..., self.qpos_index(1)]
         angle = obs[..., self.qpos_index(2)]
         return _out(
@@ -541,8 +538,7 @@ class AntTask(Task):
     def is_healthy(self, obs: ArrayT) -> ArrayT:
         """Whether each state is healthy (finite state, z in the closed range), ``(..., obs_dim)``
         -> ``(...,)`` bool of the type of ``obs``."""
-        obs = _as_like(obs, obs)
-        self._check("obs", obs, self.obs_dim)
+        obs = self._observations(obs)
         state = obs[..., : self.nq + self.nv - self._skip]
         finite = np.isfinite(state).all(-1) if not _is_tensor(state) else state.isfinite().all(-1)
         z = obs[..., self.qpos_index(2)]

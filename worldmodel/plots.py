@@ -34,12 +34,7 @@ def plot_horizon(result: HorizonResult, path: str | Path) -> Path:
         title=f"open-loop error vs horizon, {result.settings.get('env_id', '')}",
     )
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def plot_trajectories(
@@ -78,9 +73,14 @@ def plot_trajectories(
         axes[d // cols][d % cols].axis("off")
     axes[0][0].legend(fontsize=6)
     fig.supxlabel("time since the last observation [s]", fontsize=9)
+    return _save(fig, path, dpi=90)
+
+
+def _save(fig: plt.Figure, path: str | Path, dpi: int) -> Path:
+    """Lay out, write (making the directory) and close ``fig``; returns the path."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
