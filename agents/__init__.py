@@ -8,8 +8,7 @@ The public API (imported lazily: the planners need torch, Dyna stable-baselines3
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from worldmodel._lazy import lazy_getattr
 
 _PUBLIC = {
     "CEM": "agents.planners",
@@ -23,13 +22,4 @@ _PUBLIC = {
 }
 
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'agents' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__ = lazy_getattr(__name__, _PUBLIC)

@@ -10,8 +10,7 @@ The envs (real, timed and imagined) are in :mod:`envs`, planners and agents in :
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from worldmodel._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -39,9 +38,4 @@ _PUBLIC = {
 }
 
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'worldmodel' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _PUBLIC)
