@@ -66,6 +66,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "training.md", "benchmark"): (BENCHMARKS, (1,)),
     (BENCH + "imagination.md", "benchmark"): ([RESULTS + "imagination.csv"], (1,)),
     (BENCH + "hopper_models.md", "benchmark"): ([RESULTS + "hopper_models.csv"], (1,)),
+    (BENCH + "dataset_memory.md", "dataset"): ([RESULTS + "dataset_memory.txt"], (1,)),
 }
 # Tables that hold descriptions, not results (the models table: its one number is a year).
 NOT_RESULTS = {("docs/design.md", "name"), ("docs/design.md", "file")}
@@ -164,15 +165,16 @@ def figures(cell: str) -> Iterator[tuple[str, float, float]]:
 
 
 def source_numbers(paths: list[str]) -> list[float]:
-    """Every number in the files (CSV and JSON, folders recursively), plus the mean over seeds
-    of each numeric field of JSON run summaries named ``<method>-seed<N>.json``."""
+    """Every number in the files (CSV, JSON and printed tables in .txt, folders recursively),
+    plus the mean over seeds of each numeric field of JSON run summaries named
+    ``<method>-seed<N>.json``."""
     numbers: list[float] = []
     per_method: dict[str, list[dict]] = {}
     for p in paths:
         path = ROOT / p
         assert path.exists(), f"results file {p} named for a table is not in the repository"
         for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if f.suffix not in (".csv", ".json"):
+            if f.suffix not in (".csv", ".json", ".txt"):
                 continue
             text = f.read_text()
             if f.suffix == ".csv":  # not the timestamps or the settings JSON: chance matches
