@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.planners import PlannerConfig, make_planner, model_objective
+from agents.config import PlanConfig
+from agents.planners import make_planner, model_objective
 from envs.factory import env_spec_of, make_env
 from worldmodel.batching import Context, context_batch
-from worldmodel.config import PlanConfig
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
 
@@ -33,18 +33,9 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
     env = make_env(spec, record=True)
     space = env.action_space
     gen = torch.Generator().manual_seed(cfg.seed)
+    # a PlanConfig is a PlannerConfig: the planner reads its own settings from it
     planner = make_planner(
-        cfg.planner,
-        torch.as_tensor(space.low),
-        torch.as_tensor(space.high),
-        PlannerConfig(
-            horizon=cfg.horizon,
-            population=cfg.population,
-            iterations=cfg.iterations,
-            elites=cfg.elites,
-            particles=cfg.particles,
-        ),
-        gen,
+        cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high), cfg, gen
     )
     dt_plan = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
     norm = model.normalizer

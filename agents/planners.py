@@ -5,41 +5,19 @@ action sequences, ``returns (N,)``. :func:`model_objective` builds that objectiv
 model (its batched ``step``) and the task's reward and termination, with ``particles`` latent
 samples per candidate; any other batched function works too (tests use a closed form).
 
-Both planners keep their mean plan between calls and shift it by one step (warm start).
+Both planners keep their mean plan between calls and shift it by one step (warm start). Their
+settings, :class:`PlannerConfig`, live in :mod:`agents.config` (importable from here too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
+from agents.config import PlannerConfig
+
 Objective = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class PlannerConfig:
-    """Settings shared by the planners."""
-
-    horizon: int = 15
-    """Steps planned ahead."""
-    population: int = 256
-    """Candidate action sequences per iteration."""
-    iterations: int = 3
-    """Refinements per planning call."""
-    elites: int = 25
-    """CEM: candidates the distribution is refitted to."""
-    temperature: float = 0.5
-    """MPPI: softmax temperature on returns (lower: greedier)."""
-    init_std: float = 0.5
-    """Initial std of the sampling distribution, as a fraction of the action half-range."""
-    momentum: float = 0.1
-    """Weight of the previous distribution when refitting (0: none)."""
-    warm_start: bool = True
-    """Start each call from the previous plan shifted by one step."""
-    particles: int = 1
-    """Latent samples per candidate (model_objective averages the returns)."""
 
 
 class Planner:

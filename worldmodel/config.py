@@ -1,4 +1,10 @@
-"""Configuration dataclasses of models and training (no torch import: the CLI builds on them)."""
+"""Settings of the ``worldmodel`` jobs: the model (:class:`ModelConfig`) and its training
+(:class:`TrainConfig`), ``evaluate``, ``demo`` and ``benchmark paper-hopper``.
+
+No torch import: the CLI builds its flags on these. The other configs live beside what they
+configure: ``CollectConfig`` in :mod:`worldmodel.collect`, ``PlannerConfig``, ``PlanConfig``
+and ``DynaConfig`` in :mod:`agents.config` (the last two also importable from here, as before).
+"""
 
 from __future__ import annotations
 
@@ -14,69 +20,148 @@ MODEL_NAMES = ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble", "ml
 
 @dataclass
 class ModelConfig:
-    """Architecture and objective settings (one flat set; each model reads the fields it uses)."""
+    """Architecture and objective settings of every model. Each field's help starts with the
+    models that read it; ``worldmodel train`` refuses a field set (changed from its default)
+    for a model that would ignore it (:meth:`check_for`)."""
 
     latent_dim: int | None = None
-    """Latent state size (latent-ode: the augmented dimensions beside the carried observation;
-    rnn-vae) or hidden size of the filters (ode-rnn, gru-dt). None: ``auto_latent_dim(obs_dim)``
-    = max(16, obs_dim), so that the state is never smaller than what it must describe."""
+    """[latent-ode, rnn-vae, ode-rnn, gru-dt] Size of the learned state: latent-ode, the
+    augmented dimensions beside the carried observation (the whole latent state without
+    carry_obs); rnn-vae, the latent state; ode-rnn and gru-dt, the filter's hidden state. None:
+    ``auto_latent_dim(obs_dim)`` = max(16, obs_dim), never smaller than what it describes."""
     carry_obs: bool = True
-    """latent-ode: the state is the normalised observation itself plus ``latent_dim`` augmented
-    dimensions inferred by the encoder (horizon 0 is exact, the decoder reads the observation
-    part). False: a purely latent state with an MLP decoder, as in the paper."""
+    """[latent-ode] The state is the normalised observation itself plus ``latent_dim``
+    augmented dimensions inferred by the encoder (horizon 0 is exact, no decoder: the
+    observation part is read). False: a purely latent state with an MLP decoder, as in the
+    paper."""
     noise_horizons: int = 50
-    """latent-ode with a learned observation noise: it also depends on how many intervals the
-    point lies past the anchor, one learned log-factor per interval up to this many (0: one
-    noise for every horizon). Open-loop errors grow with the horizon; a single noise level is
-    set by the long horizons and so gives the short ones almost no weight in the loss."""
+    """[latent-ode, rnn-vae; with a learned obs_std] The observation noise also depends on how
+    many intervals the point lies past the anchor, one learned log-factor per interval up to
+    this many (0: one noise for every horizon). Open-loop errors grow with the horizon; a single
+    noise level is set by the long horizons and so gives the short ones almost no weight."""
     field_activation: Literal["tanh", "silu"] = "silu"
-    """Activation of the latent-ode's dynamics network (the paper's: tanh)."""
+    """[latent-ode] Activation of the dynamics network (the paper's: tanh)."""
     rec_dim: int = 40
-    """Hidden size of the recognition (encoder) RNN."""
+    """[latent-ode, rnn-vae] Hidden size of the recognition (encoder) RNN."""
     rec_layers: int = 1
-    """Hidden layers of the encoder's ODE network (the paper's Hopper: 3, of ``units``)."""
+    """[latent-ode, unless its encoder is rnn] Hidden layers of the encoder's ODE network, of
+    ``units`` each (the paper's Hopper: 3)."""
     units: int = 100
-    """Hidden units per layer of the dynamics network (the paper's Hopper: 300)."""
+    """[latent-ode, rnn-vae, ode-rnn] Hidden units per layer of the dynamics network
+    (latent-ode, ode-rnn; the paper's Hopper: 300) and of the encoder's networks (latent-ode,
+    rnn-vae)."""
     layers: int = 2
-    """Hidden layers of the dynamics network (the paper's Hopper: 3)."""
+    """[latent-ode, ode-rnn] Hidden layers of the dynamics network (the paper's Hopper: 3)."""
     dec_units: int = 100
-    """Hidden units of the decoder MLP (0: a linear decoder, as in the paper)."""
+    """[latent-ode without carry_obs, rnn-vae, ode-rnn, gru-dt] Hidden units of the decoder's
+    one hidden layer (0: a linear decoder, as in the paper)."""
     solver: str = "rk4"
-    """torchdiffeq method for the dynamics ODE (``rk4``, ``euler``, ``midpoint``, \
-``dopri5``, ...)."""
+    """[latent-ode, ode-rnn] torchdiffeq method for the dynamics ODE (``rk4``, ``euler``,
+    ``midpoint``, ``dopri5``, ...)."""
     max_step: float | Literal["env-dt"] | None = "env-dt"
-    """Fixed-step solvers: largest step in seconds (None: one step per control interval).
-    ``env-dt``: the env's own control step (the dataset's ``default_dt``), filled in by the
-    trainer, so that an interval longer than any seen in training is integrated in more steps
-    of a familiar size rather than one larger one (a model built without a dataset: None)."""
+    """[latent-ode, ode-rnn] Fixed-step solvers: largest step in seconds (None: one step per
+    control interval). ``env-dt``: the env's own control step (the dataset's ``default_dt``),
+    filled in by the trainer, so that an interval longer than any seen in training is
+    integrated in more steps of a familiar size rather than one larger one (a model built
+    without a dataset: None)."""
     rtol: float = 1e-3
-    """Adaptive solvers: relative tolerance."""
+    """[latent-ode, ode-rnn] Adaptive solvers: relative tolerance."""
     atol: float = 1e-4
-    """Adaptive solvers: absolute tolerance."""
+    """[latent-ode, ode-rnn] Adaptive solvers: absolute tolerance."""
     adjoint: bool = False
-    """Backpropagate with the adjoint method (O(1) memory in time, slower)."""
+    """[latent-ode] Backpropagate with the adjoint method (O(1) memory in time, slower)."""
     encoder: str = "ode-rnn"
-    """Latent models: ``ode-rnn`` (the paper's ODE encoder) or ``rnn`` (the "RNN enc." variant)."""
+    """[latent-ode] ``ode-rnn`` (the paper's ODE encoder) or ``rnn`` (the "RNN enc." variant;
+    rnn-vae always has it)."""
     samples: int = 1
-    """Latent samples per window during training (the paper's Hopper: 3)."""
+    """[latent-ode, rnn-vae] Latent samples per window during training (the paper's Hopper:
+    3)."""
     iwae: bool = False
-    """Use the multi-sample importance-weighted bound instead of the ELBO."""
+    """[latent-ode, rnn-vae] Use the multi-sample importance-weighted bound instead of the
+    ELBO."""
     obs_std: float | None = None
-    """Fixed observation std in normalised units (None: learned: per dimension in the latent
-    models, per point in ode-rnn and gru-dt). Not used by mlp-ensemble."""
+    """[latent-ode, rnn-vae, ode-rnn, gru-dt] Fixed observation std in normalised units (None:
+    learned: per dimension in the latent models, per point in ode-rnn and gru-dt)."""
     min_std: float = 1e-3
-    """Floor of every predicted standard deviation (normalised units)."""
+    """[all models] Floor of every predicted standard deviation (normalised units)."""
     time_unit: float = 0.1
-    """Seconds per model time unit (the ODE is integrated in these units)."""
+    """[all models] Seconds per model time unit (ODEs are integrated, dt inputs given, in
+    these units)."""
     ensemble_size: int = 5
-    """mlp-ensemble: members."""
+    """[mlp-ensemble] Members (mlp-delta is one member)."""
     ensemble_units: int = 200
-    """mlp-ensemble: hidden units per layer."""
+    """[mlp-ensemble, mlp-delta] Hidden units per layer."""
     ensemble_layers: int = 3
-    """mlp-ensemble: hidden layers."""
+    """[mlp-ensemble, mlp-delta] Hidden layers."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check_for(self, model: str) -> None:
+        """Refuse a setting ``model`` would ignore: ``ValueError`` naming the first field that
+        differs from its default and that :func:`unused_settings` lists for ``model``. For a
+        user's new settings only: a saved run's config.json stores every field and loads
+        without this check."""
+        unused = unused_settings(model, self)
+        default = ModelConfig()
+        for f in fields(self):
+            if f.name in unused and getattr(self, f.name) != getattr(default, f.name):
+                flag = "--net." + f.name.replace("_", "-")
+                raise ValueError(
+                    f"{flag} is not used by model {model!r} ({unused[f.name]}); "
+                    "leave it at its default"
+                )
+
+
+LATENT_MODELS = ("latent-ode", "rnn-vae")
+FILTER_MODELS = ("ode-rnn", "gru-dt")
+ODE_MODELS = ("latent-ode", "ode-rnn")
+ENSEMBLE_MODELS = ("mlp-ensemble", "mlp-delta")
+
+# ModelConfig field -> the models that read it (the same as the bracket that starts each
+# field's help; tests/test_config.py checks both against what the built models do)
+FIELD_USERS: dict[str, tuple[str, ...]] = {
+    "latent_dim": LATENT_MODELS + FILTER_MODELS,
+    "carry_obs": ("latent-ode",),
+    "noise_horizons": LATENT_MODELS,
+    "field_activation": ("latent-ode",),
+    "rec_dim": LATENT_MODELS,
+    "rec_layers": ("latent-ode",),
+    "units": (*LATENT_MODELS, "ode-rnn"),
+    "layers": ODE_MODELS,
+    "dec_units": LATENT_MODELS + FILTER_MODELS,
+    "solver": ODE_MODELS,
+    "max_step": ODE_MODELS,
+    "rtol": ODE_MODELS,
+    "atol": ODE_MODELS,
+    "adjoint": ("latent-ode",),
+    "encoder": ("latent-ode",),
+    "samples": LATENT_MODELS,
+    "iwae": LATENT_MODELS,
+    "obs_std": LATENT_MODELS + FILTER_MODELS,
+    "min_std": MODEL_NAMES,
+    "time_unit": MODEL_NAMES,
+    "ensemble_size": ("mlp-ensemble",),
+    "ensemble_units": ENSEMBLE_MODELS,
+    "ensemble_layers": ENSEMBLE_MODELS,
+}
+
+
+def unused_settings(model: str, net: ModelConfig) -> dict[str, str]:
+    """The :class:`ModelConfig` fields that ``model`` does not read with the settings ``net``,
+    each with the reason (for the error message)."""
+    unused = {
+        name: "used by " + ", ".join(users)
+        for name, users in FIELD_USERS.items()
+        if model not in users
+    }
+    if model == "latent-ode" and net.carry_obs:
+        unused["dec_units"] = "no decoder with carry_obs: add --net.no-carry-obs"
+    if model == "latent-ode" and net.encoder == "rnn":
+        unused["rec_layers"] = "the rnn encoder has no ODE network"
+    if model in LATENT_MODELS and net.obs_std is not None:
+        unused["noise_horizons"] = "a fixed obs_std has no learned noise to scale"
+    return unused
 
 
 def auto_latent_dim(obs_dim: int) -> int:
@@ -279,7 +364,9 @@ class PaperConfig:
     """auto, cpu or cuda."""
     cache: Path = Path("data/paper_hopper.npz")
     """Dataset cache (the trajectory count is added to the name)."""
-    runs: Path = Path("runs/paper_hopper")
+    runs: Annotated[Path, tyro.conf.arg(name="out", aliases=("--runs",))] = Path(
+        "runs/paper_hopper"
+    )
     """Where each cell's run directory goes (a rerun resumes it)."""
     csv: Path = Path("benchmarks/results/paper_hopper.csv")
     """Results file (rows appended)."""
@@ -290,105 +377,12 @@ class PaperConfig:
     ``test_trace.csv`` with the training time so far (for time-to-accuracy; not for selection)."""
 
 
-@dataclass
-class PlanConfig:
-    """Settings of ``worldmodel plan``: model-predictive control on the real env."""
+def __getattr__(name: str) -> Any:
+    """The agents' configs under their old import path (``from worldmodel.config import
+    PlanConfig``); they live in :mod:`agents.config`, imported on first use here so that this
+    core module never loads ``agents`` itself."""
+    if name in ("PlanConfig", "DynaConfig", "PlannerConfig"):
+        import agents.config
 
-    run: Annotated[Path, tyro.conf.Positional] = Path("runs/latest")
-    """Run directory of the world model."""
-    planner: str = "cem"
-    """cem or mppi."""
-    episodes: int = 5
-    """Real episodes."""
-    horizon: int = 10
-    """Planned steps ahead."""
-    population: int = 128
-    """Candidates per iteration."""
-    iterations: int = 3
-    """Refinements per action."""
-    elites: int = 16
-    """CEM elites."""
-    particles: int = 1
-    """Latent samples per candidate."""
-    context: int = 5
-    """Recent real observations re-encoded before every action."""
-    timing: str = "fixed"
-    """Real control intervals (the planner assumes the env's default dt)."""
-    max_episode_steps: int | None = None
-    """Time limit of the real episodes (default: the env's)."""
-    seed: int = 0
-    """Seed of the real resets and the planner."""
-
-
-@dataclass
-class DynaConfig:
-    """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions \
-(MBPO-style)."""
-
-    env: str = "Hopper-v5"
-    """Gymnasium MuJoCo env id (one of those with a task in ``envs.tasks``)."""
-    steps: int = 50_000
-    """Real env steps in total (the budget every method is compared at)."""
-    out: Path = Path("runs/dyna")
-    """Directory for the agent, the model refits and the learning curve."""
-    use_model: bool = True
-    """False: plain model-free SAC with the same settings (the baseline)."""
-    model: str = "mlp-ensemble"
-    """World model name."""
-    timing: str = "fixed"
-    """Real control intervals."""
-    init_steps: int = 2_000
-    """Random real steps before SAC learns and the model is first fitted."""
-    refit_every: int = 1_000
-    """Real steps between model refits (each followed by new imagined rollouts)."""
-    refit_epochs: int = 2
-    """Epochs per refit (warm-started from the previous fit)."""
-    refit_steps_per_epoch: int = 50
-    """Batches per refit epoch."""
-    window: int = 10
-    """Training window (observations)."""
-    imagine_every: int = 250
-    """Real steps between batches of imagined rollouts (with the current policy and model)."""
-    rollouts: int = 5_000
-    """Imagined branches per batch, each from a random real state."""
-    rollout_length: int = 3
-    """Imagined steps per branch."""
-    imagined_capacity: int = 60_000
-    """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
-    real_ratio: float = 0.1
-    """Fraction of each SAC batch drawn from real steps (the rest from imagined ones)."""
-    context: int = 5
-    """Real observations encoded before each branch."""
-    gradient_steps: int = 1
-    """SAC updates per real step."""
-    eval_every: int = 2_500
-    """Real steps between evaluations on the real env."""
-    eval_episodes: int = 3
-    """Real episodes per evaluation (deterministic policy)."""
-    seed: int = 0
-    """Seed of SAC, the envs and the model."""
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting."""
-        for name in (
-            "steps",
-            "refit_every",
-            "refit_epochs",
-            "refit_steps_per_epoch",
-            "imagine_every",
-            "rollouts",
-            "rollout_length",
-            "imagined_capacity",
-            "context",
-            "gradient_steps",
-            "eval_every",
-            "eval_episodes",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"dyna: {name} must be >= 1, got {getattr(self, name)}")
-        if self.init_steps < 0:
-            raise ValueError(f"dyna: init_steps must be >= 0, got {self.init_steps}")
-        if not 0.0 <= self.real_ratio <= 1.0:
-            raise ValueError(f"dyna: real_ratio must be in [0, 1], got {self.real_ratio}")
-        if self.window < 3:
-            raise ValueError(f"dyna: window must be >= 3 observations, got {self.window}")
+        return getattr(agents.config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Settings of the agents: the planners (:class:`PlannerConfig`), ``worldmodel plan``
+(:class:`PlanConfig`, the planner's settings plus the real episodes') and ``worldmodel dyna``
+(:class:`DynaConfig`).
+
+No torch import: the CLI builds its flags on these. ``worldmodel.config`` still gives
+``PlanConfig`` and ``DynaConfig`` to old imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+
+@dataclass
+class PlannerConfig:
+    """Settings shared by the planners (:mod:`agents.planners`). The defaults are the ones
+    ``worldmodel plan`` and the committed MPC results in ``benchmarks/results/control.csv``
+    were produced with."""
+
+    horizon: int = 10
+    """Steps planned ahead."""
+    population: int = 128
+    """Candidate action sequences per iteration."""
+    iterations: int = 3
+    """Refinements per planning call."""
+    elites: int = 16
+    """CEM: candidates the distribution is refitted to."""
+    temperature: float = 0.5
+    """MPPI: softmax temperature on returns (lower: greedier)."""
+    init_std: float = 0.5
+    """Initial std of the sampling distribution, as a fraction of the action half-range."""
+    momentum: float = 0.1
+    """Weight of the previous distribution when refitting (0: none)."""
+    warm_start: bool = True
+    """Start each call from the previous plan shifted by one step."""
+    particles: int = 1
+    """Latent samples per candidate (model_objective averages the returns)."""
+
+
+@dataclass
+class PlanConfig(PlannerConfig):
+    """Settings of ``worldmodel plan``: model-predictive control on the real env (the
+    planner's settings, then the real episodes')."""
+
+    run: Annotated[Path, tyro.conf.Positional] = Path("runs/latest")
+    """Run directory of the world model."""
+    planner: str = "cem"
+    """cem or mppi."""
+    episodes: int = 5
+    """Real episodes."""
+    context: int = 5
+    """Recent real observations re-encoded before every action."""
+    timing: str = "fixed"
+    """Real control intervals (the planner assumes the env's default dt)."""
+    max_episode_steps: int | None = None
+    """Time limit of the real episodes (default: the env's)."""
+    seed: int = 0
+    """Seed of the real resets and the planner."""
+
+
+@dataclass
+class DynaConfig:
+    """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions \
+(MBPO-style)."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium MuJoCo env id (one of those with a task in ``envs.tasks``)."""
+    steps: int = 50_000
+    """Real env steps in total (the budget every method is compared at)."""
+    out: Path = Path("runs/dyna")
+    """Directory for the agent, the model refits and the learning curve."""
+    use_model: bool = True
+    """False: plain model-free SAC with the same settings (the baseline)."""
+    model: str = "mlp-ensemble"
+    """World model name."""
+    timing: str = "fixed"
+    """Real control intervals."""
+    init_steps: int = 2_000
+    """Random real steps before SAC learns and the model is first fitted."""
+    refit_every: int = 1_000
+    """Real steps between model refits (each followed by new imagined rollouts)."""
+    refit_epochs: int = 2
+    """Epochs per refit (warm-started from the previous fit)."""
+    refit_steps_per_epoch: int = 50
+    """Batches per refit epoch."""
+    window: int = 10
+    """Training window (observations)."""
+    imagine_every: int = 250
+    """Real steps between batches of imagined rollouts (with the current policy and model)."""
+    rollouts: int = 5_000
+    """Imagined branches per batch, each from a random real state."""
+    rollout_length: int = 3
+    """Imagined steps per branch."""
+    imagined_capacity: int = 60_000
+    """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
+    real_ratio: float = 0.1
+    """Fraction of each SAC batch drawn from real steps (the rest from imagined ones)."""
+    context: int = 5
+    """Real observations encoded before each branch."""
+    gradient_steps: int = 1
+    """SAC updates per real step."""
+    eval_every: int = 2_500
+    """Real steps between evaluations on the real env."""
+    eval_episodes: int = 3
+    """Real episodes per evaluation (deterministic policy)."""
+    seed: int = 0
+    """Seed of SAC, the envs and the model."""
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        for name in (
+            "steps",
+            "refit_every",
+            "refit_epochs",
+            "refit_steps_per_epoch",
+            "imagine_every",
+            "rollouts",
+            "rollout_length",
+            "imagined_capacity",
+            "context",
+            "gradient_steps",
+            "eval_every",
+            "eval_episodes",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"dyna: {name} must be >= 1, got {getattr(self, name)}")
+        if self.init_steps < 0:
+            raise ValueError(f"dyna: init_steps must be >= 0, got {self.init_steps}")
+        if not 0.0 <= self.real_ratio <= 1.0:
+            raise ValueError(f"dyna: real_ratio must be in [0, 1], got {self.real_ratio}")
+        if self.window < 3:
+            raise ValueError(f"dyna: window must be >= 3 observations, got {self.window}")
