@@ -1,30 +1,33 @@
-"""The ``worldmodel`` command: ``collect``, ``train``, ``evaluate``, ``demo``, ``plan``, ``dyna``,
-``dataset info|merge`` and ``benchmark paper-hopper``.
+"""The ``worldmodel`` command: one tyro CLI whose subcommands are the jobs.
 
-Flags come from the config dataclasses (``tyro``), so the library and the CLI share one
-definition. Expected failures (bad input, bad files) print one line on stderr and exit 2.
+``worldmodel --help`` lists them with a line each; ``worldmodel COMMAND --help`` gives a
+command's flags, which come from its config dataclass (the library and the CLI share one
+definition); ``worldmodel --version`` prints the version. Flags mean the same everywhere: a
+command that writes takes ``--out``, one that makes an env ``--env``, a random one ``--seed``.
+Expected failures (bad input, bad files) print one line on stderr and exit 2; a malformed
+command line gets tyro's message and exits 2.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import tyro
+from tyro.extras import SubcommandApp
 
+from agents.config import DynaConfig, PlanConfig
+from worldmodel import __version__
 from worldmodel.collect import CollectConfig, collect_to_file
-from worldmodel.config import (
-    DemoConfig,
-    DynaConfig,
-    EvaluateConfig,
-    PaperConfig,
-    PlanConfig,
-    TrainConfig,
-)
+from worldmodel.config import DemoConfig, EvaluateConfig, PaperConfig, TrainConfig
 from worldmodel.errors import TrainingError
+
+T = TypeVar("T")
+# a config dataclass whose fields are the command's flags (``--env``, not ``--args.env``)
+Flags = Annotated[T, tyro.conf.arg(name="")]
 
 
 @dataclass
@@ -33,31 +36,6 @@ class CollectArgs(CollectConfig):
 
     out: Path = Path("data/hopper.npz")
     """Dataset file to write (atomically)."""
-
-
-def _collect(args: CollectArgs) -> None:
-    from worldmodel.summary import describe
-
-    dataset = collect_to_file(args, args.out)
-    print(describe(dataset, title=str(args.out), full=False))
-    print(f"wrote {args.out}")
-
-
-def dataset_info(path: Annotated[Path, tyro.conf.Positional]) -> None:
-    """Episodes, steps, dt histogram and per-dimension statistics of a dataset file."""
-    from worldmodel.data import load_dataset
-    from worldmodel.summary import describe
-
-    print(describe(load_dataset(path), title=str(path)))
-
-
-def dataset_merge(inputs: Annotated[tuple[Path, ...], tyro.conf.Positional], out: Path) -> None:
-    """Merge dataset files of the same env into one."""
-    from worldmodel.data import Dataset, load_dataset
-
-    merged = Dataset.merge([load_dataset(p) for p in inputs])
-    merged.save(out)
-    print(f"wrote {out}: {len(merged)} episodes, {merged.num_steps} steps")
 
 
 @dataclass
@@ -72,11 +50,67 @@ class TrainArgs(TrainConfig):
     """Continue the run in ``out`` from its last checkpoint (its saved settings, these epochs)."""
 
 
-def _train(args: TrainArgs) -> None:
+@dataclass
+class EvaluateArgs(EvaluateConfig):
+    """Hold trained runs against the real simulator and write a report."""
+
+    runs: Annotated[tuple[Path, ...], tyro.conf.Positional] = ()
+    """Run directories (same env)."""
+    out: Path = Path("reports/latest")
+    """Report directory."""
+
+
+def _only(config_type: type[T], args: object) -> T:
+    """The ``config_type`` part of a command's arguments (the command's own flags dropped)."""
+    return config_type(**{f.name: getattr(args, f.name) for f in fields(config_type)})
+
+
+APP = SubcommandApp()
+
+
+@APP.command(help="Collect irregularly timed rollouts into a dataset file.")
+def collect(args: Flags[CollectArgs]) -> None:
+    from worldmodel.summary import describe
+
+    dataset = collect_to_file(args, args.out)
+    print(describe(dataset, title=str(args.out), full=False))
+    print(f"wrote {args.out}")
+
+
+DATASET = SubcommandApp()
+
+
+@DATASET.command(name="info")
+def dataset_info(path: Annotated[Path, tyro.conf.Positional]) -> None:
+    """Episodes, steps, dt histogram and per-dimension statistics of a dataset file."""
+    from worldmodel.data import load_dataset
+    from worldmodel.summary import describe
+
+    print(describe(load_dataset(path), title=str(path)))
+
+
+@DATASET.command(name="merge")
+def dataset_merge(inputs: Annotated[tuple[Path, ...], tyro.conf.Positional], out: Path) -> None:
+    """Merge dataset files of the same env into one."""
+    from worldmodel.data import Dataset, load_dataset
+
+    merged = Dataset.merge([load_dataset(p) for p in inputs])
+    merged.save(out)
+    print(f"wrote {out}: {len(merged)} episodes, {merged.num_steps} steps")
+
+
+APP.command(DATASET, name="dataset", help="Inspect or merge dataset files (info, merge).")
+
+
+@APP.command(help="Train a world model on a dataset file into a run directory.")
+def train(args: Flags[TrainArgs]) -> None:
     from worldmodel.data import load_dataset
     from worldmodel.train import Trainer
 
-    config = TrainConfig.from_dict({f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    config = TrainConfig.from_dict(_only(TrainConfig, args).to_dict())
+    if not args.resume:  # a resumed run trains with its saved settings
+        config.check()
+        config.net.check_for(config.model)
     trainer = Trainer(
         config, load_dataset(args.dataset), args.out, resume=args.resume, dataset_path=args.dataset
     )
@@ -90,30 +124,22 @@ def _train(args: TrainArgs) -> None:
     print(f"wrote {args.out}/model.safetensors")
 
 
-@dataclass
-class EvaluateArgs(EvaluateConfig):
-    """Hold trained runs against the real simulator and write a report."""
-
-    runs: Annotated[tuple[Path, ...], tyro.conf.Positional] = ()
-    """Run directories (same env)."""
-    out: Path = Path("reports/latest")
-    """Report directory."""
-
-
-def _evaluate(args: EvaluateArgs) -> None:
+@APP.command(help="Hold trained runs against the real simulator and write a report.")
+def evaluate(args: Flags[EvaluateArgs]) -> None:
     from worldmodel.report import evaluate_runs
 
-    config = EvaluateConfig(**{f.name: getattr(args, f.name) for f in fields(EvaluateConfig)})
-    print(f"wrote {evaluate_runs(args.runs, args.out, config)}")
+    print(f"wrote {evaluate_runs(args.runs, args.out, _only(EvaluateConfig, args))}")
 
 
-def _demo(args: DemoConfig) -> None:
+@APP.command(help="The whole chain at small scale: collect, train two models, evaluate.")
+def demo(args: Flags[DemoConfig]) -> None:
     from worldmodel.demo import run_demo
 
     run_demo(args)
 
 
-def _plan(args: PlanConfig) -> None:
+@APP.command(help="Model-predictive control (CEM or MPPI) with a trained model on the real env.")
+def plan(args: Flags[PlanConfig]) -> None:
     from agents.mpc import run_mpc
     from worldmodel.train import load
 
@@ -125,60 +151,40 @@ def _plan(args: PlanConfig) -> None:
     )
 
 
-def _dyna(args: DynaConfig) -> None:
+@APP.command(help="SAC on real and imagined transitions (MBPO-style), or plain SAC.")
+def dyna(args: Flags[DynaConfig]) -> None:
     from agents.dyna import dyna_summary, run_dyna
 
     print(dyna_summary(run_dyna(args), args))
 
 
-# command name -> (argument dataclass, function taking it)
-COMMANDS: dict[str, tuple[type, Callable]] = {
-    "collect": (CollectArgs, _collect),
-    "train": (TrainArgs, _train),
-    "evaluate": (EvaluateArgs, _evaluate),
-    "demo": (DemoConfig, _demo),
-    "plan": (PlanConfig, _plan),
-    "dyna": (DynaConfig, _dyna),
-}
+BENCHMARK = SubcommandApp()
 
 
-def _paper_hopper(args: PaperConfig) -> None:
+@BENCHMARK.command(name="paper-hopper")
+def paper_hopper(args: Flags[PaperConfig]) -> None:
+    """The Latent ODE paper's Hopper table: one cell, or a model's row with --all."""
     from worldmodel.paper import run_benchmark
 
     run_benchmark(args)
 
 
-def _run(argv: Sequence[str]) -> None:
-    argv = list(argv)
-    if argv and argv[0] == "benchmark":
-        commands = {"paper-hopper": (PaperConfig, _paper_hopper)}
-        if len(argv) < 2 or argv[1] not in commands:
-            raise ValueError(f"worldmodel benchmark takes one of: {', '.join(commands)}")
-        arg_type, fn = commands[argv[1]]
-        fn(tyro.cli(arg_type, prog=f"worldmodel benchmark {argv[1]}", args=argv[2:]))
-        return
-    if argv and argv[0] == "dataset":
-        tyro.extras.subcommand_cli_from_dict(
-            {"info": dataset_info, "merge": dataset_merge},
-            prog="worldmodel dataset",
-            args=argv[1:],
-        )
-        return
-    commands = COMMANDS
-    if not argv or argv[0] not in commands:
-        names = [*commands, "dataset", "benchmark"]
-        if argv and not argv[0].startswith("-"):
-            raise ValueError(f"unknown command {argv[0]!r}; commands: {', '.join(names)}")
-        print("usage: worldmodel {" + ",".join(names) + "} ...   (worldmodel COMMAND --help)")
-        return
-    arg_type, fn = commands[argv[0]]
-    fn(tyro.cli(arg_type, prog=f"worldmodel {argv[0]}", args=argv[1:]))
+APP.command(BENCHMARK, name="benchmark", help="Published benchmarks (paper-hopper).")
+
+DESCRIPTION = (
+    "Continuous-time world models for MuJoCo locomotion with irregular timing. "
+    "`worldmodel COMMAND --help` gives a command's flags; `worldmodel --version` the version."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``worldmodel`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:  # tyro has no version action; the one flag outside the parser
+        print(f"worldmodel {__version__}")
+        return 0
     try:
-        _run(sys.argv[1:] if argv is None else argv)
+        APP.cli(prog="worldmodel", description=DESCRIPTION, args=args or ["--help"])
     except (ValueError, OSError, TrainingError) as err:  # DatasetError, CheckpointError, ...
         print(f"worldmodel: error: {err}", file=sys.stderr)
         return 2
