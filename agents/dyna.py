@@ -33,10 +33,10 @@ from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
 from envs.tasks import check_env_id
 from envs.wrappers import default_dt
-from worldmodel.batching import Context
+from worldmodel.batching import context_window
 from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
-from worldmodel.io import atomic_write_text
+from worldmodel.io import atomic_write_csv
 from worldmodel.models import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 # defaults then; they are 3e-3 and "extrap" since issue #15), so that new seeds of
 # benchmarks/control.py stay comparable with the committed ones. Issue #16 revisits them.
 REFIT_LR = 1e-3
+CURVE_COLUMNS = ("real_steps", "mean_real_return", "wall_s")  # out/curve.csv
 
 
 def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int) -> list[float]:
@@ -128,10 +129,7 @@ class DynaCallback(BaseCallback):
         for _ in range(c.rollouts):
             ep = eps[int(self.rng.integers(len(eps)))]
             k = int(self.rng.integers(len(ep) - 1 if ep.terminated else len(ep)))
-            s = slice(max(0, k - c.context + 1), k + 1)
-            contexts.append(
-                Context(ep.t[s] - ep.t[k], ep.obs[s], ep.actions[s.start : k].astype(np.float64))
-            )
+            contexts.append(context_window(ep.t, ep.obs, ep.actions, k, c.context))
         gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
         state = core.encode(contexts, gen)
         obs = np.stack([ctx.obs[-1] for ctx in contexts])
@@ -160,10 +158,11 @@ class DynaCallback(BaseCallback):
         if n % c.eval_every == 0 or n == c.steps:
             rets = evaluate_real(self.model, c.env, c.timing, c.eval_episodes, seed=10_000 + n)
             self.curve.append((n, float(np.mean(rets)), time.perf_counter() - self.start))
-            rows = ["real_steps,mean_real_return,wall_s"] + [
-                f"{s},{r:.2f},{w:.1f}" for s, r, w in self.curve
+            rows = [
+                {"real_steps": s, "mean_real_return": f"{r:.2f}", "wall_s": f"{w:.1f}"}
+                for s, r, w in self.curve
             ]
-            atomic_write_text(c.out / "curve.csv", "\n".join(rows) + "\n")
+            atomic_write_csv(c.out / "curve.csv", rows, CURVE_COLUMNS, lineterminator="\n")
             self.checkpoint()
         return True
 

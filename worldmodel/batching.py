@@ -339,6 +339,21 @@ class Context:
     actions: np.ndarray
 
 
+def context_window(
+    t: np.ndarray, obs: np.ndarray, actions: np.ndarray, end: int, length: int
+) -> Context:
+    """The context of the (at most) ``length`` recorded points up to and including ``end``.
+
+    ``t (T,)`` seconds, ``obs (T, obs_dim)``, ``actions (T-1, act_dim)``: one recording (an
+    episode, or the steps so far); times in the context are relative to ``t[end]`` (its last
+    point is at 0) and its actions float64 copies.
+    """
+    start = max(0, end - length + 1)
+    return Context(
+        t[start : end + 1] - t[end], obs[start : end + 1], actions[start:end].astype(np.float64)
+    )
+
+
 def context_batch(contexts: Sequence[Context], normalizer: Normalizer) -> Batch:
     """A batch whose every point is observed context and none a target (for encoding real
     observations: latent models infer the state at the last one)."""

@@ -25,7 +25,14 @@ from envs.mujoco_state import state_from_obs
 from envs.tasks import check_env_id
 from envs.timing import TimingSpec
 from envs.wrappers import control_clock, mujoco_base, physics_state, set_physics_state
-from worldmodel.batching import Context, Normalizer, context_batch, make_batch, tile_windows
+from worldmodel.batching import (
+    Context,
+    Normalizer,
+    context_batch,
+    context_window,
+    make_batch,
+    tile_windows,
+)
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
 
@@ -312,9 +319,7 @@ def sample_starts(dataset: Dataset, count: int, context: int, seed: int = 0) -> 
         ep = dataset[e]
         k = int(rng.integers(context - 1, len(ep)))
         s = slice(k - context + 1, k + 1)
-        ctx = Context(
-            ep.t[s] - ep.t[k], ep.obs[s], ep.actions[k - context + 1 : k].astype(np.float64)
-        )
+        ctx = context_window(ep.t, ep.obs, ep.actions, k, context)
         out.append(Start(ctx, ep.qpos[k], ep.qvel[k], ep.qpos[s], ep.qvel[s], e, k))
     return out
 

@@ -1,12 +1,15 @@
-"""Atomic file writes: a reader never sees a half-written file, and a crash keeps the old one."""
+"""File writes: atomic ones (a reader never sees a half-written file, and a crash keeps the old
+one) and the CSV writers (a whole table atomically, or rows appended)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,3 +69,37 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write JSON (indented, keys in insertion order) atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def atomic_write_csv(
+    path: str | os.PathLike,
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    lineterminator: str = "\r\n",
+) -> Path:
+    """Write a whole CSV table atomically: a header of ``columns``, then ``rows`` (keys outside
+    ``columns`` are ignored, missing ones left empty); no columns give an empty file.
+    ``lineterminator`` is the csv module's (``"\r\n"`` by default)."""
+    buf = io.StringIO()
+    if columns:
+        w = csv.DictWriter(
+            buf, fieldnames=list(columns), extrasaction="ignore", lineterminator=lineterminator
+        )
+        w.writeheader()
+        w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def append_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Append ``rows`` (dicts with the first row's keys) to a CSV file, writing the header when
+    the file is new; makes the directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+    return path

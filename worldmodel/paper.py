@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from worldmodel.config import PaperConfig
+from worldmodel.io import append_csv
 from worldmodel.metrics import trained_seconds
 
 # Table 3, Latent ODE (ODE encoder), test MSE
@@ -192,19 +193,6 @@ def test_mse(model, batches) -> float:
             sq, k = sq + model.metrics(b)["mse"] * w, k + w
     model.train(was_training)
     return sq / k
-
-
-def append_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append ``rows`` to a CSV file, writing the header when the file is new."""
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
 
 
 def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> dict[str, Any]:
