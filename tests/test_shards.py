@@ -244,3 +244,31 @@ def test_rank_and_world_come_from_torchrun_variables(monkeypatch):
     with pytest.raises(ValueError, match="rank 4"):
         rank_and_world(4, 4)
     assert shard_blocks(5, 2) == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_the_command_line_collects_shows_and_merges_shards(tmp_path, capsys, monkeypatch):
+    from worldmodel.cli import main
+
+    out = tmp_path / "ds"
+    collect_args = [
+        "collect",
+        *("--env", "Hopper-v5", "--episodes", "5", "--max-episode-steps", "6", "--seed", "5"),
+        *("--shard-size", "2", "--out", str(out), "--no-progress"),
+    ]
+    monkeypatch.setenv("RANK", "1")  # as torchrun sets them
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(collect_args) == 0
+    printed = capsys.readouterr().out
+    assert "rank 1 of 2: wrote 1 shards" in printed and "episodes 0-1 are missing" in printed
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert main(collect_args) == 0
+    assert "rank 0 of 1: wrote 2 shards" in capsys.readouterr().out
+    assert main(["dataset", "info", str(out)]) == 0
+    assert "episodes      5" in capsys.readouterr().out
+    merged = tmp_path / "merged"
+    assert (
+        main(["dataset", "merge", str(out), str(out), "--out", str(merged), "--shard-size", "4"])
+        == 0
+    )
+    assert len(load_dataset(merged)) == 10 and len(list(merged.glob("shard-*.npz"))) == 3

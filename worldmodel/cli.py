@@ -35,7 +35,11 @@ class CollectArgs(CollectConfig):
     """Collect irregularly timed rollouts into a dataset file."""
 
     out: Path = Path("data/hopper.npz")
-    """Dataset file to write (atomically)."""
+    """Dataset file to write (atomically), or with ``--shard-size`` a directory of shards."""
+    shard_size: int = 0
+    """Episodes per shard; > 0 collects into the directory ``--out`` this process's shards
+    (rank and world size from ``RANK``/``WORLD_SIZE``, as torchrun sets them), keeping the
+    shards already there: rerun to complete a killed run, or with more ``--episodes`` to grow it."""
 
 
 @dataclass
@@ -43,7 +47,7 @@ class TrainArgs(TrainConfig):
     """Train a world model on a dataset file into a run directory."""
 
     dataset: Annotated[Path, tyro.conf.Positional] = Path("data/hopper.npz")
-    """Dataset file (from ``worldmodel collect``)."""
+    """Dataset file or shard directory (from ``worldmodel collect``)."""
     out: Path = Path("runs/latest")
     """Run directory (config, checkpoints, metrics)."""
     resume: bool = False
@@ -72,9 +76,28 @@ APP = SubcommandApp()
 def collect(args: Flags[CollectArgs]) -> None:
     from worldmodel.summary import describe
 
+    if args.shard_size:
+        _collect_shards(args)
+        return
     dataset = collect_to_file(args, args.out)
     print(describe(dataset, title=str(args.out), full=False))
     print(f"wrote {args.out}")
+
+
+def _collect_shards(args: CollectArgs) -> None:
+    from worldmodel.collect_shards import collect_shards, rank_and_world
+    from worldmodel.data import DatasetError, load_dataset
+    from worldmodel.summary import describe
+
+    written = collect_shards(_only(CollectConfig, args), args.out, args.shard_size)
+    rank, world = rank_and_world()
+    print(f"rank {rank} of {world}: wrote {len(written)} shards into {args.out}")
+    try:
+        dataset = load_dataset(args.out)
+    except DatasetError as err:  # other ranks still at work
+        print(f"not complete yet: {err}")
+        return
+    print(describe(dataset, title=str(args.out), full=False))
 
 
 DATASET = SubcommandApp()
@@ -82,7 +105,8 @@ DATASET = SubcommandApp()
 
 @DATASET.command(name="info")
 def dataset_info(path: Annotated[Path, tyro.conf.Positional]) -> None:
-    """Episodes, steps, dt histogram and per-dimension statistics of a dataset file."""
+    """Episodes, steps, dt histogram and per-dimension statistics of a dataset file or
+    shard directory."""
     from worldmodel.data import load_dataset
     from worldmodel.summary import describe
 
@@ -90,12 +114,19 @@ def dataset_info(path: Annotated[Path, tyro.conf.Positional]) -> None:
 
 
 @DATASET.command(name="merge")
-def dataset_merge(inputs: Annotated[tuple[Path, ...], tyro.conf.Positional], out: Path) -> None:
-    """Merge dataset files of the same env into one."""
+def dataset_merge(
+    inputs: Annotated[tuple[Path, ...], tyro.conf.Positional], out: Path, shard_size: int = 0
+) -> None:
+    """Merge dataset files or shard directories of the same env into one file, or with
+    ``--shard-size N`` into a new directory of shards of N episodes (one shard in memory)."""
     from worldmodel.data import Dataset, load_dataset
+    from worldmodel.shards import write_shards
 
     merged = Dataset.merge([load_dataset(p) for p in inputs])
-    merged.save(out)
+    if shard_size:
+        write_shards(merged, out, shard_size)
+    else:
+        merged.save(out)
     print(f"wrote {out}: {len(merged)} episodes, {merged.num_steps} steps")
 
 
