@@ -1,13 +1,12 @@
 """Gymnasium wrappers for irregularly timed MuJoCo rollouts, task functions and imagined envs.
 
 ``import envs`` registers ``worldmodel/Imagined-v0``:
-``gym.make("worldmodel/Imagined-v0", run="runs/NAME")`` (see :mod:`envs.imagined`).
+``gym.make("worldmodel/Imagined-v0", run="runs/NAME")`` (see :mod:`envs.imagined`: the
+core in ``envs/imagined/core.py``, the Gymnasium envs in ``single.py`` and ``vector.py``, the
+stable-baselines3 adapter in ``sb3.py``).
 ``envs.ImaginedEnv``, ``envs.ImaginedVectorEnv``, ``envs.SB3VecEnv`` and ``envs.ImaginationCore``
 are imported lazily (they need torch and the models), so ``import envs`` stays light.
 """
-
-import importlib as _importlib
-from typing import Any as _Any
 
 import gymnasium as _gym
 
@@ -32,6 +31,7 @@ from envs.wrappers import (
     physics_state,
     set_physics_state,
 )
+from worldmodel._lazy import lazy_getattr as _lazy_getattr
 
 __all__ = [
     "TASKS",
@@ -63,12 +63,7 @@ _LAZY = {
     name: "envs.imagined"
     for name in ("ImaginationCore", "ImaginedEnv", "ImaginedVectorEnv", "SB3VecEnv")
 }
-
-
-def __getattr__(name: str) -> _Any:
-    if name in _LAZY:
-        return getattr(_importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+__getattr__ = _lazy_getattr(__name__, _LAZY)
 
 
 if "worldmodel/Imagined-v0" not in _gym.registry:
