@@ -30,13 +30,14 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.save_util import load_from_zip_file
 
+from agents._sb3 import REPLAY_BUFFER_ARRAYS, counters, set_counters
 from worldmodel.config import DynaConfig
 from worldmodel.data import Dataset
 from worldmodel.io import atomic_write, atomic_write_json
 
 # settings that may change on resume (a longer budget, a different evaluation cadence)
 RESUMABLE_CHANGES = {"steps", "out", "eval_every", "eval_episodes"}
-_REAL = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+_REAL = REPLAY_BUFFER_ARRAYS
 _IMAGINED = ("im_obs", "im_next_obs", "im_actions", "im_rewards", "im_dones")
 
 
@@ -65,8 +66,7 @@ def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes:
     meta = {
         **state,
         "num_timesteps": agent.num_timesteps,
-        "n_updates": agent._n_updates,
-        "episode_num": agent._episode_num,
+        **counters(agent),
     }
     atomic_write_json(step_dir / "state.json", meta)
     atomic_write_json(root / "latest.json", {"dir": step_dir.name})
@@ -112,8 +112,7 @@ def load_dyna_checkpoint(
         with torch.no_grad():
             agent.log_ent_coef.copy_(variables["log_ent_coef"])
     agent.num_timesteps = state["num_timesteps"]
-    agent._n_updates = state["n_updates"]
-    agent._episode_num = state["episode_num"]
+    set_counters(agent, state["n_updates"], state["episode_num"])
     buf = agent.replay_buffer
     with np.load(step_dir / "buffer.npz", allow_pickle=False) as z:
         for k in _REAL:
