@@ -176,7 +176,8 @@ class TrainConfig:
     model: str = "latent-ode"
     """Model name: latent-ode, ode-rnn, gru-dt, rnn-vae, mlp-ensemble or mlp-delta."""
     net: ModelConfig = field(default_factory=ModelConfig)
-    """Architecture and objective of the model."""
+    """Architecture and objective of the model (each flag names the models that read it;
+    ``worldmodel train`` refuses one set for a model that ignores it)."""
     epochs: int = 30
     """Epochs to train (on resume: the new total)."""
     steps_per_epoch: int | None = 100
