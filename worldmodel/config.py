@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from worldmodel._lazy import lazy_getattr
+
 # the registry in worldmodel.models maps these names to classes (a test keeps them in step)
 MODEL_NAMES = ("latent-ode", "ode-rnn", "gru-dt", "rnn-vae", "mlp-ensemble", "mlp-delta")
 
@@ -230,6 +232,13 @@ class TrainConfig:
     """Also write TensorBoard events under ``tb/``."""
     progress: bool = True
     """Show a progress bar with the live loss."""
+    loader_workers: int = 0
+    """Worker processes that build the training batches ahead (0: built in the training loop,
+    from one stream). With workers the batch of step k is drawn from the seed and k alone: the
+    same for any number of workers or processes, but not the 0-worker sequence."""
+    step_log: bool = False
+    """Also append every step's training metrics (averaged over the processes) to
+    ``steps.csv`` in the run directory."""
 
     def check(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -246,6 +255,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 3:
             raise ValueError(f"window must be >= 3 observations, got {self.window}")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -378,12 +389,9 @@ class PaperConfig:
     ``test_trace.csv`` with the training time so far (for time-to-accuracy; not for selection)."""
 
 
-def __getattr__(name: str) -> Any:
-    """The agents' configs under their old import path (``from worldmodel.config import
-    PlanConfig``); they live in :mod:`agents.config`, imported on first use here so that this
-    core module never loads ``agents`` itself."""
-    if name in ("PlanConfig", "DynaConfig", "PlannerConfig"):
-        import agents.config
-
-        return getattr(agents.config, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the agents' configs under their old import path (``from worldmodel.config import
+# PlanConfig``): they live in agents.config, imported on first use so that this core module
+# never loads ``agents`` itself
+__getattr__ = lazy_getattr(
+    __name__, dict.fromkeys(("PlanConfig", "DynaConfig", "PlannerConfig"), "agents.config")
+)
