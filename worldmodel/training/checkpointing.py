@@ -36,23 +36,44 @@ def torch_rng_state(device: torch.device) -> dict[str, torch.Tensor]:
     return extra
 
 
+def seed_rank_stream(seed: int, rank: int) -> None:
+    """Give process ``rank`` (> 0) of a distributed run its own torch stream, from ``seed``
+    (the latent models' samples for its windows; rank 0 keeps the one-process stream)."""
+    torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
+
+
+def rank_rng_extras(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Checkpoint extras of every process's :func:`torch_rng_state` (in rank order): rank 0's
+    under their own names (those of a one-process run), rank ``r``'s with ``_rank{r}`` added."""
+    extras = dict(states[0])
+    for rank, state in enumerate(states[1:], start=1):
+        extras.update({f"{k}_rank{rank}": v for k, v in state.items()})
+    return extras
+
+
 def restore_last(
     path: Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     rng: np.random.Generator,
     device: torch.device,
+    rank: int = 0,
 ) -> TrainState:
-    """Load weights, optimiser and RNG states (numpy's into ``rng``, torch's globally) from
-    ``path`` (a ``last.safetensors``); returns the saved trainer state."""
+    """Load weights, optimiser and RNG states (numpy's into ``rng``, torch's globally: process
+    ``rank``'s, or when the run had fewer processes a stream seeded from the step and the rank)
+    from ``path`` (a ``last.safetensors``); returns the saved trainer state."""
     tensors, meta, header = read_checkpoint(path)
     load_model_weights(model, tensors, path)
     load_optimizer_state(optimizer, tensors, header)
     state: TrainState = meta["state"]
     rng.bit_generator.state = meta["numpy_rng"]
-    torch.set_rng_state(tensors["extra/torch_rng"])
-    if device.type == "cuda" and "extra/cuda_rng" in tensors:
-        torch.cuda.set_rng_state(tensors["extra/cuda_rng"], device)
+    tail = f"_rank{rank}" if rank else ""
+    if rank and f"extra/torch_rng{tail}" not in tensors:
+        seed_rank_stream(state["step"], rank)
+    else:
+        torch.set_rng_state(tensors[f"extra/torch_rng{tail}"])
+    if device.type == "cuda" and f"extra/cuda_rng{tail}" in tensors:
+        torch.cuda.set_rng_state(tensors[f"extra/cuda_rng{tail}"], device)
     return state
 
 

@@ -31,20 +31,35 @@ def is_solver_blow_up(err: AssertionError) -> bool:
 
 
 def backward(
-    loss_fn: LossFn, batch: Batch, parameters: Iterable[torch.nn.Parameter], grad_clip: float
+    loss_fn: LossFn,
+    batch: Batch,
+    parameters: Iterable[torch.nn.Parameter],
+    grad_clip: float,
+    agree: Callable[[bool], bool] = bool,
 ) -> dict[str, float] | None:
     """Loss, backward and gradient clipping (global norm ``grad_clip``); the batch's metrics,
     or None when the loss or the gradient norm is not finite or the solver blew up (the
-    gradients are then unusable: zero them before the next step)."""
+    gradients are then unusable: zero them before the next step).
+
+    ``agree(ok)`` is True when the loss is finite on every process of a distributed run (all
+    skip a batch together, or none does: a process that skipped the backward pass would leave
+    the others waiting in DDP's gradient all-reduce); the gradients, averaged over the
+    processes, then have the same norm on every one."""
     try:
         loss, metrics = loss_fn(batch)
-        if not bool(torch.isfinite(loss)):
-            return None
+        finite = bool(torch.isfinite(loss))
+    except AssertionError as err:
+        if not is_solver_blow_up(err):  # a bug: surface it with its own traceback
+            raise
+        loss, metrics, finite = None, None, False
+    if not agree(finite):
+        return None
+    try:
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
         return metrics if bool(torch.isfinite(norm)) else None
     except AssertionError as err:
-        if not is_solver_blow_up(err):  # a bug: surface it with its own traceback
+        if not is_solver_blow_up(err):
             raise
         return None
 

@@ -61,13 +61,27 @@ def steps_per_epoch(config: TrainConfig, episodes: list[Episode]) -> int:
     )
 
 
+def take_rows(batch: Batch, rows: slice) -> Batch:
+    """Windows ``rows`` of ``batch`` on the batch's whole time grid (the grid points only other
+    windows have stay: each kept window is the same tensor rows as in the whole batch)."""
+    return Batch(
+        times=batch.times,
+        obs=batch.obs[rows],
+        actions=batch.actions[rows],
+        exists=batch.exists[rows],
+        context=batch.context[rows],
+        target=batch.target[rows],
+    )
+
+
 class TrainBatches:
     """Random training batches of ``config.batch_size`` windows, drawn with ``rng`` alone.
 
     Every draw (the mode when ``mode="both"``, the observed fraction, the windows, their masks)
     comes from ``rng``, whose state the checkpoints carry, so the sequence of batches is a
-    function of the seed and the step. This is the one place batches are drawn: a distributed
-    run would draw the global batch here and keep its rank's share of the windows.
+    function of the seed and the step. This is the one place batches are drawn. A process of a
+    distributed run draws the same global batch as every other (the same ``rng`` stream as a
+    one-process run) and keeps its ``rows`` of it.
     """
 
     def __init__(
@@ -77,13 +91,14 @@ class TrainBatches:
         config: TrainConfig,
         rng: np.random.Generator,
         device: torch.device,
+        rows: slice | None = None,
     ) -> None:
         self.episodes, self.normalizer, self.config = episodes, normalizer, config
-        self.rng, self.device = rng, device
+        self.rng, self.device, self.rows = rng, device, rows
 
-    def draw(self) -> Batch:
-        """The next batch, on ``device``."""
-        c, rng = self.config, self.rng
+    def global_batch(self, rng: np.random.Generator) -> Batch:
+        """The next global batch drawn from ``rng``, on the CPU."""
+        c = self.config
         mode = c.mode if c.mode != "both" else ("interp", "extrap")[int(rng.integers(2))]
         observed = float(rng.uniform(c.observed_min, c.observed_max))
         windows = sample_windows(self.episodes, c.batch_size, c.window, rng)
@@ -95,4 +110,12 @@ class TrainBatches:
             observed=observed,
             context_fraction=c.context_fraction,
             rng=rng,
-        ).to(self.device)
+        )
+
+    def share(self, batch: Batch) -> Batch:
+        """This process's windows of a global batch (all of them in a one-process run)."""
+        return batch if self.rows is None else take_rows(batch, self.rows)
+
+    def draw(self) -> Batch:
+        """The next batch (this process's share), on ``device``."""
+        return self.share(self.global_batch(self.rng)).to(self.device)

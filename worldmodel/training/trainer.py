@@ -1,10 +1,11 @@
 """The training loop, composed of the units beside it: run directory, batches, schedules,
-non-finite guard, validation, checkpoints and writers."""
+non-finite guard, validation, checkpoints, writers and the processes of a distributed run."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,14 @@ from worldmodel.training import guard
 from worldmodel.training.checkpointing import (
     checkpoint_meta,
     last_good,
+    rank_rng_extras,
     restore_last,
+    seed_rank_stream,
     torch_rng_state,
 )
 from worldmodel.training.device import resolve_device
+from worldmodel.training.distributed import Processes, wrap_loss
+from worldmodel.training.loader import PrefetchedBatches
 from worldmodel.training.run_dir import run_config, settle_config
 from worldmodel.training.sampling import (
     TrainBatches,
@@ -43,13 +48,19 @@ Callback = Callable[["Trainer", int, dict[str, float]], bool | None]
 class Trainer:
     """Train one model on one dataset into ``run_dir``.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its share of every global
+    batch of ``config.batch_size`` windows through DistributedDataParallel; rank 0 alone
+    validates, writes and shows anything, and its decisions (best epoch, early stopping,
+    callbacks) are every rank's. The process group is started here unless it already was, and
+    then ended at the end of :meth:`fit`.
+
     Args:
         config: the settings (on ``resume``, the run's saved config is used instead, with
             this config's ``epochs``).
         dataset: episodes of one env; split by episode with ``config.split``.
         run_dir: where everything is written.
         resume: continue from ``run_dir/last.safetensors``.
-        callbacks: called after every epoch (see :data:`Callback`).
+        callbacks: called after every epoch (see :data:`Callback`; on rank 0 only).
         dataset_path: recorded in ``config.json``.
     """
 
@@ -64,14 +75,34 @@ class Trainer:
         dataset_path: str | Path | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
-        config = settle_config(config, dataset, self.run_dir, resume=resume)
+        self.processes = procs = Processes.from_env()
+        try:
+            self._build(config, dataset, resume, callbacks, dataset_path)
+        except BaseException:
+            procs.close()
+            raise
+
+    def _build(
+        self,
+        config: TrainConfig,
+        dataset: Dataset,
+        resume: bool,
+        callbacks: Sequence[Callback],
+        dataset_path: str | Path | None,
+    ) -> None:
+        procs = self.processes
+        # rank 0 alone checks the run directory (the others would find its config.json)
+        config = procs.from_main(
+            lambda: settle_config(config, dataset, self.run_dir, resume=resume)
+        )
+        rows = procs.share(config.batch_size) if procs.distributed else None
         self.config, self.callbacks, self.dataset = config, list(callbacks), dataset
         split = split_episodes(dataset, config)
         self.train_eps, self.val_eps = split.train, split.val
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(config.device, procs.local_rank if procs.distributed else None)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        # the one place the model is built and placed (a distributed run would wrap it here)
+        # the one place the model is built, placed and (in a distributed run) wrapped
         self.model: WorldModel = make_model(
             config.model, dataset.obs_dim, dataset.act_dim, config.net
         )
@@ -79,21 +110,35 @@ class Trainer:
         self.model.set_normalizer(self.normalizer)
         self.model.set_obs_bounds(*observation_bounds(self.normalizer, self.train_eps))
         self.model.to(self.device)
+        self._loss = wrap_loss(self.model, procs, self.device)
+        if procs.rank:  # the same initial weights everywhere, each rank its own samples
+            seed_rank_stream(config.seed, procs.rank)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.steps_per_epoch = steps_per_epoch(config, self.train_eps)
         self.state: TrainState = new_state()
-        self.batches = TrainBatches(self.train_eps, self.normalizer, config, self.rng, self.device)
+        self.batches = TrainBatches(
+            self.train_eps, self.normalizer, config, self.rng, self.device, rows
+        )
+        self._prefetched: PrefetchedBatches | None = None
         self.validator = Validator(self.val_eps, self.normalizer, config, self.device)
         self.writers = RunWriters(
-            self.run_dir, tensorboard=config.tensorboard, progress=config.progress
+            self.run_dir,
+            tensorboard=config.tensorboard,
+            progress=config.progress,
+            enabled=procs.main,
         )
         if resume:
             self.state = restore_last(
-                self.run_dir / "last.safetensors", self.model, self.optimizer, self.rng, self.device
+                self.run_dir / "last.safetensors",
+                self.model,
+                self.optimizer,
+                self.rng,
+                self.device,
+                procs.rank,
             )
-            self.writers.truncate(self.state["epoch"])
+            self.writers.truncate(self.state["epoch"], self.state["step"])
         else:
             self.writers.write_config(run_config(config, dataset, dataset_path))
         self.lr = LearningRate(  # positioned at the (restored) step: nothing else to restore
@@ -107,17 +152,31 @@ class Trainer:
 
     # -- one step -----------------------------------------------------------------------------
     def _train_batch(self) -> Batch:
-        return self.batches.draw()
+        if not self.config.loader_workers:
+            return self.batches.draw()
+        if self._prefetched is None:  # from the step about to be trained on
+            self._prefetched = PrefetchedBatches(
+                self.batches, self.state["step"], self.config.loader_workers
+            )
+        return self._prefetched.next()
 
     def train_step(self, batch: Batch) -> dict[str, float] | None:
         """One optimiser step; ``None`` when the batch gave a non-finite loss or gradient, or
         torchdiffeq's adaptive solver blew up (the step is skipped and the learning rate
-        halved). Any other exception propagates: it is a bug, not a bad batch."""
+        halved). Any other exception propagates: it is a bug, not a bad batch. The metrics are
+        averaged over the processes of a distributed run."""
         self.model.kl_weight = kl_weight(self.state["step"], self.config.kl_warmup_steps)
         self.optimizer.zero_grad(set_to_none=True)
+        loss_fn = self._loss if self.processes.distributed else self.model.loss
         metrics = guard.backward(
-            self.model.loss, batch, self.model.parameters(), self.config.grad_clip
+            loss_fn,
+            batch,
+            self.model.parameters(),
+            self.config.grad_clip,
+            agree=self.processes.agree,
         )
+        if self.processes.distributed and self.processes.agree(metrics is not None):
+            metrics = self.processes.mean(metrics)
         self.state["step"] += 1
         if metrics is None:
             self.optimizer.zero_grad(set_to_none=True)
@@ -135,6 +194,7 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def _last_good(self) -> str:
+        # rank 0 wrote its checkpoints before the collective that ended the epoch
         return last_good(self.run_dir, self.state["best_epoch"])
 
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], int]:
@@ -153,6 +213,8 @@ class Trainer:
             good += 1
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
+            if c.step_log:
+                self.writers.log_step(self.state["step"], metrics)
             bar.set_postfix(loss=f"{metrics['loss']:.4g}")
         guard.check_epoch(epoch, good, skipped, self._last_good)
         return {f"train/{k}": v / max(good, 1) for k, v in sums.items()}, skipped
@@ -160,38 +222,64 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until ``epochs``, early stopping or a callback stops it; returns the last
         epoch's metrics. The best model is in ``run_dir/model.safetensors``."""
+        try:
+            return self._fit()
+        finally:
+            if self._prefetched is not None:
+                self._prefetched.close()
+                self._prefetched = None
+            self.writers.close()
+            self.processes.close()
+
+    def _fit(self) -> dict[str, float]:
         c = self.config
         last: dict[str, float] = {}
         for epoch in range(self.state["epoch"] + 1, c.epochs + 1):
             start = time.perf_counter()
             row, skipped = self._train_epoch(epoch)
             self.state["epoch"] = epoch
-            row.update(self.validate())
-            row.update(
-                {
-                    "train/lr": self.lr.value,
-                    "train/skipped_batches": skipped,
-                    "time/epoch_s": time.perf_counter() - start,
-                }
-            )
-            improved = record_score(self.state, epoch, row["val/score"])
-            if improved:
-                self.writers.save("model.safetensors", self.model, self._meta())
-            self.writers.log(epoch, self.state["step"], row)
-            self.writers.save(
-                "last.safetensors",  # the RNGs too: a resumed run draws what this one would
-                self.model,
-                self._meta(),
-                self.optimizer,
-                torch_rng_state(self.device),
-            )
-            self.writers.epoch_line(epoch, row, improved, skipped)
+            rng_states = self.processes.gather(torch_rng_state(self.device))
+            end = partial(self._end_epoch, epoch, row, skipped, start, rng_states)
+            row, stop = self.processes.from_main(end)
+            if not self.processes.main:  # rank 0's decisions, from its row
+                record_score(self.state, epoch, row["val/score"])
             last = row
-            stop = any(cb(self, epoch, row) for cb in self.callbacks)
             if stop or out_of_patience(self.state, c.patience):
                 break
-        self.writers.close()
         return last
+
+    def _end_epoch(
+        self,
+        epoch: int,
+        row: dict[str, float],
+        skipped: int,
+        start: float,
+        rng_states: list[dict[str, torch.Tensor]],
+    ) -> tuple[dict[str, float], bool]:
+        """Rank 0's end of an epoch: validate, save, log and ask the callbacks; the epoch's
+        metrics and whether a callback stops training."""
+        row = {**row, **self.validate()}
+        row.update(
+            {
+                "train/lr": self.lr.value,
+                "train/skipped_batches": skipped,
+                "time/epoch_s": time.perf_counter() - start,
+            }
+        )
+        improved = record_score(self.state, epoch, row["val/score"])
+        if improved:
+            self.writers.save("model.safetensors", self.model, self._meta())
+        self.writers.log(epoch, self.state["step"], row)
+        self.writers.save(
+            "last.safetensors",  # the RNGs too: a resumed run draws what this one would
+            self.model,
+            self._meta(),
+            self.optimizer,
+            rank_rng_extras(rng_states),
+        )
+        self.writers.epoch_line(epoch, row, improved, skipped)
+        stop = any(cb(self, epoch, row) for cb in self.callbacks)
+        return row, stop
 
     def _meta(self) -> dict[str, Any]:
         return checkpoint_meta(self.config.model, self.state, self.rng)

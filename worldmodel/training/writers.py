@@ -1,4 +1,5 @@
-"""Everything a run writes or shows: config.json, checkpoints, metrics.csv, TensorBoard, progress.
+"""Everything a run writes or shows: config.json, checkpoints, metrics.csv, steps.csv, TensorBoard,
+progress.
 
 One object, so that a distributed run can build it with ``enabled=False`` on every rank but 0:
 then nothing is written and nothing is shown.
@@ -6,6 +7,7 @@ then nothing is written and nothing is shown.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from worldmodel.checkpoint import save_checkpoint
-from worldmodel.io import atomic_write_json
+from worldmodel.io import append_csv, atomic_write_csv, atomic_write_json
 from worldmodel.metrics import MetricsLogger
 
 
@@ -40,10 +42,27 @@ class RunWriters:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json", run_config)
 
-    def truncate(self, last_epoch: int) -> None:
-        """Forget the metrics of epochs after ``last_epoch`` (an epoch cut short, on resume)."""
+    def truncate(self, last_epoch: int, last_step: int) -> None:
+        """Forget the metrics of epochs after ``last_epoch`` and of steps after ``last_step``
+        (an epoch cut short, on resume)."""
         if self.logger is not None:
             self.logger.truncate(last_epoch)
+        steps = self.run_dir / "steps.csv"
+        if self.enabled and steps.exists():
+            with steps.open(newline="") as f:
+                reader = csv.DictReader(f)
+                rows = [r for r in reader if int(r["step"]) <= last_step]
+                columns = list(reader.fieldnames or [])
+            if columns:
+                atomic_write_csv(steps, rows, columns)
+            else:
+                steps.unlink()
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        """Append a step's training metrics to ``steps.csv`` (``step`` counts from 1)."""
+        if self.enabled:
+            row = {"step": step, **{k: repr(float(v)) for k, v in metrics.items()}}
+            append_csv(self.run_dir / "steps.csv", [row])
 
     def progress(self, steps: int, desc: str) -> tqdm:
         """A bar over ``range(steps)`` (a plain iteration when progress is off)."""
