@@ -16,7 +16,8 @@ import torch
 from agents.config import PlanConfig
 from agents.planners import make_planner, model_objective
 from envs.factory import env_spec_of, make_env
-from worldmodel.batching import Context, context_batch
+from envs.wrappers import default_dt
+from worldmodel.batching import context_batch, context_window
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
 
@@ -37,7 +38,7 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
     planner = make_planner(
         cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high), cfg, gen
     )
-    dt_plan = float(env.get_wrapper_attr("physics_dt") * env.get_wrapper_attr("default_substeps"))
+    dt_plan = default_dt(env)
     norm = model.normalizer
     device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
     returns, ms = [], []
@@ -48,11 +49,12 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
         total, done = 0.0, False
         while not done:
             start = time.perf_counter()
-            k = max(0, len(ts) - cfg.context)
-            ctx = Context(
-                np.asarray(ts[k:]) - ts[-1],
-                np.asarray(xs[k:]),
-                np.asarray(acts[k:], dtype=np.float64).reshape(-1, space.shape[0]),
+            ctx = context_window(
+                np.asarray(ts),
+                np.asarray(xs),
+                np.asarray(acts, dtype=np.float64).reshape(-1, space.shape[0]),
+                len(ts) - 1,
+                cfg.context,
             )
             with torch.no_grad():  # [gen]: drawn on the CPU (the same draws), moved to device
                 batch = context_batch([ctx], norm).to(device)
