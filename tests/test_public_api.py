@@ -26,3 +26,14 @@ def test_top_level_imports_stay_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", ["worldmodel", "envs", "agents"])
+def test_no_public_name_is_shadowed_by_a_submodule(package):
+    """Importing a submodule binds its name on the package, so a top-level name equal to a
+    submodule's would turn into that module once anything imported it."""
+    import pkgutil
+
+    module = importlib.import_module(package)
+    submodules = {m.name for m in pkgutil.iter_modules(module.__path__)}
+    assert not submodules & set(module.__all__)

@@ -2,8 +2,11 @@
 
 The public API (imported lazily, so that ``import worldmodel`` stays light)::
 
-    from worldmodel import load_dataset, collect, CollectConfig, train, TrainConfig, load
+    from worldmodel import load_dataset, CollectConfig, Trainer, TrainConfig, load
     from worldmodel import compare_to_simulator, heldout_error, evaluate_runs
+
+The functions ``collect`` and ``train`` share their names with the submodules that hold them
+(``worldmodel.collect``, ``worldmodel.train``), so they are imported from there.
 
 The envs (real, timed and imagined) are in :mod:`envs`, planners and agents in :mod:`agents`.
 """
@@ -20,10 +23,8 @@ _PUBLIC = {
     "DatasetError": "worldmodel.data",
     "load_dataset": "worldmodel.data",
     "CollectConfig": "worldmodel.collect",
-    "collect": "worldmodel.collect",
     "TrainConfig": "worldmodel.config",
     "Trainer": "worldmodel.train",
-    "train": "worldmodel.train",
     "load": "worldmodel.train",
     "MODELS": "worldmodel.models",
     "ModelConfig": "worldmodel.config",
