@@ -1,3 +1,4 @@
+import csv
 import math
 import os
 import pickle
@@ -363,7 +364,32 @@ def test_disabled_writers_write_and_show_nothing(tmp_path, data, capsys):
         pass
     quiet.save("last.safetensors", model, {"epoch": 1})
     quiet.log(1, 3, {"train/loss": 1.0, "val/score": 2.0})
+    quiet.log_step(3, {"loss": 1.0})
     quiet.epoch_line(1, {"train/loss": 1.0, "val/score": 2.0}, improved=True, skipped=0)
     quiet.close()
     assert not (tmp_path / "quiet").exists()
     assert capsys.readouterr() == ("", "")
+
+
+def _step_losses(run):
+    with (run / "steps.csv").open(newline="") as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+
+
+def test_batches_built_by_loader_workers_depend_on_the_seed_and_step_alone(tmp_path, data):
+    """Step k's batch comes from ``default_rng([seed, k])``: the same with 1 or 2 workers, and
+    after a resume (a constant learning rate, so that the resumed run is the same run)."""
+    from worldmodel.training.loader import step_rng
+
+    kw = dict(model="mlp-delta", lr_schedule="constant", step_log=True)
+    trainer = Trainer(cfg(**kw, loader_workers=1), data, tmp_path / "one")
+    first = trainer._train_batch()
+    drawn = trainer.batches.global_batch(step_rng(trainer.config.seed, 0))
+    for name in ("times", "obs", "actions", "exists", "context", "target"):
+        assert torch.equal(getattr(first, name), getattr(drawn, name)), name
+    trainer._prefetched.close()
+    Trainer(cfg(**kw, loader_workers=1), data, tmp_path / "w1").fit()
+    Trainer(cfg(**kw, loader_workers=2, epochs=1), data, tmp_path / "w2").fit()
+    Trainer(cfg(**kw, loader_workers=2), data, tmp_path / "w2", resume=True).fit()
+    assert _step_losses(tmp_path / "w1") == _step_losses(tmp_path / "w2")
+    assert len(_step_losses(tmp_path / "w1")) == 8
