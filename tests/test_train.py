@@ -17,6 +17,7 @@ from worldmodel.batching import make_batch, tile_windows
 from worldmodel.checkpoint import CheckpointError, read_checkpoint
 from worldmodel.models import ModelConfig
 from worldmodel.train import TrainConfig, Trainer, TrainingError, load
+from worldmodel.training import guard
 from worldmodel.training.schedules import LearningRate
 from worldmodel.training.writers import RunWriters
 
@@ -393,3 +394,14 @@ def test_batches_built_by_loader_workers_depend_on_the_seed_and_step_alone(tmp_p
     Trainer(cfg(**kw, loader_workers=2), data, tmp_path / "w2", resume=True).fit()
     assert _step_losses(tmp_path / "w1") == _step_losses(tmp_path / "w2")
     assert len(_step_losses(tmp_path / "w1")) == 8
+
+
+def test_a_batch_is_skipped_without_a_backward_pass_when_any_process_says_so(tmp_path, data):
+    """``agree`` stands for the other processes of a distributed run: a finite loss here is
+    still skipped (no backward pass, no gradient) when another process's was not."""
+    trainer = Trainer(cfg(model="mlp-delta", epochs=1), data, tmp_path / "run")
+    params = list(trainer.model.parameters())
+    batch = trainer._train_batch()
+    assert guard.backward(trainer.model.loss, batch, params, 10.0, agree=lambda ok: False) is None
+    assert all(p.grad is None for p in params)
+    assert guard.backward(trainer.model.loss, batch, params, 10.0, agree=bool) is not None

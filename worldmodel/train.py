@@ -5,7 +5,9 @@ A run directory ``runs/NAME/`` holds ``config.json`` (this config, the dataset, 
 spaces), ``model.safetensors`` (best validation score), ``last.safetensors`` (weights,
 optimizer and trainer state of the last finished epoch: ``resume`` continues from it),
 ``metrics.csv`` and ``tb/`` (TensorBoard). Resuming reproduces the uninterrupted run exactly
-(RNG states are checkpointed); an epoch cut short (even by ``kill -9``) is redone.
+(RNG states are checkpointed); an epoch cut short (even by ``kill -9``) is redone. Under
+``torchrun -m worldmodel train`` the processes train one run with DistributedDataParallel (see
+``docs/distributed.md``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@
 * ``checkpointing.py``: the trainer state and RNG states in checkpoints; resuming.
 * ``writers.py``: everything written or shown (:class:`RunWriters`, off on non-zero ranks).
 * ``state.py``: :class:`TrainState`, early stopping.
-* ``device.py``: :func:`resolve_device`.
+* ``device.py``: :func:`resolve_device` (``cuda:LOCAL_RANK`` in a distributed run).
+* ``distributed.py``: the processes of a ``torchrun`` run, their collectives, the DDP wrapper.
+* ``loader.py``: batches built ahead in ``DataLoader`` workers (``loader_workers`` > 0).
 """
 
 from worldmodel.training.device import resolve_device
