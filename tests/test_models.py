@@ -256,3 +256,47 @@ def test_mlp_delta_is_deterministic_and_fits_one_step(data):
     assert model.loss(fixed)[1]["mse_1step"] < 0.1 * hold
     x, a, d = torch.randn(5, 2), torch.rand(5, 1), torch.full((5,), 0.5)
     assert torch.equal(model.sample_step(x, a, d)[0], model.step(x, a, d)[0])
+
+
+def test_latent_ode_one_step_term_is_each_scored_point_stepped_from_the_last_observation(data):
+    """``one_step_nll`` equals, point by point, the horizon-1 NLL of ``step`` from the previous
+    observation with the open-loop augmented state there (one RK4 step per interval, so the
+    batched solve and the single-row steps take the same steps); it enters the loss with
+    its weight and its gradient reaches the dynamics field."""
+    from dataclasses import replace
+
+    from worldmodel.models.base import gaussian_logpdf
+
+    eps, norm = data
+    torch.manual_seed(0)
+    cfg = replace(TINY, max_step=None, samples=1, one_step_weight=0.5)
+    model = make_model("latent-ode", 2, 1, cfg)
+    model.set_normalizer(norm)
+    batch = _batch(eps, norm, np.random.default_rng(3), n=4)
+    own = batch.own_steps(batch.anchor())
+    q = model.posterior(batch)
+    zs = model.evolve_own(q.loc.unsqueeze(0), own)
+    got = model.one_step_nll(batch, own, zs)
+    x = own.gather(batch.obs)
+    scored = own.gather(batch.target.unsqueeze(-1).float()).squeeze(-1) > 0
+    total, count = 0.0, 0
+    for b in range(batch.size):
+        for k in range(own.pos.shape[1] - 1):
+            if not (scored[b, k + 1] and own.valid[b, k + 1] and own.dt[b, k] > 0):
+                continue
+            z = torch.cat([x[b, k], zs[0, b, k, model.obs_dim :]]).unsqueeze(0)
+            _, pred = model.step(z, own.actions[b, k].unsqueeze(0), own.dt[b, k].reshape(1))
+            std = model.decode_std(pred, torch.ones(1, dtype=torch.long))
+            total -= gaussian_logpdf(x[b, k + 1], pred[0], std[0]).sum().item()
+            count += 1
+    assert count > 10
+    assert got.item() == pytest.approx(total / (count * model.obs_dim), rel=1e-5)
+
+    loss, metrics = model.loss(batch)
+    assert metrics["one_step_nll"] > 0
+    model.zero_grad()
+    loss.backward()
+    assert model.field.net[0].weight.grad.abs().sum() > 0
+    off = make_model("latent-ode", 2, 1, replace(cfg, one_step_weight=0.0))
+    off.load_state_dict(model.state_dict())
+    assert "one_step_nll" not in off.loss(batch)[1]

@@ -41,6 +41,11 @@ class ModelConfig:
     many intervals the point lies past the anchor, one learned log-factor per interval up to
     this many (0: one noise for every horizon). Open-loop errors grow with the horizon; a single
     noise level is set by the long horizons and so gives the short ones almost no weight."""
+    one_step_weight: float = 0.0
+    """[latent-ode, with carry_obs] Weight of a teacher-forced one-step term added to the
+    open-loop loss: each scored point predicted one interval ahead from the previous
+    observation (and the open-loop augmented state there), as a one-step model is trained.
+    0: open loop only."""
     field_activation: Literal["tanh", "silu"] = "silu"
     """[latent-ode] Activation of the dynamics network (the paper's: tanh)."""
     rec_dim: int = 40
@@ -126,6 +131,7 @@ FIELD_USERS: dict[str, tuple[str, ...]] = {
     "latent_dim": LATENT_MODELS + FILTER_MODELS,
     "carry_obs": ("latent-ode",),
     "noise_horizons": LATENT_MODELS,
+    "one_step_weight": ("latent-ode",),
     "field_activation": ("latent-ode",),
     "rec_dim": LATENT_MODELS,
     "rec_layers": ("latent-ode",),
@@ -159,6 +165,8 @@ def unused_settings(model: str, net: ModelConfig) -> dict[str, str]:
     }
     if model == "latent-ode" and net.carry_obs:
         unused["dec_units"] = "no decoder with carry_obs: add --net.no-carry-obs"
+    if model == "latent-ode" and not net.carry_obs:
+        unused["one_step_weight"] = "the one-step term starts from an observation: needs carry_obs"
     if model == "latent-ode" and net.encoder == "rnn":
         unused["rec_layers"] = "the rnn encoder has no ODE network"
     if model in LATENT_MODELS and net.obs_std is not None:

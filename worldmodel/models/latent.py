@@ -203,11 +203,16 @@ class LatentModel(WorldModel):
         on the same integers, so the solver takes steps per own point, not per union-grid point.
         ``own``: ``batch.own_steps(batch.anchor())`` when the caller already has it.
         """
-        S, B, L = z0.shape
         own = batch.own_steps(batch.anchor()) if own is None else own
+        return own.to_grid(self.evolve_own(z0, own))
+
+    def evolve_own(self, z0: torch.Tensor, own: OwnSteps) -> torch.Tensor:
+        """:meth:`evolve` at each window's own points ``(S, B, K, D)`` (before
+        :meth:`OwnSteps.to_grid`)."""
+        S, B, L = z0.shape
         K, N = own.pos.shape[1], S * B
         if K == 1:
-            return own.to_grid(z0.unsqueeze(2))
+            return z0.unsqueeze(2)
         acts = own.actions.unsqueeze(0).expand(S, *own.actions.shape).reshape(N, K, -1)
         scale = self.tau(own.dt).unsqueeze(0).expand(S, B, K).reshape(N, K)
         z = z0.reshape(N, L)
@@ -229,7 +234,7 @@ class LatentModel(WorldModel):
                 z = torch.where((scale[:, k] > 0).unsqueeze(-1), moved, z)
                 out.append(z)
             zs = torch.stack(out, 1)
-        return own.to_grid(zs.reshape(S, B, K, L))
+        return zs.reshape(S, B, K, L)
 
     def posterior(self, batch: Batch) -> torch.distributions.Normal:
         """``q(z0)`` at each window's anchor, ``(B, state_dim)``. With ``carry_obs``, the
@@ -271,7 +276,8 @@ class LatentModel(WorldModel):
         S = self.config.samples
         z0 = self._with_observed(q, q.rsample((S,)))  # (S, B, D)
         own = batch.own_steps(batch.anchor())
-        mean = self.decode(self.evolve(z0, batch, own))  # (S, B, U, O)
+        zs = self.evolve_own(z0, own)  # (S, B, K, D)
+        mean = self.decode(own.to_grid(zs))  # (S, B, U, O)
         # own.inverse: (B, U) intervals past the anchor
         std = self.decode_std(mean, own.inverse.expand(mean.shape[:-1]))
         mask = batch.target.to(mean.dtype)
@@ -284,6 +290,11 @@ class LatentModel(WorldModel):
         else:
             bound = loglik.mean(0) - self.kl_weight * kl
         loss = -(bound / n).mean()
+        extra = {}
+        if self.carry and self.config.one_step_weight > 0:
+            one_step = self.one_step_nll(batch, own, zs)
+            loss = loss + self.config.one_step_weight * one_step
+            extra["one_step_nll"] = one_step.item()
         with torch.no_grad():
             mse = masked_mse(mean.mean(0), batch.obs, batch.target)
             nll = -(loglik.mean(0) / n).mean()
@@ -293,7 +304,35 @@ class LatentModel(WorldModel):
             "kl": kl.mean().item(),
             "mse": mse.item(),
             "kl_weight": float(self.kl_weight),
+            **extra,
         }
+
+    def one_step_nll(self, batch: Batch, own: OwnSteps, zs: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced one-step NLL per scored entry (``carry_obs`` only): each scored own
+        point ``k + 1`` predicted by one :meth:`step` from ``[x_k, h_k]``, the observation at
+        ``k`` with the augmented part of the open-loop states ``zs (S, B, K, D)``; scored with
+        the horizon-1 noise."""
+        S, B, K, D = zs.shape
+        no = self.obs_dim
+        if K < 2:
+            return zs.new_zeros(())
+        x = own.gather(batch.obs)  # (B, K, O)
+        scored = own.gather(batch.target.unsqueeze(-1).to(x.dtype)).squeeze(-1) > 0
+        pair = scored[:, 1:] & own.valid[:, 1:] & (own.dt[:, :-1] > 0)  # (B, K-1)
+        start = torch.cat([x[:, :-1].expand(S, B, K - 1, no), zs[:, :, :-1, no:]], -1)
+        acts = own.actions[:, :-1].expand(S, B, K - 1, own.actions.shape[-1])
+        dt = own.dt[:, :-1].expand(S, B, K - 1)
+        nxt = step_zoh(  # unscored pairs (padding, dt 0) are masked below
+            self.field,
+            start.reshape(-1, D),
+            acts.reshape(-1, acts.shape[-1]),
+            self.tau(dt.reshape(-1)),
+            **self.solver_options(),
+        ).reshape(S, B, K - 1, D)[..., :no]
+        horizon = torch.ones(nxt.shape[:-1], dtype=torch.long, device=nxt.device)
+        ll = gaussian_logpdf(x[:, 1:], nxt, self.decode_std(nxt, horizon)).sum(-1)
+        m = pair.to(ll.dtype).expand_as(ll)
+        return -(ll * m).sum() / (m.sum() * no).clamp(min=1)
 
     def predict(self, batch: Batch, samples: int = 1) -> Prediction:
         q = self.posterior(batch)
