@@ -49,8 +49,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(data: Path, out: Path, *args: str) -> None:
-    """``worldmodel train`` in 2 processes under torchrun."""
+def torchrun(data: Path, out: Path, *args: str, ok: bool = True) -> str:
+    """``worldmodel train`` in 2 processes under torchrun; its output (it must succeed, or with
+    ``ok=False`` fail)."""
     cmd = [
         sys.executable,
         "-m",
@@ -68,7 +69,8 @@ def torchrun(data: Path, out: Path, *args: str) -> None:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (res.returncode == 0) == ok, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout + res.stderr
 
 
 def step_losses(run: Path) -> dict[int, float]:
@@ -166,3 +168,8 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused():
     assert Processes(rank=1, world=2).share(8) == slice(4, 8)
     with pytest.raises(ValueError, match="batch_size 8 does not split evenly over 3 processes"):
         Processes(rank=0, world=3).share(8)
+
+
+def test_every_process_stops_with_the_error_of_a_bad_setting(tmp_path, data_file):
+    out = torchrun(data_file, tmp_path / "run", *flags(SETTINGS), "--batch-size", "7", ok=False)
+    assert out.count("worldmodel: error: batch_size 7 does not split evenly over 2") == 2

@@ -116,9 +116,13 @@ class Processes:
         dist.all_gather_object(out, value)
         return out
 
-    def close(self) -> None:
-        """End the process group if it was started here."""
+    def close(self, *, done: bool = True) -> None:
+        """End the process group if it was started here: when ``done``, once every rank is (a
+        rank that left early could abort the others' connections); after an error, at once
+        (the other ranks may never get there)."""
         if self.owns_group and dist.is_initialized():
+            if done:
+                dist.barrier()
             dist.destroy_process_group()
 
 

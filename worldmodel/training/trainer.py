@@ -79,7 +79,7 @@ class Trainer:
         try:
             self._build(config, dataset, resume, callbacks, dataset_path)
         except BaseException:
-            procs.close()
+            procs.close(done=False)
             raise
 
     def _build(
@@ -222,14 +222,17 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until ``epochs``, early stopping or a callback stops it; returns the last
         epoch's metrics. The best model is in ``run_dir/model.safetensors``."""
+        done = False
         try:
-            return self._fit()
+            last = self._fit()
+            done = True
+            return last
         finally:
             if self._prefetched is not None:
                 self._prefetched.close()
                 self._prefetched = None
             self.writers.close()
-            self.processes.close()
+            self.processes.close(done=done)
 
     def _fit(self) -> dict[str, float]:
         c = self.config
