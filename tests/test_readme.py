@@ -67,6 +67,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "imagination.md", "benchmark"): ([RESULTS + "imagination.csv"], (1,)),
     (BENCH + "hopper_models.md", "benchmark"): ([RESULTS + "hopper_models.csv"], (1,)),
     (BENCH + "dataset_memory.md", "dataset"): ([RESULTS + "dataset_memory.txt"], (1,)),
+    (BENCH + "training_scale.md", "model"): ([RESULTS + "training_scale.txt"], (1,)),
 }
 # Tables that hold descriptions, not results (the models table: its one number is a year).
 NOT_RESULTS = {("docs/design.md", "name"), ("docs/design.md", "file")}
