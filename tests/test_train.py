@@ -405,3 +405,22 @@ def test_a_batch_is_skipped_without_a_backward_pass_when_any_process_says_so(tmp
     assert guard.backward(trainer.model.loss, batch, params, 10.0, agree=lambda ok: False) is None
     assert all(p.grad is None for p in params)
     assert guard.backward(trainer.model.loss, batch, params, 10.0, agree=bool) is not None
+
+
+def test_observation_bounds_stream_to_the_same_values_as_one_concatenation(monkeypatch):
+    """The imagination clamp's range is read chunk by chunk (sharded datasets): the same
+    bits as normalising every observation at once and taking the extremes."""
+    import functools
+
+    import worldmodel.training.sampling as sampling
+    from worldmodel.batching import Normalizer
+    from worldmodel.data import field_chunks
+
+    eps = linear_dataset(12, 9, seed=3).episodes
+    norm = Normalizer.fit(eps)
+    monkeypatch.setattr(sampling, "field_chunks", functools.partial(field_chunks, max_rows=7))
+    seen = norm.normalize(np.concatenate([ep.obs for ep in eps]))
+    lo, hi = seen.min(0), seen.max(0)
+    got = sampling.observation_bounds(norm, eps)
+    np.testing.assert_array_equal(got[0], lo - 0.1 * (hi - lo))
+    np.testing.assert_array_equal(got[1], hi + 0.1 * (hi - lo))

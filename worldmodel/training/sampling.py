@@ -10,7 +10,7 @@ import torch
 
 from worldmodel.batching import Batch, Normalizer, make_batch, sample_windows
 from worldmodel.config import TrainConfig
-from worldmodel.data import Dataset, Episode
+from worldmodel.data import Dataset, Episode, episode_lengths, field_chunks
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,20 @@ def observation_bounds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(low, high)``, each ``(obs_dim,)`` in normalised units: the range seen in ``episodes``
     widened by 10 % on each side (imagined observations are kept inside it)."""
-    seen = normalizer.normalize(np.concatenate([ep.obs for ep in episodes]))
-    lo, hi = seen.min(0), seen.max(0)
+    # streamed raw extremes, normalised after: the normalisation is increasing in each
+    # dimension (std > 0), so this is the min/max of the normalised data exactly, without
+    # holding every observation of a sharded dataset at once
+    lo = hi = None
+    for chunk in field_chunks(episodes, "obs"):
+        lo = chunk.min(0) if lo is None else np.minimum(lo, chunk.min(0))
+        hi = chunk.max(0) if hi is None else np.maximum(hi, chunk.max(0))
+    lo, hi = normalizer.normalize(lo), normalizer.normalize(hi)
     return lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
 
 
 def steps_per_epoch(config: TrainConfig, episodes: list[Episode]) -> int:
     """``config.steps_per_epoch``, or (None) about one pass over the training transitions."""
-    transitions = sum(len(ep) - 1 for ep in episodes)
+    transitions = int(episode_lengths(episodes).sum()) - len(episodes)  # opens no shard
     return config.steps_per_epoch or max(
         1, math.ceil(transitions / (config.batch_size * (config.window - 1)))
     )
