@@ -3,6 +3,7 @@ non-finite guard, validation, checkpoints, writers and the processes of a distri
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -232,6 +233,12 @@ class Trainer:
                 self._prefetched.close()
                 self._prefetched = None
             self.writers.close()
+            if self.processes.distributed:
+                # DDP holds the process group: release it before the group ends, or its gloo
+                # threads may be torn down at exit ("terminate called without an active
+                # exception", seen in about one run of four)
+                self._loss = None
+                gc.collect()
             self.processes.close(done=done)
 
     def _fit(self) -> dict[str, float]:
