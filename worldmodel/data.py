@@ -1,7 +1,7 @@
 """Trajectory datasets: ragged episodes of irregularly timed rollouts, in one ``.npz`` file
 or in a directory of such files read lazily (shards, see :mod:`worldmodel.shards`).
 
-Convention (shared by every part of the project, see README "Time and actions"):
+Convention (shared by every part of the project, see docs/design.md, "Time and actions"):
 ``t`` is seconds since the episode's start, strictly increasing; action ``a_i`` is held on
 ``[t_i, t_{i+1})``; an episode with ``T`` observations has ``T - 1`` actions and rewards;
 ``qpos``/``qvel`` are MuJoCo's full physics state at every ``t``.
