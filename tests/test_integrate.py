@@ -184,3 +184,53 @@ def test_an_interval_of_exactly_max_step_is_one_step():
     Counting.calls = 0
     step_zoh(f, z, a, dt * 1.01, method="rk4", max_step=0.008 / 0.1)
     assert Counting.calls == 8
+
+
+@pytest.mark.parametrize("method, max_step", [("rk4", None), ("rk4", 0.04), ("midpoint", 0.02)])
+def test_held_steps_equal_odeint_on_the_own_step_clock(method, max_step):
+    """The fast path (a loop over held intervals) is odeint_zoh on the clock 0, 1, ..., K with
+    the per-row lengths as time scale: same steps, same formula; rows with a zero length
+    (padding) stay put, and one negative length runs back in time."""
+    from worldmodel.models.integrate import held_steps
+
+    torch.manual_seed(1)
+    f = Tanh()
+    K = 6
+    actions = torch.randn(5, K, 1, dtype=torch.float64)
+    duration = torch.rand(5, K, dtype=torch.float64) * 0.1
+    duration[3, 4:] = 0.0
+    duration[4, 2] = -0.05
+    z0 = torch.randn(5, 2, dtype=torch.float64)
+    clock = torch.arange(K + 1, dtype=torch.float64)
+    pad = torch.cat([actions, actions[:, -1:]], 1)
+    scale = torch.cat([duration, duration[:, -1:]], 1)
+    want = odeint_zoh(f, z0, clock, pad, method=method, max_step=max_step, scale=scale)
+    got = held_steps(f, z0, actions, duration, method=method, max_step=max_step)
+    assert got.shape == (5, K + 1, 2)
+    torch.testing.assert_close(got, want.transpose(0, 1), rtol=1e-12, atol=1e-12)
+    assert torch.equal(got[3, 4:], got[3, 4:5].expand(3, 2))
+    with pytest.raises(ValueError, match="dopri5"):
+        held_steps(f, z0, actions, duration, method="dopri5")
+    with pytest.raises(ValueError, match=r"duration \(N, K\)"):
+        held_steps(f, z0, actions, duration[:, :-1])
+
+
+def test_held_steps_match_the_closed_form():
+    from worldmodel.models.integrate import held_steps
+
+    rng = np.random.default_rng(4)
+    durations = rng.integers(1, 5, size=(3, 12)) * 0.05
+    actions = rng.uniform(-1, 1, size=(3, 12, 1))
+    z0 = rng.uniform(-1, 1, size=(3, 2))
+    got = held_steps(
+        Linear(),
+        torch.as_tensor(z0),
+        torch.as_tensor(actions),
+        torch.as_tensor(durations),
+        max_step=0.02,
+    ).numpy()
+    for r in range(3):
+        grid = np.concatenate([[0.0], np.cumsum(durations[r])])
+        np.testing.assert_allclose(
+            got[r], exact(z0[r : r + 1], grid, actions[r : r + 1])[:, 0], atol=1e-6
+        )

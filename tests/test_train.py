@@ -309,20 +309,38 @@ def test_adjoint_trains_with_fixed_step_solvers(tmp_path, data, solver):
 
 
 def test_a_run_config_from_before_the_world_model_settings_builds_the_old_model():
-    """config.json of runs saved before carry_obs / field_activation / noise_horizons existed:
-    loading builds the model they were trained as, so their weights fit."""
+    """config.json of runs saved before carry_obs / field_activation / noise_horizons /
+    one_step_weight existed: loading builds (and would resume) the model they were trained as,
+    so their weights fit and their objective is unchanged."""
     from worldmodel.models import make_model
 
     old = TrainConfig.from_dict(
         {"model": "latent-ode", "net": {"latent_dim": 15, "max_step": None}}
     )
-    assert (old.net.carry_obs, old.net.field_activation, old.net.noise_horizons) == (
+    net = old.net
+    assert (net.carry_obs, net.field_activation, net.noise_horizons, net.one_step_weight) == (
         False,
         "tanh",
         0,
+        0.0,
     )
     model = make_model("latent-ode", 11, 3, old.net)
     assert model.state_dim == 15 and model.log_std_h is None and model.decoder is not None
+
+
+def test_max_step_data_is_the_longest_control_interval(data, tmp_path):
+    """The default ``net.max_step="data"`` becomes the longest interval of the dataset, in
+    seconds, in the run's config.json: every training interval is one solver step."""
+    import json
+
+    from worldmodel.training.run_dir import resolve_max_step
+
+    longest = max(float(np.diff(ep.t).max()) for ep in data.episodes)
+    assert resolve_max_step("data", data) == longest
+    assert resolve_max_step("env-dt", data) is None  # the synthetic data records no env dt
+    Trainer(cfg(epochs=1, steps_per_epoch=1), data, tmp_path / "run").fit()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["net"]["max_step"] == longest
 
 
 def _lr_before_torch_scheduler(peak, schedule, step, total, scale):

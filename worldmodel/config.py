@@ -41,11 +41,11 @@ class ModelConfig:
     many intervals the point lies past the anchor, one learned log-factor per interval up to
     this many (0: one noise for every horizon). Open-loop errors grow with the horizon; a single
     noise level is set by the long horizons and so gives the short ones almost no weight."""
-    one_step_weight: float = 0.0
+    one_step_weight: float = 1.0
     """[latent-ode, with carry_obs] Weight of a teacher-forced one-step term added to the
     open-loop loss: each scored point predicted one interval ahead from the previous
     observation (and the open-loop augmented state there), as a one-step model is trained.
-    0: open loop only."""
+    0: open loop only (the default before 0.x: runs saved without this setting load with 0)."""
     field_activation: Literal["tanh", "silu"] = "silu"
     """[latent-ode] Activation of the dynamics network (the paper's: tanh)."""
     rec_dim: int = 40
@@ -53,11 +53,11 @@ class ModelConfig:
     rec_layers: int = 1
     """[latent-ode, unless its encoder is rnn] Hidden layers of the encoder's ODE network, of
     ``units`` each (the paper's Hopper: 3)."""
-    units: int = 100
+    units: int = 200
     """[latent-ode, rnn-vae, ode-rnn] Hidden units per layer of the dynamics network
-    (latent-ode, ode-rnn; the paper's Hopper: 300) and of the encoder's networks (latent-ode,
-    rnn-vae)."""
-    layers: int = 2
+    (latent-ode, ode-rnn; the paper's Hopper: 300; the ensembles' members: 200) and of the
+    encoder's networks (latent-ode, rnn-vae)."""
+    layers: int = 3
     """[latent-ode, ode-rnn] Hidden layers of the dynamics network (the paper's Hopper: 3)."""
     dec_units: int = 100
     """[latent-ode without carry_obs, rnn-vae, ode-rnn, gru-dt] Hidden units of the decoder's
@@ -65,12 +65,13 @@ class ModelConfig:
     solver: str = "rk4"
     """[latent-ode, ode-rnn] torchdiffeq method for the dynamics ODE (``rk4``, ``euler``,
     ``midpoint``, ``dopri5``, ...)."""
-    max_step: float | Literal["env-dt"] | None = "env-dt"
+    max_step: float | Literal["data", "env-dt"] | None = "data"
     """[latent-ode, ode-rnn] Fixed-step solvers: largest step in seconds (None: one step per
-    control interval). ``env-dt``: the env's own control step (the dataset's ``default_dt``),
-    filled in by the trainer, so that an interval longer than any seen in training is
-    integrated in more steps of a familiar size rather than one larger one (a model built
-    without a dataset: None)."""
+    control interval). ``data``: the longest control interval in the training dataset, so
+    that every interval seen in training is one step and one longer than any seen is
+    integrated in more steps no longer than seen ones, not in one larger step; ``env-dt``: the
+    env's own control step (the dataset's ``default_dt``). Both are filled in by the trainer
+    (a model built without a dataset: None)."""
     rtol: float = 1e-3
     """[latent-ode, ode-rnn] Adaptive solvers: relative tolerance."""
     atol: float = 1e-4
@@ -282,7 +283,13 @@ class TrainConfig:
             net = asdict(net)
         # runs saved before these settings existed had a purely latent tanh latent-ode with one
         # noise level (without these, their weights would not fit the model built to load them)
-        net = {"carry_obs": False, "field_activation": "tanh", "noise_horizons": 0, **net}
+        net = {
+            "carry_obs": False,
+            "field_activation": "tanh",
+            "noise_horizons": 0,
+            "one_step_weight": 0.0,
+            **net,
+        }
         net_known = {f.name for f in fields(ModelConfig)}
         if set(net) - net_known:
             raise ValueError(f"unknown model settings {sorted(set(net) - net_known)}")

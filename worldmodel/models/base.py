@@ -225,7 +225,7 @@ class WorldModel(nn.Module, ABC):
 
     def max_step_units(self) -> float | None:
         """``config.max_step`` in model time units (None: one solver step per interval; an
-        unresolved ``"env-dt"`` counts as None, see ``ModelConfig.max_step``)."""
+        unresolved ``"data"`` or ``"env-dt"`` counts as None, see ``ModelConfig.max_step``)."""
         m = self.config.max_step
         return None if m is None or isinstance(m, str) else self.tau(m)
 

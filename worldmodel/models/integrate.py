@@ -14,6 +14,12 @@ grid times where some row's action actually changes are *switch times*. One
   restart, evaluating on the correct side.
 
 In both cases ``a(t)`` is the right-continuous lookup ``actions[searchsorted(grid, t) - 1]``.
+
+:func:`held_steps` is the fast path for the common case, consecutive intervals of one held
+action each with a length per row (a model's own steps, one imagined step): it loops over the
+intervals itself and takes torchdiffeq's fixed-step formula inside each, so no step crosses a
+switch by construction and ``odeint``'s per-evaluation bookkeeping (time lookup, perturbation,
+interpolation) is skipped; :func:`step_zoh` uses it for fixed-step methods.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torchdiffeq
 from torch import nn
 
 # torchdiffeq's fixed-grid methods (they take grid_constructor and perturb)
-from worldmodel._compat.torchdiffeq import FIXED_SOLVERS
+from worldmodel._compat.torchdiffeq import FIXED_SOLVERS, fixed_step
 
 
 def subdivide_counts(knots: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -196,6 +202,49 @@ def odeint_zoh(
     return solve(field, z0, grid, method=method, options=options, **kwargs)
 
 
+def held_steps(
+    f: nn.Module,
+    z0: torch.Tensor,
+    actions: torch.Tensor,
+    duration: torch.Tensor,
+    *,
+    method: str = "rk4",
+    max_step: float | None = None,
+) -> torch.Tensor:
+    """Integrate ``dz/dt = f(z, a)`` from ``z0 (N, D)`` over ``K`` consecutive intervals, each
+    row holding ``actions[:, k] (N, A)`` for ``duration[:, k]`` model units (``(N, K)``; 0
+    leaves the row where it is, negative goes back in time); returns ``(N, K + 1, D)``, the
+    start and the state after each interval. Fixed-step ``method`` only; interval ``k`` takes
+    ``ceil(max |duration[:, k]| / max_step)`` equal steps for every row (one when ``max_step``
+    is None). Equal to :func:`odeint_zoh` on the grid ``0, 1, ..., K`` with ``scale=duration``
+    up to float rounding."""
+    if duration.shape != actions.shape[:2] or z0.shape[0] != actions.shape[0]:
+        raise ValueError(
+            f"held_steps wants z0 (N, D), actions (N, K, A), duration (N, K); got "
+            f"{tuple(z0.shape)}, {tuple(actions.shape)}, {tuple(duration.shape)}"
+        )
+    step = fixed_step(method)
+    K = actions.shape[1]
+    if max_step is None:
+        counts = [1] * K
+    else:
+        counts = step_counts(duration.abs().amax(0), max_step).tolist()
+    z, out = z0, [z0]
+    for k in range(K):
+        a = actions[:, k]
+
+        def field(_t, y: torch.Tensor, perturb=None, a=a) -> torch.Tensor:
+            return f(y, a)
+
+        # each row's own step length (N, 1) stands in for dt: the field is autonomous, so the
+        # time arguments are unused and only ``dt * k`` terms carry the length
+        h = duration[:, k : k + 1].to(z0.dtype) / counts[k]
+        for _ in range(counts[k]):
+            z = z + step(field, h, h, h, z)
+        out.append(z)
+    return torch.stack(out, 1)
+
+
 def step_zoh(
     f: nn.Module,
     z: torch.Tensor,
@@ -209,7 +258,11 @@ def step_zoh(
 ) -> torch.Tensor:
     """One step of a different length per row: ``z (N, D)``, ``action (N, A)`` held for
     ``dt (N,)`` model units. Solved on ``s in [0, 1]`` with ``dz/ds = dt * f(z, a)``, so
-    all rows share one solve; fixed-step methods take ``ceil(max(dt) / max_step)`` steps."""
+    all rows share one solve; fixed-step methods take ``ceil(max(dt) / max_step)`` steps
+    (:func:`held_steps`)."""
+    if method in FIXED_SOLVERS:
+        scale = dt.reshape(-1, 1).to(z.dtype)
+        return held_steps(f, z, action.unsqueeze(1), scale, method=method, max_step=max_step)[:, -1]
     grid = torch.tensor([0.0, 1.0], dtype=z.dtype, device=z.device)
     out = odeint_zoh(
         f,

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldmodel._compat.torchdiffeq import FIXED_SOLVERS
 from worldmodel.batching import Batch, OwnSteps
 from worldmodel.models.base import (
     ACTIVATIONS,
@@ -34,7 +35,7 @@ from worldmodel.models.base import (
     model_time,
     randn_rows,
 )
-from worldmodel.models.integrate import odeint_zoh, step_zoh
+from worldmodel.models.integrate import held_steps, odeint_zoh, step_zoh
 
 ENCODERS = ("ode-rnn", "rnn")
 
@@ -200,7 +201,9 @@ class LatentModel(WorldModel):
 
         Each window is integrated from its anchor on its own step clock ``s = 0, 1, ..., K-1``
         (its own points) with ``dz/ds = dt_k * f(z, a_k)``: every window's action switches fall
-        on the same integers, so the solver takes steps per own point, not per union-grid point.
+        on the same integers, so the solver takes steps per own point, not per union-grid point
+        (fixed-step solvers: :func:`held_steps`, one interval at a time; adaptive ones and the
+        adjoint: one :func:`odeint_zoh` call on that clock).
         ``own``: ``batch.own_steps(batch.anchor())`` when the caller already has it.
         """
         own = batch.own_steps(batch.anchor()) if own is None else own
@@ -216,16 +219,24 @@ class LatentModel(WorldModel):
         acts = own.actions.unsqueeze(0).expand(S, *own.actions.shape).reshape(N, K, -1)
         scale = self.tau(own.dt).unsqueeze(0).expand(S, B, K).reshape(N, K)
         z = z0.reshape(N, L)
-        if self.dynamics == "ode":
-            clock = torch.arange(K, dtype=z0.dtype, device=z0.device)
-            zs = odeint_zoh(
+        options = self.solver_options()
+        if (
+            self.dynamics == "ode"
+            and options["method"] in FIXED_SOLVERS
+            and not self.config.adjoint
+        ):
+            zs = held_steps(
                 self.field,
                 z,
-                clock,
-                acts,
-                adjoint=self.config.adjoint,
-                scale=scale,
-                **self.solver_options(),
+                acts[:, :-1],
+                scale[:, :-1],
+                method=options["method"],
+                max_step=options["max_step"],
+            )
+        elif self.dynamics == "ode":
+            clock = torch.arange(K, dtype=z0.dtype, device=z0.device)
+            zs = odeint_zoh(
+                self.field, z, clock, acts, adjoint=self.config.adjoint, scale=scale, **options
             ).transpose(0, 1)
         else:
             out = [z]

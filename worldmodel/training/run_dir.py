@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from worldmodel.checkpoint import CheckpointError, load_model_weights, read_checkpoint
 from worldmodel.config import TrainConfig
-from worldmodel.data import Dataset, library_versions
+from worldmodel.data import Dataset, field_chunks, library_versions
 from worldmodel.models import WorldModel, make_model
 from worldmodel.training.device import resolve_device
 
@@ -32,7 +32,7 @@ def settle_config(
 ) -> TrainConfig:
     """The checked config a run in ``run_dir`` trains with: on ``resume`` the run's saved one with
     ``config.epochs`` (its dataset's env must match), else ``config`` (``run_dir`` must not hold
-    a run). ``net.max_step="env-dt"`` becomes the dataset's ``default_dt``."""
+    a run). ``net.max_step="data"`` or ``"env-dt"`` becomes seconds (:func:`resolve_max_step`)."""
     config_path = run_dir / "config.json"
     if resume:
         if not (run_dir / "last.safetensors").exists():
@@ -49,10 +49,21 @@ def settle_config(
             f"{run_dir} already holds a run; resume it or choose another directory"
         )
     config.check()
-    if config.net.max_step == "env-dt":  # the env's own control step (None if unknown)
-        step = dataset.metadata.get("default_dt")
-        config = replace(config, net=replace(config.net, max_step=step and float(step)))
+    if config.net.max_step in ("data", "env-dt"):
+        step = resolve_max_step(config.net.max_step, dataset)
+        config = replace(config, net=replace(config.net, max_step=step))
     return config
+
+
+def resolve_max_step(setting: str, dataset: Dataset) -> float | None:
+    """``net.max_step`` in seconds for ``setting``: ``"data"``, the longest control interval in
+    ``dataset`` (streamed, shard by shard); ``"env-dt"``, the env's own control step (None when
+    the dataset does not record it)."""
+    if setting == "env-dt":
+        step = dataset.metadata.get("default_dt")
+        return None if step is None else float(step)
+    # episodes are validated: times strictly increasing, at least one interval each
+    return max(float(dt.max()) for dt in field_chunks(dataset.episodes, "dt"))
 
 
 def run_config(
