@@ -62,9 +62,11 @@ class ModelConfig:
     dec_units: int = 100
     """[latent-ode without carry_obs, rnn-vae, ode-rnn, gru-dt] Hidden units of the decoder's
     one hidden layer (0: a linear decoder, as in the paper)."""
-    solver: str = "rk4"
-    """[latent-ode, ode-rnn] torchdiffeq method for the dynamics ODE (``rk4``, ``euler``,
-    ``midpoint``, ``dopri5``, ...)."""
+    solver: str = "midpoint"
+    """[latent-ode, ode-rnn] torchdiffeq method for the dynamics ODE (``midpoint``, ``rk4``,
+    ``euler``, ``dopri5``, ...). The learned field is fitted through its integrator: with one
+    step per training interval (``max_step="data"``) the explicit midpoint rule did as well as
+    RK4 in open loop, at half the evaluations of the field."""
     max_step: float | Literal["data", "env-dt"] | None = "data"
     """[latent-ode, ode-rnn] Fixed-step solvers: largest step in seconds (None: one step per
     control interval). ``data``: the longest control interval in the training dataset, so
