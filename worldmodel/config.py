@@ -41,11 +41,11 @@ class ModelConfig:
     many intervals the point lies past the anchor, one learned log-factor per interval up to
     this many (0: one noise for every horizon). Open-loop errors grow with the horizon; a single
     noise level is set by the long horizons and so gives the short ones almost no weight."""
-    one_step_weight: float = 1.0
+    one_step_weight: float = 10.0
     """[latent-ode, with carry_obs] Weight of a teacher-forced one-step term added to the
     open-loop loss: each scored point predicted one interval ahead from the previous
     observation (and the open-loop augmented state there), as a one-step model is trained.
-    0: open loop only (the default before 0.x: runs saved without this setting load with 0)."""
+    0: open loop only (runs saved before this setting existed load with 0, as they trained)."""
     field_activation: Literal["tanh", "silu"] = "silu"
     """[latent-ode] Activation of the dynamics network (the paper's: tanh)."""
     rec_dim: int = 40
