@@ -93,6 +93,15 @@ def _paper_batches(n: int):
 
 
 def _measure(kind: str, model: str, net: dict, iters: int, out: mp.Queue) -> None:
+    try:
+        _measure_in(kind, model, net, iters, out)
+    except Exception:  # the parent waits on the queue: hand it the error, do not hang it
+        import traceback
+
+        out.put({"error": traceback.format_exc()})
+
+
+def _measure_in(kind: str, model: str, net: dict, iters: int, out: mp.Queue) -> None:
     import torch
 
     from worldmodel.models import ModelConfig, make_model
@@ -125,6 +134,8 @@ def measure(kind: str, model: str, net: dict, iters: int) -> dict:
     p.start()
     res = q.get()
     p.join()
+    if "error" in res:
+        raise RuntimeError(f"{model} {net} failed in its process:\n{res['error']}")
     return res
 
 

@@ -55,6 +55,26 @@ def test_every_model_learns_on_tiny_data(name, data):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_trains_on_passive_dynamics(name, data):
+    """No action dimension at all (the paper protocol's passive hopper, ``--policy zero``
+    data without actions): every model's loss and gradients, the latent-ode's one-step term
+    included (it reshaped a 0-column action tensor with -1 and crashed)."""
+    from dataclasses import replace
+
+    eps, norm = data
+    batch = _batch(eps, norm, np.random.default_rng(0))
+    batch = replace(batch, actions=batch.actions[..., :0])
+    torch.manual_seed(0)
+    model = make_model(name, 2, 0, TINY)
+    model.set_normalizer(norm)
+    loss, metrics = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and all(np.isfinite(v) for v in metrics.values())
+    if name == "latent-ode":
+        assert metrics["one_step_nll"] != 0.0
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_contract_shapes(name, data):
     eps, norm = data
     model = make_model(name, 2, 1, TINY)

@@ -336,7 +336,7 @@ class LatentModel(WorldModel):
         nxt = step_zoh(  # unscored pairs (padding, dt 0) are masked below
             self.field,
             start.reshape(-1, D),
-            acts.reshape(-1, acts.shape[-1]),
+            acts.reshape(S * B * (K - 1), acts.shape[-1]),  # A may be 0 (passive dynamics)
             self.tau(dt.reshape(-1)),
             **self.solver_options(),
         ).reshape(S, B, K - 1, D)[..., :no]
