@@ -163,11 +163,16 @@ def test_kill_9_mid_training_then_resume(tmp_path, data):
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while not (run / "last.safetensors").exists() and time.time() < deadline:
+    while (
+        not (run / "last.safetensors").exists() and proc.poll() is None and time.time() < deadline
+    ):
         time.sleep(0.05)
     time.sleep(0.3)
+    if proc.poll() is not None:  # ended before the kill: say why, not "no checkpoint"
+        pytest.fail(f"training exited {proc.returncode} on its own: {proc.stderr.read()[-2000:]}")
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _, err = proc.communicate()
+    assert (run / "last.safetensors").exists(), f"no checkpoint in 120 s: {err[-2000:]}"
     epoch = read_checkpoint(run / "last.safetensors")[1]["epoch"]
     assert 1 <= epoch < 50
     done = subprocess.run(
