@@ -11,6 +11,7 @@ per-evaluation bookkeeping. Checked with torchdiffeq 0.2.5.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from importlib.metadata import version
 
 import torch
@@ -34,6 +35,7 @@ FIXED_SOLVERS: frozenset[str] = frozenset(
 Step = Callable[..., torch.Tensor]
 
 
+@cache  # one solver object per method: it is asked for on every imagined step
 def fixed_step(method: str) -> Step:
     """The one-step increment of torchdiffeq's fixed-grid ``method`` (``rk4`` is its 3/8-rule
     RK4, as ``odeint`` takes it), without perturbation (the caller steps inside an interval on
