@@ -109,6 +109,10 @@ class DynaConfig:
     """Real episodes per evaluation (deterministic policy)."""
     seed: int = 0
     """Seed of SAC, the envs and the model."""
+    keep_agents: bool = False
+    """Also keep the agent of every evaluation as ``agents/step_NNNNNNN.zip`` under ``out``
+    (policies of several qualities, e.g. to collect data with; see
+    :func:`agents.policies.export_policy`)."""
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""

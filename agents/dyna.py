@@ -36,7 +36,7 @@ from envs.wrappers import default_dt
 from worldmodel.batching import context_window
 from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
-from worldmodel.io import atomic_write_csv
+from worldmodel.io import atomic_write, atomic_write_csv
 from worldmodel.models import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class DynaCallback(BaseCallback):
                 for s, r, w in self.curve
             ]
             atomic_write_csv(c.out / "curve.csv", rows, CURVE_COLUMNS, lineterminator="\n")
+            if c.keep_agents:
+                atomic_write(c.out / "agents" / f"step_{n:07d}.zip", self.model.save)
             self.checkpoint()
         return True
 

@@ -36,7 +36,7 @@ from worldmodel.data import Dataset
 from worldmodel.io import atomic_write, atomic_write_json
 
 # settings that may change on resume (a longer budget, a different evaluation cadence)
-RESUMABLE_CHANGES = {"steps", "out", "eval_every", "eval_episodes"}
+RESUMABLE_CHANGES = {"steps", "out", "eval_every", "eval_episodes", "keep_agents"}
 _REAL = REPLAY_BUFFER_ARRAYS
 _IMAGINED = ("im_obs", "im_next_obs", "im_actions", "im_rewards", "im_dones")
 
