@@ -80,6 +80,54 @@ _SB3_POLICIES = {
 }
 
 
+# Off-policy classes whose deterministic action is the actor's alone (an export keeps only it).
+_ACTOR_ONLY, _ACTOR = {"SACPolicy", "TD3Policy"}, "actor."
+
+
+def export_policy(src: str | Path, dst: str | Path) -> Path:
+    """Write the acting part of the SB3 checkpoint ``src`` (a SAC or TD3 agent ``.zip``) to
+    ``dst``: its JSON ``data`` entry and the actor's weights, without critics, target networks,
+    optimizers or pickled entries (a Hopper-v5 SAC agent: 3.1 MB -> about 0.3 MB). ``dst`` loads
+    with :func:`make_policy` like the original and acts identically.
+
+    Raises:
+        PolicyError: ``src`` is unreadable, or its policy class has no separate actor.
+    """
+    import io
+
+    import torch
+
+    from worldmodel.io import atomic_write
+
+    src, dst = Path(src), Path(dst)
+    try:
+        with zipfile.ZipFile(src) as zf:
+            data_text = zf.read(DATA_ENTRY)
+            with zf.open(POLICY_ENTRY) as f:
+                state = torch.load(f, map_location="cpu", weights_only=True)
+            version = (
+                zf.read("_stable_baselines3_version")
+                if "_stable_baselines3_version" in zf.namelist()
+                else None
+            )
+    except (zipfile.BadZipFile, KeyError, OSError, RuntimeError) as err:
+        raise PolicyError(f"{src}: not a readable stable-baselines3 checkpoint: {err}") from None
+    _, name = policy_class(json.loads(data_text))
+    if name not in _ACTOR_ONLY:
+        raise PolicyError(f"{src}: policy class {name} has no separate actor to export")
+    buf = io.BytesIO()
+    torch.save({k: v for k, v in state.items() if k.startswith(_ACTOR)}, buf)
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(DATA_ENTRY, data_text)
+            zf.writestr(POLICY_ENTRY, buf.getvalue())
+            if version is not None:
+                zf.writestr("_stable_baselines3_version", version)
+
+    return atomic_write(dst, write)
+
+
 class SB3Policy(Policy):
     """A trained stable-baselines3 policy (deterministic action) plus optional Gaussian noise.
 
@@ -167,7 +215,11 @@ def _load_sb3_policy(
     policy_cls = getattr(importlib.import_module(module), name)
     policy = policy_cls(observation_space, action_space, lambda _: 0.0, **kwargs)
     try:
-        policy.load_state_dict(state)
+        if name in _ACTOR_ONLY and state and all(k.startswith(_ACTOR) for k in state):
+            # an exported policy (export_policy): the actor is all that acting needs
+            policy.actor.load_state_dict({k.removeprefix(_ACTOR): v for k, v in state.items()})
+        else:
+            policy.load_state_dict(state)
     except RuntimeError as err:
         raise PolicyError(f"{path}: weights do not fit {name}: {err}") from None
     policy.set_training_mode(False)

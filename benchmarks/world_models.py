@@ -2,6 +2,7 @@
 
     python benchmarks/world_models.py --env Hopper-v5 [--regime irregular] [--seeds 0,1,2]
         [--models latent-ode,mlp-ensemble,mlp-delta] [--episodes 400] [--out runs/world_models]
+        [--data random|medium|expert|mix] [--policy-episodes 100]
 
 For one env and one timing regime: collect random-policy episodes (``worldmodel collect``'s
 code, seed 0), train every model on them at the same budget (``--epochs`` x ``--steps``
@@ -13,6 +14,13 @@ seen in training (``irregular`` trains on 3-5 physics substeps per action and te
 the floor is the simulator itself from 1e-6 away, the ceiling holds the last observation.
 Also scored: the reward and termination the env's task computes from the predicted
 observations, against those of the real ones (what an agent in imagination sees).
+
+``--data`` picks whose states the models learn and start from: ``random`` (the default), the
+``medium`` or ``expert`` SAC policy of ``benchmarks/policies/ENV/`` (made once by
+``benchmarks/policies.py``; episodes with 10 % action noise, up to the env's 1,000-step limit),
+or ``mix`` (``--policy-episodes`` of each of the three). Its rows carry the regime
+``irregular-mix`` etc. The test actions stay random: from the states a controller visits, can
+the model follow any action an agent or planner might try?
 
 Resumable: a finished run (``model.safetensors`` with all its epochs) is reused, an
 interrupted one resumed. Writes ``benchmarks/results/world_models.csv`` (one row per env,
@@ -49,20 +57,61 @@ REGIMES: dict[str, tuple[str, dict[str, str]]] = {
 FLOOR, CEILING = "simulator (floor)", "hold last obs (ceiling)"
 
 
-def dataset_path(out: Path, env: str, regime: str, episodes: int) -> Path:
+POLICIES = Path(__file__).parent / "policies"  # made by benchmarks/policies.py
+DATA = ("random", "medium", "expert", "mix")
+POLICY_NOISE = 0.1  # Gaussian action noise of policy episodes (fraction of the half-range)
+
+
+def dataset_path(out: Path, env: str, regime: str, episodes: int, policy: str = "random") -> Path:
+    """The benchmark's data file for one policy (collected on first use, seed 0): ``random``
+    episodes, or those of ``benchmarks/policies/ENV/{medium,expert}.zip`` with
+    ``POLICY_NOISE`` action noise."""
     from worldmodel.collect import CollectConfig, collect
 
-    path = out / env / regime / f"random_{episodes}.npz"
+    path = out / env / regime / f"{policy}_{episodes}.npz"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         timing = REGIMES[regime][0]
-        print(f"collecting {episodes} random {env} episodes, timing {timing}", flush=True)
+        source = {"policy": "random"}
+        if policy != "random":
+            zip_path = POLICIES / env / f"{policy}.zip"
+            if not zip_path.exists():
+                raise FileNotFoundError(
+                    f"{zip_path}: no {policy} policy; make it with "
+                    f"python benchmarks/policies.py --env {env}"
+                )
+            source = {"policy": str(zip_path), "action_noise": POLICY_NOISE}
+        print(f"collecting {episodes} {policy} {env} episodes, timing {timing}", flush=True)
         collect(
             CollectConfig(
-                env=env, episodes=episodes, timing=timing, seed=0, workers=1, progress=False
+                env=env,
+                episodes=episodes,
+                timing=timing,
+                seed=0,
+                workers=1,
+                progress=False,
+                **source,
             )
         ).save(path)
     return path
+
+
+def benchmark_data(args: argparse.Namespace) -> tuple[Path, str]:
+    """``(dataset file, regime label)`` for ``--data``: ``random`` (``--episodes``), ``medium``
+    or ``expert`` (``--policy-episodes``), or ``mix`` (``--policy-episodes`` of each of the
+    three, merged: the held-out starts come from all three alike)."""
+    from worldmodel.data import Dataset, load_dataset
+
+    if args.data == "random":
+        return dataset_path(args.out, args.env, args.regime, args.episodes), args.regime
+    label, n = f"{args.regime}-{args.data}", args.policy_episodes
+    if args.data != "mix":
+        return dataset_path(args.out, args.env, args.regime, n, args.data), label
+    path = args.out / args.env / args.regime / f"mix_{n}.npz"
+    if not path.exists():
+        parts = [dataset_path(args.out, args.env, args.regime, n, q) for q in DATA[:3]]
+        Dataset.merge([load_dataset(p) for p in parts]).save(path)
+    return path, label
 
 
 def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Namespace) -> None:
@@ -133,7 +182,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--regime", default="irregular", choices=sorted(REGIMES))
     ap.add_argument("--models", default="latent-ode,mlp-ensemble,mlp-delta")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--episodes", type=int, default=400)
+    ap.add_argument("--episodes", type=int, default=400, help="random-policy episodes")
+    ap.add_argument(
+        "--data",
+        default="random",
+        choices=DATA,
+        help="whose episodes: random, a SAC policy's (medium, expert), or the three merged",
+    )
+    ap.add_argument("--policy-episodes", type=int, default=100, help="episodes per SAC policy")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--steps", type=int, default=100, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=32)
@@ -176,11 +232,11 @@ def main(argv: list[str] | None = None) -> None:
 
     models = args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    data = dataset_path(args.out, args.env, args.regime, args.episodes)
+    data, regime = benchmark_data(args)
     runs = {}
     for m in models:
         for s in seeds:
-            run = args.out / args.env / args.regime / f"{m}{args.tag}-s{s}"
+            run = args.out / args.env / regime / f"{m}{args.tag}-s{s}"
             train_run(data, run, m, s, args)
             runs[m, s] = run
     dataset = load_dataset(data)
@@ -242,11 +298,11 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(
                 {
                     "env": args.env,
-                    "regime": args.regime,
+                    "regime": regime,
                     "train_timing": REGIMES[args.regime][0],
                     "test": test_name,
                     "test_timing": timing,
-                    "episodes": args.episodes,
+                    "episodes": len(dataset.episodes),
                     "starts": args.starts,
                     **meta,
                     **{f"h{h}": float(err[:, h - 1].mean()) for h in HORIZONS if h <= args.horizon},
@@ -255,10 +311,10 @@ def main(argv: list[str] | None = None) -> None:
                 }
             )
         plot_curves(ax, res, info, args, test_name)
-    print_table(rows, args)
+    print_table(rows, args, regime)
     if not args.no_csv:
         fig.tight_layout()
-        fig.savefig(args.results / f"world_models_{args.env}_{args.regime}{args.tag}.png", dpi=80)
+        fig.savefig(args.results / f"world_models_{args.env}_{regime}{args.tag}.png", dpi=80)
         append_rows(args.results / "world_models.csv", list(rows[0]), [r.values() for r in rows])
         summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
 
@@ -330,12 +386,12 @@ def markdown(path: Path, horizons: tuple[int, ...] = (1, 5, 10, 30, 50)) -> str:
     return "\n".join(out)
 
 
-def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+def print_table(rows: list[dict], args: argparse.Namespace, regime: str) -> None:
     hs = [h for h in HORIZONS if h <= args.horizon]
     stats = {h: summary(rows, f"h{h}") for h in hs}
     extra = {k: summary(rows, k) for k in ("reward_mse_10", "term_disagree_10", "train_s")}
     print(
-        f"\n{args.env}, {args.regime}: open-loop MSE (normalised), mean (std) over seeds, "
+        f"\n{args.env}, {regime}: open-loop MSE (normalised), mean (std) over seeds, "
         f"{args.starts} held-out starts, random actions"
     )
     for test in dict.fromkeys(r["test"] for r in rows):

@@ -37,6 +37,22 @@ def test_dyna_loop_end_to_end(tmp_path, use_model):
         assert res["refits"] == 0 and res["buffer"] == 200 and res["imagined_buffer"] == 0
 
 
+def test_keep_agents_keeps_one_loadable_policy_per_evaluation(tmp_path):
+    from agents.policies import make_policy
+
+    cfg = DynaConfig(**TINY, use_model=False, keep_agents=True, out=tmp_path / "dyna")
+    run_dyna(cfg)
+    kept = sorted(p.name for p in (tmp_path / "dyna" / "agents").iterdir())
+    assert kept == ["step_0000100.zip", "step_0000200.zip"]
+    env = gym.make("Hopper-v5")
+    obs, _ = env.reset(seed=0)
+    first, last = (
+        make_policy(str(tmp_path / "dyna" / "agents" / k), env.observation_space, env.action_space)
+        for k in kept
+    )
+    assert not np.allclose(first(obs), last(obs))  # SAC learned in between
+
+
 @pytest.mark.parametrize(
     "bad", [{"gradient_steps": 0}, {"real_ratio": 1.5}, {"imagine_every": -1}, {"window": 2}]
 )

@@ -5,7 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.policies import PolicyError, SB3Policy, make_policy
+from agents.policies import PolicyError, SB3Policy, export_policy, make_policy
 from worldmodel.collect import CollectConfig, collect
 
 
@@ -33,6 +33,35 @@ def test_sb3_policy_acts_like_the_checkpoint(sb3_zip):
     noisy.reset(1)
     a = noisy(obs)
     assert env.action_space.contains(a) and not np.allclose(a, pol(obs))
+
+
+def test_exported_policy_acts_identically_and_keeps_only_the_actor(sb3_zip, tmp_path):
+    path, model = sb3_zip
+    slim = export_policy(path, tmp_path / "slim.zip")
+    assert slim.stat().st_size < path.stat().st_size / 2
+    env = gym.make("Hopper-v5")
+    full = make_policy(str(path), env.observation_space, env.action_space)
+    part = make_policy(str(slim), env.observation_space, env.action_space)
+    obs, _ = env.reset(seed=3)
+    for _ in range(5):
+        np.testing.assert_array_equal(part(obs), full(obs))
+        obs, *_ = env.step(full(obs))
+    with zipfile.ZipFile(slim) as zf:
+        assert sorted(zf.namelist()) == ["_stable_baselines3_version", "data", "policy.pth"]
+    other = gym.make("Walker2d-v5")  # the shape checks still apply to an export
+    with pytest.raises(PolicyError, match="another env"):
+        make_policy(str(slim), other.observation_space, other.action_space)
+
+
+def test_export_refuses_a_policy_without_a_separate_actor(tmp_path):
+    from stable_baselines3 import PPO
+
+    env = gym.make("Hopper-v5")
+    ppo = PPO("MlpPolicy", env, policy_kwargs={"net_arch": [8]}, n_steps=8, batch_size=8)
+    ppo.save(tmp_path / "ppo.zip")
+    with pytest.raises(PolicyError, match="no separate actor"):
+        export_policy(tmp_path / "ppo.zip", tmp_path / "slim.zip")
+    assert not (tmp_path / "slim.zip").exists()
 
 
 def test_sb3_policy_collects_and_is_recorded(sb3_zip):

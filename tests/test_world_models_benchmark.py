@@ -73,3 +73,51 @@ def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
     stamp = run.stat().st_mtime_ns
     bench.main(argv)  # finished runs are reused, not retrained
     assert run.stat().st_mtime_ns == stamp
+
+
+def test_policy_data_regime_collects_each_policy_and_labels_its_rows(bench, tmp_path, monkeypatch):
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    from agents.policies import export_policy
+
+    policies = tmp_path / "policies" / "Hopper-v5"
+    env = gym.make("Hopper-v5")
+    for quality, seed in (("medium", 0), ("expert", 1)):
+        agent = SAC("MlpPolicy", env, policy_kwargs={"net_arch": [8]}, seed=seed, device="cpu")
+        agent.save(tmp_path / f"{quality}-full.zip")
+        export_policy(tmp_path / f"{quality}-full.zip", policies / f"{quality}.zip")
+    monkeypatch.setattr(bench, "POLICIES", policies.parent)
+    argv = ["--data", "mix", "--policy-episodes", "3", "--models", "mlp-delta", "--seeds", "0"]
+    argv += ["--epochs", "1", "--steps", "2", "--batch", "4", "--starts", "4", "--horizon", "3"]
+    argv += ["--out", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    bench.main(argv + ["--threads", str(torch.get_num_threads())])
+    from worldmodel.data import load_dataset
+
+    data = tmp_path / "runs" / "Hopper-v5" / "irregular"
+    for quality in ("random", "medium", "expert"):
+        policy = load_dataset(data / f"{quality}_3.npz").metadata["policy"]
+        assert policy["name"] == ("random" if quality == "random" else "sb3")
+        if quality != "random":
+            assert policy["path"].endswith(f"{quality}.zip") and policy["noise_std"] == 0.1
+    assert len(load_dataset(data / "mix_3.npz").episodes) == 9
+    with (tmp_path / "res" / "world_models.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["regime"] for r in rows} == {"irregular-mix"}
+    assert {r["episodes"] for r in rows} == {"9"}
+    assert (tmp_path / "runs" / "Hopper-v5" / "irregular-mix" / "mlp-delta-s0").is_dir()
+
+
+def test_policy_data_without_its_policy_file_says_how_to_make_it(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "POLICIES", tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="benchmarks/policies.py --env Hopper-v5"):
+        bench.main(["--data", "expert", "--out", str(tmp_path / "runs"), "--no-csv"])
+
+
+def test_policy_qualities_are_the_best_agent_and_an_earlier_one_near_a_third(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from policies import pick
+
+    curve = [(2500, 150.0), (5000, 310.0), (7500, 900.0), (10000, 2400.0), (12500, 700.0)]
+    assert pick(curve) == {"medium": (7500, 900.0), "expert": (10000, 2400.0)}
+    assert pick([(2500, 80.0)]) == {"medium": (2500, 80.0), "expert": (2500, 80.0)}
