@@ -32,7 +32,8 @@ from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
 from envs.tasks import check_env_id
-from envs.wrappers import default_dt
+from envs.timing import TimingSpec
+from envs.wrappers import control_clock
 from worldmodel.batching import context_window
 from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
@@ -66,9 +67,14 @@ def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int
 class DynaCallback(BaseCallback):
     """Refits the model, adds imagined transitions, evaluates on the real env."""
 
-    def __init__(self, cfg: DynaConfig, recorder, dt: float) -> None:
+    def __init__(self, cfg: DynaConfig, recorder, clock: tuple[int, float]) -> None:
+        """``clock``: the real env's ``(frame_skip, physics timestep [s])``
+        (:func:`envs.wrappers.control_clock`); imagined steps last as long as real ones, their
+        substeps drawn from ``cfg.timing`` as the real env draws them."""
         super().__init__()  # SB3 sets self.model to the agent
-        self.cfg, self.recorder, self.dt = cfg, recorder, dt
+        self.cfg, self.recorder = cfg, recorder
+        self.timing = TimingSpec.parse(cfg.timing)
+        self.frame_skip, self.physics_dt = clock
         self.curve: list[tuple[int, float, float]] = []
         self.world_model = None
         self.world_model_dir: Path | None = None
@@ -135,8 +141,10 @@ class DynaCallback(BaseCallback):
         obs = np.stack([ctx.obs[-1] for ctx in contexts])
         alive = np.ones(len(obs), dtype=bool)
         buf = self.model.replay_buffer
-        dt = np.full(len(obs), self.dt)
         for _ in range(c.rollout_length):
+            dt = self.physics_dt * np.array(
+                [self.timing.sample(self.rng, self.frame_skip) for _ in range(len(obs))], float
+            )
             actions, _ = self.model.predict(obs, deterministic=False)
             state, nxt, reward, term, div, _ = core.step(state, obs, actions, dt)
             keep = alive & ~div
@@ -223,7 +231,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         verbose=0,
         **buffer,
     )
-    cb = DynaCallback(cfg, env, default_dt(env))
+    cb = DynaCallback(cfg, env, control_clock(env))
     resume_from = latest_checkpoint(cfg.out)
     if resume_from is not None:
         state, episodes = load_dyna_checkpoint(resume_from, agent, cfg)

@@ -106,54 +106,85 @@ def test_dyna_resume_refuses_other_settings_and_broken_pointers(tmp_path):
         run_dyna(DynaConfig(**TINY, out=out))
 
 
-def test_imagined_branches_never_start_from_a_terminal_real_state(tmp_path, monkeypatch):
-    """A terminated episode's last state has no future; a truncated one's does."""
-    import agents.dyna as dyna
-    from worldmodel.data import Episode
+def fake_core(starts=None, dts=None, terminate=True):
+    """An ImaginationCore stand-in recording where branches start and the dts they step by."""
 
-    def episode(n, terminated, base):  # observation = base + step index
-        return Episode(
-            t=np.arange(n) * 0.01,
-            obs=base + np.arange(n)[:, None] * np.ones((1, 2)),
-            actions=np.zeros((n - 1, 1), np.float32),
-            rewards=np.zeros(n - 1),
-            qpos=np.zeros((n, 0)),
-            qvel=np.zeros((n, 0)),
-            terminated=terminated,
-            truncated=not terminated,
-        )
-
-    starts = []
-
-    class Core:  # records where each branch starts; every branch ends after one step
+    class Core:
         def __init__(self, model):
             pass
 
         def encode(self, contexts, gen):
-            starts.extend(float(c.obs[-1, 0]) for c in contexts)
+            if starts is not None:
+                starts.extend(float(c.obs[-1, 0]) for c in contexts)
 
         def step(self, state, obs, actions, dt):
+            if dts is not None:
+                dts.append(np.array(dt))
             n = len(obs)
-            return state, obs, np.zeros(n), np.ones(n, bool), np.zeros(n, bool), {}
+            return state, obs, np.zeros(n), np.full(n, terminate), np.zeros(n, bool), {}
 
-    class Agent:
-        class replay_buffer:
-            @staticmethod
-            def add_imagined(*args):
-                pass
+    return Core
 
+
+def _episode(n, terminated, base):  # observation = base + step index
+    from worldmodel.data import Episode
+
+    return Episode(
+        t=np.arange(n) * 0.01,
+        obs=base + np.arange(n)[:, None] * np.ones((1, 2)),
+        actions=np.zeros((n - 1, 1), np.float32),
+        rewards=np.zeros(n - 1),
+        qpos=np.zeros((n, 0)),
+        qvel=np.zeros((n, 0)),
+        terminated=terminated,
+        truncated=not terminated,
+    )
+
+
+class _Agent:  # what imagine() reads of SB3's agent
+    class replay_buffer:
         @staticmethod
-        def predict(obs, deterministic):
-            return np.zeros((len(obs), 1)), None
+        def add_imagined(*args):
+            pass
 
-    class Recorder:
-        episodes = [episode(2, True, 10.0), episode(3, True, 20.0), episode(2, False, 30.0)]
+    @staticmethod
+    def predict(obs, deterministic):
+        return np.zeros((len(obs), 1)), None
 
-    monkeypatch.setattr(dyna, "ImaginationCore", Core)
+
+class _Recorder:
+    episodes = [_episode(2, True, 10.0), _episode(3, True, 20.0), _episode(2, False, 30.0)]
+
+
+def test_imagined_branches_never_start_from_a_terminal_real_state(tmp_path, monkeypatch):
+    """A terminated episode's last state has no future; a truncated one's does."""
+    import agents.dyna as dyna
+
+    starts = []
+    monkeypatch.setattr(dyna, "ImaginationCore", fake_core(starts=starts))
     cfg = DynaConfig(out=tmp_path, rollouts=300, rollout_length=1)
-    cb = dyna.DynaCallback(cfg, Recorder(), 0.01)
-    cb.model = Agent()  # what SB3 sets
+    cb = dyna.DynaCallback(cfg, _Recorder(), (1, 0.01))
+    cb.model = _Agent()  # what SB3 sets
     cb.imagine()
     assert len(starts) == 300
     # not 11 and 22 (terminal); 31 is the truncated episode's last state: it has a future
     assert set(starts) == {10.0, 20.0, 21.0, 30.0, 31.0}
+
+
+@pytest.mark.parametrize(
+    "timing, allowed",
+    [("fixed", {0.008}), ("fixed:2", {0.004}), ("uniform:1-3", {0.002, 0.004, 0.006})],
+)
+def test_imagined_steps_last_as_long_as_the_real_runs_steps(tmp_path, monkeypatch, timing, allowed):
+    """Branches step by the run's own timing, drawn per branch and step, not the env's dt."""
+    import agents.dyna as dyna
+
+    dts = []
+    monkeypatch.setattr(dyna, "ImaginationCore", fake_core(dts=dts, terminate=False))
+    cfg = DynaConfig(out=tmp_path, rollouts=200, rollout_length=3, timing=timing)
+    cb = dyna.DynaCallback(cfg, _Recorder(), (4, 0.002))  # Hopper's clock
+    cb.model = _Agent()
+    cb.imagine()
+    drawn = np.concatenate(dts)
+    assert len(dts) == 3 and drawn.shape == (600,)
+    assert set(np.round(drawn, 6)) == allowed  # every allowed interval occurs, nothing else
