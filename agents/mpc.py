@@ -16,7 +16,8 @@ import torch
 from agents.config import PlanConfig
 from agents.planners import make_planner, model_objective
 from envs.factory import env_spec_of, make_env
-from envs.wrappers import default_dt
+from envs.timing import TimingSpec
+from envs.wrappers import control_clock
 from worldmodel.batching import context_batch, context_window
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
@@ -38,7 +39,10 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
     planner = make_planner(
         cfg.planner, torch.as_tensor(space.low), torch.as_tensor(space.high), cfg, gen
     )
-    dt_plan = default_dt(env)
+    # plan at the run's mean control interval (the env's own step under fixed timing): the
+    # next intervals are not known when the plan is made
+    frame_skip, physics_dt = control_clock(env)
+    dt_plan = TimingSpec.parse(cfg.timing).mean(frame_skip) * physics_dt
     norm = model.normalizer
     device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
     returns, ms = [], []
@@ -60,7 +64,9 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
                 batch = context_batch([ctx], norm).to(device)
                 state = model.encode(batch, cfg.particles, generator=[gen])[:, 0]
             action = planner.plan(
-                model_objective(model, task, state, torch.as_tensor(obs), dt_plan, cfg.particles)
+                model_objective(
+                    model, task, state, torch.as_tensor(obs), dt_plan, cfg.particles, gen
+                )
             )
             ms.append(1000 * (time.perf_counter() - start))
             a = action.numpy().astype(space.dtype)

@@ -119,7 +119,13 @@ def make_planner(
 
 
 def model_objective(
-    model, task, state: torch.Tensor, obs: torch.Tensor, dt: float, particles: int = 1
+    model,
+    task,
+    state: torch.Tensor,
+    obs: torch.Tensor,
+    dt: float,
+    particles: int = 1,
+    generator: torch.Generator | None = None,
 ) -> Objective:
     """Returns of candidate action sequences under a world model.
 
@@ -130,12 +136,19 @@ def model_objective(
             when ``particles`` differs).
         obs: ``(obs_dim,)`` current real observation.
         dt: seconds each action is held.
+        generator: draws of a stochastic model's steps.
+
+    With ``particles > 1`` and a model that has a ``sample_step`` (the ensemble: a random member
+    per particle and step plus its noise, PETS's TS1 sampling), each particle follows its own
+    sampled trajectory and a candidate's return is the mean over them; otherwise the model's
+    mean ``step`` (particles then differ only through their latent samples in ``state``).
 
     Everything the model and the task see is on the model's device (a CUDA model gets CUDA
     tensors); the candidates and the returns stay where the planner keeps them.
     """
     device = next(model.parameters()).device
     state = state.to(device)
+    sample = getattr(model, "sample_step", None) if particles > 1 else None
 
     @torch.no_grad()
     def objective(actions: torch.Tensor) -> torch.Tensor:
@@ -149,7 +162,10 @@ def model_objective(
         total = torch.zeros(N * P, dtype=torch.float64, device=device)
         alive = torch.ones(N * P, dtype=torch.bool, device=device)
         for h in range(H):
-            s, o_norm = model.step(s, a_all[:, h], d)
+            if sample is not None:
+                s, o_norm = sample(s, a_all[:, h], d, generator)
+            else:
+                s, o_norm = model.step(s, a_all[:, h], d)
             nxt = model.denormalize(o_norm).to(torch.float64)
             a64 = a_all[:, h].to(torch.float64)
             r, _ = task.reward(o, a64, nxt, d.to(torch.float64))

@@ -121,3 +121,45 @@ def test_model_objective_hands_the_model_tensors_on_its_own_device(name, device)
     action = planner.plan(objective)
     assert model.seen == {next(model.parameters()).device}
     assert action.device.type == "cpu" and action.shape == (1,) and torch.isfinite(action).all()
+
+
+def test_particles_of_an_ensemble_follow_their_own_sampled_trajectories():
+    """PETS-style sampling: with particles > 1 each particle of a candidate steps through a
+    random member plus its noise (they differ); with one particle, the deterministic mean step."""
+    from agents.planners import model_objective
+    from worldmodel.models import ModelConfig, make_model
+
+    model = make_model("mlp-ensemble", 2, 1, ModelConfig(ensemble_units=8, ensemble_layers=1))
+    with torch.no_grad():
+        model.max_logvar.fill_(0.0)  # visible noise
+    seen = []
+    real = model.sample_step
+
+    def spy(s, a, d, g=None):
+        out = real(s, a, d, g)
+        seen.append(out[0].clone())
+        return out
+
+    model.sample_step = spy
+
+    class Task:
+        @staticmethod
+        def reward(o, a, nxt, dt):
+            return -(nxt**2).sum(-1), {}
+
+        @staticmethod
+        def terminated(o, a, nxt, dt):
+            return torch.zeros(len(nxt), dtype=torch.bool)
+
+    state, obs, cands = torch.zeros(1, 2), torch.zeros(2), torch.zeros(3, 2, 1)
+    run = lambda p, seed: model_objective(  # noqa: E731
+        model, Task(), state, obs, 0.008, p, torch.Generator().manual_seed(seed)
+    )(cands)
+    r4 = run(4, 0)
+    assert len(seen) == 2 and seen[0].shape == (3 * 4, 2)
+    per_candidate = seen[0].view(3, 4, 2)
+    assert (per_candidate[:, 1:] != per_candidate[:, :1]).any(-1).all()  # particles differ
+    assert torch.equal(run(4, 0), r4) and not torch.equal(run(4, 1), r4)  # seeded
+    seen.clear()
+    r1 = run(1, 0)
+    assert not seen and torch.allclose(r1, r1[:1].expand(3))  # mean step, no sampling
