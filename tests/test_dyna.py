@@ -53,6 +53,16 @@ def test_keep_agents_keeps_one_loadable_policy_per_evaluation(tmp_path):
     assert not np.allclose(first(obs), last(obs))  # SAC learned in between
 
 
+def test_dyna_imagines_with_the_latent_ode_under_irregular_timing(tmp_path):
+    import json
+
+    cfg = DynaConfig(**TINY, model="latent-ode", timing="uniform:3-5", out=tmp_path / "dyna")
+    res = run_dyna(cfg)
+    assert res["refits"] == 2 and res["imagined_transitions"] > 0
+    refit = json.loads((tmp_path / "dyna" / "model" / "refit_001" / "config.json").read_text())
+    assert refit["train"]["model"] == "latent-ode"
+
+
 @pytest.mark.parametrize(
     "bad", [{"gradient_steps": 0}, {"real_ratio": 1.5}, {"imagine_every": -1}, {"window": 2}]
 )
