@@ -27,6 +27,8 @@ REPLAY_BUFFER_ARRAYS = (
 )
 #: the zip entries: the JSON settings, and the policy's weights (a torch state dict)
 DATA_ENTRY, POLICY_ENTRY = "data", "policy.pth"
+#: the zip entry holding the stable-baselines3 version that wrote it
+VERSION_ENTRY = "_stable_baselines3_version"
 #: the key SB3 puts in a JSON value that holds a cloudpickled object
 SERIALIZED = ":serialized:"
 
@@ -72,6 +74,7 @@ __all__ = [
     "POLICY_ENTRY",
     "REPLAY_BUFFER_ARRAYS",
     "SERIALIZED",
+    "VERSION_ENTRY",
     "counters",
     "holds_pickles",
     "policy_class",

@@ -21,7 +21,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents._sb3 import DATA_ENTRY, POLICY_ENTRY, holds_pickles, policy_class, space_shape
+from agents._sb3 import (
+    DATA_ENTRY,
+    POLICY_ENTRY,
+    VERSION_ENTRY,
+    holds_pickles,
+    policy_class,
+    space_shape,
+)
 
 
 class PolicyError(ValueError):
@@ -100,19 +107,8 @@ def export_policy(src: str | Path, dst: str | Path) -> Path:
     from worldmodel.io import atomic_write
 
     src, dst = Path(src), Path(dst)
-    try:
-        with zipfile.ZipFile(src) as zf:
-            data_text = zf.read(DATA_ENTRY)
-            with zf.open(POLICY_ENTRY) as f:
-                state = torch.load(f, map_location="cpu", weights_only=True)
-            version = (
-                zf.read("_stable_baselines3_version")
-                if "_stable_baselines3_version" in zf.namelist()
-                else None
-            )
-    except (zipfile.BadZipFile, KeyError, OSError, RuntimeError) as err:
-        raise PolicyError(f"{src}: not a readable stable-baselines3 checkpoint: {err}") from None
-    _, name = policy_class(json.loads(data_text))
+    data, state, raw = _read_sb3_zip(src)
+    _, name = policy_class(data)
     if name not in _ACTOR_ONLY:
         raise PolicyError(f"{src}: policy class {name} has no separate actor to export")
     buf = io.BytesIO()
@@ -120,10 +116,10 @@ def export_policy(src: str | Path, dst: str | Path) -> Path:
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(DATA_ENTRY, data_text)
+            zf.writestr(DATA_ENTRY, raw[DATA_ENTRY])
             zf.writestr(POLICY_ENTRY, buf.getvalue())
-            if version is not None:
-                zf.writestr("_stable_baselines3_version", version)
+            if VERSION_ENTRY in raw:
+                zf.writestr(VERSION_ENTRY, raw[VERSION_ENTRY])
 
     return atomic_write(dst, write)
 
@@ -173,22 +169,31 @@ class SB3Policy(Policy):
         }
 
 
-def _load_sb3_policy(
-    path: Path, observation_space: gym.spaces.Box, action_space: gym.spaces.Box
-) -> tuple[Any, str]:
+def _read_sb3_zip(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, bytes]]:
+    """``(data, policy state dict, raw entries)`` of an SB3 zip, without unpickling: ``data``
+    parsed from its JSON entry, the weights with ``torch.load(weights_only=True)``, and the raw
+    bytes of its ``data`` and (when present) version entries."""
     import torch
 
     if not path.is_file():
         raise PolicyError(f"{path}: no such SB3 checkpoint")
     try:
         with zipfile.ZipFile(path) as zf:
-            data = json.loads(zf.read(DATA_ENTRY))
+            raw = {k: zf.read(k) for k in (DATA_ENTRY, VERSION_ENTRY) if k in zf.namelist()}
+            data = json.loads(raw[DATA_ENTRY])
             with zf.open(POLICY_ENTRY) as f:
                 state = torch.load(f, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, RuntimeError) as err:
         raise PolicyError(f"{path}: not a readable stable-baselines3 checkpoint: {err}") from None
     except Exception as err:  # weights_only refusal raises pickle.UnpicklingError
         raise PolicyError(f"{path}: refused to load policy weights safely: {err}") from None
+    return data, state, raw
+
+
+def _load_sb3_policy(
+    path: Path, observation_space: gym.spaces.Box, action_space: gym.spaces.Box
+) -> tuple[Any, str]:
+    data, state, _ = _read_sb3_zip(path)
 
     module, name = policy_class(data)
     if (module, name) not in _SB3_POLICIES:
