@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -87,6 +87,11 @@ class DynaConfig:
     """Epochs per refit (warm-started from the previous fit)."""
     refit_steps_per_epoch: int = 50
     """Batches per refit epoch."""
+    refit_lr: float = 1e-3
+    """Peak learning rate of each refit (cosine over the refit's batches)."""
+    refit_mode: Literal["interp", "extrap", "both"] = "both"
+    """Training task of the refits (``TrainConfig.mode``; ``extrap``, open-loop prediction
+    from a context, is what imagination asks of the model)."""
     window: int = 10
     """Training window (observations)."""
     imagine_every: int = 250
@@ -94,7 +99,14 @@ class DynaConfig:
     rollouts: int = 5_000
     """Imagined branches per batch, each from a random real state."""
     rollout_length: int = 3
-    """Imagined steps per branch."""
+    """Imagined steps per branch (at the start of ``rollout_ramp`` when
+    ``rollout_length_max`` is set)."""
+    rollout_length_max: int | None = None
+    """MBPO's schedule: the branch length grows linearly from ``rollout_length`` to this
+    over ``rollout_ramp`` (None: ``rollout_length`` throughout)."""
+    rollout_ramp: tuple[int, int] = (20_000, 100_000)
+    """Real steps at which the branch length starts and stops growing (MBPO's Hopper: 20 to
+    100 epochs of 1,000 steps)."""
     imagined_capacity: int = 60_000
     """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
     real_ratio: float = 0.1
@@ -113,6 +125,16 @@ class DynaConfig:
     """Also keep the agent of every evaluation as ``agents/step_NNNNNNN.zip`` under ``out``
     (policies of several qualities, e.g. to collect data with; see
     :func:`agents.policies.export_policy`)."""
+
+    def branch_length(self, real_steps: int) -> int:
+        """Imagined steps per branch after ``real_steps`` real steps (MBPO's linear schedule
+        when ``rollout_length_max`` is set)."""
+        if self.rollout_length_max is None:
+            return self.rollout_length
+        a, b = self.rollout_ramp
+        frac = min(max((real_steps - a) / (b - a), 0.0), 1.0)
+        span = self.rollout_length_max - self.rollout_length
+        return int(self.rollout_length + frac * span)
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
@@ -136,5 +158,17 @@ class DynaConfig:
             raise ValueError(f"dyna: init_steps must be >= 0, got {self.init_steps}")
         if not 0.0 <= self.real_ratio <= 1.0:
             raise ValueError(f"dyna: real_ratio must be in [0, 1], got {self.real_ratio}")
+        if self.rollout_length_max is not None and self.rollout_length_max < self.rollout_length:
+            raise ValueError(
+                f"dyna: rollout_length_max ({self.rollout_length_max}) must be >= "
+                f"rollout_length ({self.rollout_length})"
+            )
+        if not 0 <= self.rollout_ramp[0] < self.rollout_ramp[1]:
+            raise ValueError(
+                f"dyna: rollout_ramp must be (start, end) real steps with 0 <= start < end, "
+                f"got {self.rollout_ramp}"
+            )
+        if not self.refit_lr > 0:
+            raise ValueError(f"dyna: refit_lr must be > 0, got {self.refit_lr}")
         if self.window < 3:
             raise ValueError(f"dyna: window must be >= 3 observations, got {self.window}")

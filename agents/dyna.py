@@ -42,11 +42,21 @@ from worldmodel.models import ModelConfig
 
 log = logging.getLogger(__name__)
 
-# The refits' learning rate and task as the committed control runs had them (TrainConfig's
-# defaults then; they are 3e-3 and "extrap" since issue #15), so that new seeds of
-# benchmarks/control.py stay comparable with the committed ones. Issue #16 revisits them.
-REFIT_LR = 1e-3
 CURVE_COLUMNS = ("real_steps", "mean_real_return", "wall_s")  # out/curve.csv
+# out/model.csv, one row per refit: the previous fit's open-loop error (normalised units) on
+# the real episodes finished since it, along their recorded actions, at one step and at the
+# branch length, beside holding the last observation; then the refit's seconds
+MODEL_COLUMNS = (
+    "real_steps",
+    "refit",
+    "new_episodes",
+    "branch_length",
+    "model_h1",
+    "hold_h1",
+    "model_hK",
+    "hold_hK",
+    "fit_s",
+)
 
 
 def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int) -> list[float]:
@@ -76,6 +86,8 @@ class DynaCallback(BaseCallback):
         self.timing = TimingSpec.parse(cfg.timing)
         self.frame_skip, self.physics_dt = clock
         self.curve: list[tuple[int, float, float]] = []
+        self.model_rows: list[dict[str, Any]] = []
+        self.fitted_episodes = 0  # real episodes the current model was fitted on
         self.world_model = None
         self.world_model_dir: Path | None = None
         self.refits = 0
@@ -92,10 +104,43 @@ class DynaCallback(BaseCallback):
             {**spec, "action_low": space.low.tolist(), "action_high": space.high.tolist()},
         )
 
+    def model_error(self) -> dict[str, Any]:
+        """The current model's open-loop error on the real episodes it was not fitted on
+        (:func:`worldmodel.evaluate.recorded_error`, 256 starts, at 1 step and at the branch
+        length); blanks before the first fit or when no new episode is long enough."""
+        from worldmodel.evaluate import ModelPredictor, recorded_error
+
+        c = self.cfg
+        K = c.branch_length(self.num_timesteps)
+        row: dict[str, Any] = {"new_episodes": len(self.recorder.episodes) - self.fitted_episodes}
+        row |= {"branch_length": K}
+        if self.world_model is None:
+            return row
+        new = self.recorder.episodes[self.fitted_episodes :]
+        predictor = ModelPredictor(self.world_model, samples=1, seed=c.seed)
+        err = recorded_error(
+            predictor,
+            new,
+            self.world_model.normalizer,
+            horizon=K,
+            context=c.context,
+            seed=c.seed + self.refits,
+        )
+        if err is not None:
+            row |= {
+                "model_h1": f"{err['model'][0]:.5g}",
+                "hold_h1": f"{err['hold'][0]:.5g}",
+                "model_hK": f"{err['model'][-1]:.5g}",
+                "hold_hK": f"{err['hold'][-1]:.5g}",
+            }
+        return row
+
     def refit(self) -> None:
         from worldmodel.train import Trainer, load
 
         c = self.cfg
+        row = {"real_steps": self.num_timesteps, "refit": self.refits, **self.model_error()}
+        start = time.perf_counter()
         data = self._dataset()
         run = c.out / "model" / f"refit_{self.refits:03d}"
         tc = TrainConfig(
@@ -107,8 +152,8 @@ class DynaCallback(BaseCallback):
             split=(0.9, 0.1, 0.0),
             seed=c.seed + self.refits,
             patience=0,
-            lr=REFIT_LR,
-            mode="both",
+            lr=c.refit_lr,
+            mode=c.refit_mode,
             progress=False,
             tensorboard=False,
         )
@@ -122,7 +167,10 @@ class DynaCallback(BaseCallback):
             trainer.model.load_state_dict(keep, strict=False)
         trainer.fit()
         self.world_model, self.world_model_dir = load(run), run
+        self.fitted_episodes = len(data.episodes)
         self.refits += 1
+        self.model_rows.append(row | {"fit_s": f"{time.perf_counter() - start:.1f}"})
+        atomic_write_csv(c.out / "model.csv", self.model_rows, MODEL_COLUMNS, lineterminator="\n")
 
     def imagine(self) -> None:
         """Branch ``rollouts`` imagined rollouts from random non-terminal real states into the
@@ -141,7 +189,7 @@ class DynaCallback(BaseCallback):
         obs = np.stack([ctx.obs[-1] for ctx in contexts])
         alive = np.ones(len(obs), dtype=bool)
         buf = self.model.replay_buffer
-        for _ in range(c.rollout_length):
+        for _ in range(c.branch_length(self.num_timesteps)):
             dt = self.physics_dt * np.array(
                 [self.timing.sample(self.rng, self.frame_skip) for _ in range(len(obs))], float
             )
@@ -182,6 +230,8 @@ class DynaCallback(BaseCallback):
             "config": config_dict(self.cfg),
             "curve": self.curve,
             "refits": self.refits,
+            "model_rows": self.model_rows,
+            "fitted_episodes": self.fitted_episodes,
             "imagined": self.imagined,
             "rng": self.rng.bit_generator.state,
             "world_model": str(self.world_model_dir) if self.world_model_dir else None,
@@ -193,6 +243,8 @@ class DynaCallback(BaseCallback):
 
         self.curve = [tuple(row) for row in state["curve"]]
         self.refits, self.imagined = state["refits"], state["imagined"]
+        self.model_rows = state.get("model_rows", [])  # absent in checkpoints before it
+        self.fitted_episodes = state.get("fitted_episodes", 0)
         self.rng.bit_generator.state = state["rng"]
         if state["world_model"] is not None:
             self.world_model_dir = Path(state["world_model"])

@@ -42,7 +42,9 @@ _IMAGINED = ("im_obs", "im_next_obs", "im_actions", "im_rewards", "im_dones")
 
 
 def config_dict(cfg: DynaConfig) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
+    """``cfg`` as JSON has it (paths as strings, tuples as lists), so that a saved config
+    compares equal to the one it was made from."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
 def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes: Dataset) -> Path:

@@ -9,6 +9,8 @@
   is the env the data was collected in (the dataset's :class:`envs.EnvSpec`: ``gym.make``
   kwargs, ``Incline``, ...), and it must first reproduce a few recorded steps
   (:func:`check_replay`) or the comparison is refused.
+* ``recorded_error``: open-loop error along recorded actions and intervals (a policy's own
+  data, no simulator), against holding the last observation.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from worldmodel.batching import (
     make_batch,
     tile_windows,
 )
-from worldmodel.data import Dataset
+from worldmodel.data import Dataset, Episode
 from worldmodel.models import WorldModel
 
 
@@ -322,6 +324,43 @@ def sample_starts(dataset: Dataset, count: int, context: int, seed: int = 0) -> 
         ctx = context_window(ep.t, ep.obs, ep.actions, k, context)
         out.append(Start(ctx, ep.qpos[k], ep.qvel[k], ep.qpos[s], ep.qvel[s], e, k))
     return out
+
+
+def recorded_error(
+    predictor: Predictor,
+    episodes: Sequence[Episode],
+    normalizer: Normalizer,
+    *,
+    horizon: int,
+    starts: int = 256,
+    context: int = 5,
+    seed: int = 0,
+) -> dict[str, np.ndarray] | None:
+    """Open-loop error along *recorded* actions and intervals (the policy's own, no simulator):
+    from ``starts`` random points of ``episodes`` with ``context`` observations up to them and
+    ``horizon`` recorded steps after, the predictor's squared error in ``normalizer``'s units
+    and that of holding the last context observation, each ``(horizon,)`` (mean over starts and
+    dimensions) under the names ``"model"`` and ``"hold"``. None when no episode is long enough.
+    """
+    eligible = [ep for ep in episodes if len(ep) >= context + horizon]
+    if not eligible:
+        return None
+    rng = np.random.default_rng(seed)
+    contexts, actions, dts, real = [], [], [], []
+    for _ in range(starts):
+        ep = eligible[int(rng.integers(len(eligible)))]
+        k = int(rng.integers(context - 1, len(ep) - horizon))
+        contexts.append(context_window(ep.t, ep.obs, ep.actions, k, context))
+        actions.append(ep.actions[k : k + horizon])
+        dts.append(np.diff(ep.t[k : k + horizon + 1]))
+        real.append(ep.obs[k + 1 : k + horizon + 1])
+    target = np.stack(real)
+    pred = predictor.predict(contexts, np.stack(actions), np.stack(dts))
+    hold = np.stack([c.obs[-1] for c in contexts])[:, None]
+    return {
+        name: (((p - target) / normalizer.std) ** 2).mean((0, 2))
+        for name, p in (("model", pred), ("hold", hold))
+    }
 
 
 def action_plan(
