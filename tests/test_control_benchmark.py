@@ -78,3 +78,28 @@ def test_report_only_never_runs(control, tmp_path, monkeypatch):
     done = control._learner("sac-utd", 1, [1000], utd=5, out=out)
     assert control._learner("sac-utd", 1, [1000], utd=5, out=out, run=False) == done
     assert len(calls) == 1 and calls[0].gradient_steps == 5 and not calls[0].use_model
+
+
+def test_a_committed_summary_predating_a_setting_counts_it_at_its_default(control, tmp_path):
+    from agents.dyna_checkpoint import config_dict
+    from worldmodel.config import DynaConfig
+
+    now = control._settings(DynaConfig())
+    before = {k: v for k, v in now.items() if k not in ("refit_lr", "rollout_length_max")}
+    assert control._same_settings(before, now)
+    assert not control._same_settings({**before, "refit_lr": 3e-3}, now)
+    assert not control._same_settings({**now, "gone": 1}, now)  # a setting no longer known
+    latent = control._settings(DynaConfig(**control.SCHEDULE_16, model="latent-ode"))
+    assert not control._same_settings(before, latent)
+    assert config_dict(DynaConfig())["rollout_ramp"] == [20_000, 100_000]  # as JSON has it
+
+
+def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    for name in ("sac+latent-ode", "sac+ensemble"):
+        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
+    lat, ens = (control._settings(c) for c in calls)
+    assert lat["model"] == "latent-ode" and ens["model"] == "mlp-ensemble"
+    assert {k for k in lat if lat[k] != ens[k]} == {"model"}
+    assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5

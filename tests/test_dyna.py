@@ -29,6 +29,11 @@ def test_dyna_loop_end_to_end(tmp_path, use_model):
     assert (tmp_path / "dyna" / "curve.csv").read_text().startswith("real_steps,mean_real_return")
     if use_model:
         assert res["refits"] == 2 and res["imagined_transitions"] > 0
+        rows = (tmp_path / "dyna" / "model.csv").read_text().splitlines()
+        assert rows[0].startswith("real_steps,refit,new_episodes,branch_length,model_h1")
+        first, second = (r.split(",") for r in rows[1:])
+        assert first[:2] == ["100", "0"] and first[4:8] == ["", "", "", ""]  # nothing fitted yet
+        assert second[:2] == ["200", "1"]
         assert res["buffer"] == 200  # imagined transitions live in their own ring
         # batches of 20 two-step branches at real steps 100, 150 and 200; a branch ends early
         # only if its imagined hopper falls
@@ -63,8 +68,38 @@ def test_dyna_imagines_with_the_latent_ode_under_irregular_timing(tmp_path):
     assert refit["train"]["model"] == "latent-ode"
 
 
+def test_branch_length_follows_mbpos_linear_schedule():
+    fixed = DynaConfig(rollout_length=3)
+    assert [fixed.branch_length(n) for n in (0, 50_000, 10**6)] == [3, 3, 3]
+    grow = DynaConfig(rollout_length=1, rollout_length_max=15, rollout_ramp=(20_000, 100_000))
+    got = [grow.branch_length(n) for n in (0, 20_000, 50_000, 60_000, 100_000, 200_000)]
+    assert got == [1, 1, 6, 8, 15, 15]
+
+
+def test_a_schedule_survives_the_checkpoint(tmp_path):
+    """The ramp is a tuple here and a list in the saved JSON: resuming must not call that a
+    change of settings."""
+    out = tmp_path / "dyna"
+    cfg = {**TINY, "rollout_length_max": 4, "rollout_ramp": (100, 300)}
+    run_dyna(DynaConfig(**cfg, out=out))
+    longer = run_dyna(DynaConfig(**{**cfg, "steps": 300}, out=out))
+    assert longer["resumed_from"].name == "step_0000200" and longer["refits"] == 3
+    rows = (out / "model.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[3] for r in rows] == ["2", "3", "4"]  # 2 + 2 * (n - 100) / 200
+    assert all(r.split(",")[4] for r in rows[1:])  # the previous fit scored on new episodes
+
+
 @pytest.mark.parametrize(
-    "bad", [{"gradient_steps": 0}, {"real_ratio": 1.5}, {"imagine_every": -1}, {"window": 2}]
+    "bad",
+    [
+        {"gradient_steps": 0},
+        {"real_ratio": 1.5},
+        {"imagine_every": -1},
+        {"window": 2},
+        {"rollout_length_max": 1},
+        {"rollout_ramp": (5, 5)},
+        {"refit_lr": 0.0},
+    ],
 )
 def test_dyna_rejects_bad_settings(tmp_path, bad):
     name = next(iter(bad))

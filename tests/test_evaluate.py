@@ -128,3 +128,39 @@ def test_evaluate_and_demo_commands(run, hopper_file, tmp_path):
     assert (
         "open-loop MSE vs horizon" in out and (tmp_path / "demo" / "report" / "report.md").exists()
     )
+
+
+class _Exact:
+    """Predicts the linear system's true next states along the recorded actions and dts."""
+
+    name = "exact"
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def predict(self, contexts, actions, dts):
+        from tests.synthetic import zoh_step
+
+        out = np.zeros((*actions.shape[:2], 2))
+        for i, c in enumerate(contexts):
+            s = c.obs[-1]
+            for k in range(actions.shape[1]):
+                s = zoh_step(s, actions[i, k], dts[i, k])
+                out[i, k] = s
+        return out + self.offset
+
+
+def test_recorded_error_scores_along_the_recorded_actions_against_holding():
+    from tests.synthetic import linear_dataset
+    from worldmodel.evaluate import recorded_error
+
+    data = linear_dataset(episodes=6, steps=12)
+    norm = Normalizer(np.zeros(2), np.full(2, 0.5))
+    exact = recorded_error(_Exact(), data.episodes, norm, horizon=4, starts=50)
+    assert exact["model"].shape == exact["hold"].shape == (4,)
+    np.testing.assert_allclose(exact["model"], 0.0, atol=1e-12)  # float32 actions
+    assert np.all(np.diff(exact["hold"]) > 0)  # holding drifts further with the horizon
+    off = recorded_error(_Exact(0.1), data.episodes, norm, horizon=4, starts=50)
+    np.testing.assert_allclose(off["model"], (0.1 / 0.5) ** 2)  # normalised units
+    np.testing.assert_allclose(off["hold"], exact["hold"])  # same starts for the same seed
+    assert recorded_error(_Exact(), data.episodes, norm, horizon=9, context=5) is None
