@@ -11,9 +11,17 @@ does not depend on them), ``ImaginedVectorEnv.step`` (the full Gymnasium path: c
 reward and termination, autoreset) and the bare ``ImaginationCore.step`` at each batch size, with
 the model on ``--device`` (rows ``NAME-cuda-...`` when not the CPU; both paths return numpy, so the
 timings include the copy back).
+Each latent-ode row is measured twice: as trained (float32) and with ``precision="bf16"``
+(rows ``latent-ode-bf16-...``: the vector field's hidden layers in bfloat16, the state update
+in float32).
 Prints steps/s and the ratio to the real single env; appends to
 ``benchmarks/results/imagination.csv``. ``--profile`` prints where the time goes at the
 largest batch.
+
+``--accuracy RUN`` (a trained latent-ode run, e.g. one of ``benchmarks/world_models.py``'s)
+also measures what bf16 costs in accuracy: open-loop MSE against the simulator from the run's
+held-out episodes (its own dataset and split, 256 starts, random actions at the data's timing)
+at float32 and at bf16, appended to ``benchmarks/results/imagination_accuracy.csv``.
 """
 
 from __future__ import annotations
@@ -34,7 +42,9 @@ from _results import append_rows
 from mujoco import rollout
 
 from envs.imagined import ImaginedVectorEnv
+from worldmodel.evaluate import ModelPredictor
 from worldmodel.models import ModelConfig
+from worldmodel.models.latent import hidden_precision
 from worldmodel.train import TrainConfig, Trainer
 
 RESULTS = Path(__file__).parent / "results" / "imagination.csv"
@@ -98,12 +108,45 @@ def make_run(model: str, directory: Path) -> Path:
     return out
 
 
+class Bf16Predictor(ModelPredictor):
+    """The model's open-loop predictions with its field's hidden layers in bfloat16."""
+
+    def predict(self, contexts, actions, dts):
+        with hidden_precision(self.model, torch.bfloat16):
+            return super().predict(contexts, actions, dts)
+
+
+def accuracy(run: Path, horizons: tuple[int, ...] = (1, 5, 10, 30)) -> list[tuple]:
+    """Rows ``(run, precision, h, mse, ratio to float32)`` for the trained latent-ode ``run``."""
+    from worldmodel.data import load_dataset
+    from worldmodel.evaluate import compare_to_simulator, heldout_split
+    from worldmodel.train import load
+
+    model = load(run)
+    dataset = load_dataset(model.run_config["dataset"]["path"])
+    res = compare_to_simulator(
+        [ModelPredictor(model, "fp32", samples=1), Bf16Predictor(model, "bf16", samples=1)],
+        heldout_split(model, dataset),
+        model.normalizer,
+        horizon=max(horizons),
+        starts=256,
+    )
+    rows = []
+    for h in horizons:
+        full, half = (float(res.errors[k][:, h - 1].mean()) for k in ("fp32", "bf16"))
+        print(f"{run.name}  h={h:<3} float32 {full:.5g}  bf16 {half:.5g}  ({half / full:.4f}x)")
+        rows += [(str(run), "fp32", h, f"{full:.6g}", "1.0000")]
+        rows += [(str(run), "bf16", h, f"{half:.6g}", f"{half / full:.4f}")]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="1,16,256,1024,4096")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--device", default="cpu", help="where the model runs: cpu or cuda")
+    ap.add_argument("--accuracy", type=Path, help="a trained latent-ode run: bf16's error")
     args = ap.parse_args()
     tag = "" if args.device == "cpu" else f"-{args.device}"
     batches = [int(b) for b in args.batches.split(",")]
@@ -122,11 +165,15 @@ def main() -> None:
         rows.append(("real-mujoco-rollout", b, sps))
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("latent-ode", "mlp-ensemble"):
-            run = make_run(name, Path(tmp))
+        for name, precision in (
+            ("latent-ode", "fp32"),
+            ("latent-ode-bf16", "bf16"),
+            ("mlp-ensemble", "fp32"),
+        ):
+            run = make_run(name.removesuffix("-bf16"), Path(tmp))
             for b in batches:
                 venv = ImaginedVectorEnv(
-                    run, num_envs=b, max_episode_steps=1000, device=args.device
+                    run, num_envs=b, max_episode_steps=1000, device=args.device, precision=precision
                 )
                 venv.reset(seed=0)
                 actions = np.random.default_rng(0).uniform(-1, 1, size=(b, 3))
@@ -153,6 +200,12 @@ def main() -> None:
         ["what", "batch", "steps_per_s", "ratio_to_real_gym"],
         [(what, b, f"{sps:.0f}", f"{sps / gym_sps:.3f}") for what, b, sps in rows],
     )
+    if args.accuracy is not None:
+        append_rows(
+            RESULTS.with_name("imagination_accuracy.csv"),
+            ["run", "precision", "horizon", "mse", "ratio_to_fp32"],
+            accuracy(args.accuracy),
+        )
 
 
 if __name__ == "__main__":

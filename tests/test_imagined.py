@@ -227,3 +227,33 @@ def test_record_video_writes_an_mp4_of_imagined_episodes(tiny_run, tmp_path):
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
     frames = iio.imread(videos[0])
     assert frames.shape[0] >= 2 and frames.shape[-1] == 3
+
+
+def test_bf16_field_stays_close_to_float32_and_is_undone_on_exit(tiny_run):
+    import torch
+
+    from worldmodel.models.latent import hidden_precision
+    from worldmodel.train import load
+
+    model = load(tiny_run("latent-ode"))
+    z = torch.randn(64, model.state_dim)
+    a = torch.rand(64, model.act_dim) * 2 - 1
+    full = model.field(z, a)
+    with hidden_precision(model, torch.bfloat16):
+        half = model.field(z, a)
+        assert half.dtype == torch.float32  # the output layer and the state update stay fp32
+    scale = full.abs().max()
+    assert 0 < (half - full).abs().max() < 2e-2 * scale  # really bf16, and close
+    torch.testing.assert_close(model.field(z, a), full, rtol=0, atol=0)  # restored
+
+
+def test_bf16_imagination_tracks_float32(tiny_run):
+    runs = {
+        p: ImaginedEnv(tiny_run("latent-ode"), deterministic=True, precision=p)
+        for p in ("fp32", "bf16")
+    }
+    full, half = (rollout(env, seed=3, steps=10) for env in runs.values())
+    assert full.shape == half.shape
+    assert 0 < np.abs(half - full).max() < 0.05 * np.abs(full).max()
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        ImaginedEnv(tiny_run("latent-ode"), precision="fp16")

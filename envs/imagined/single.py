@@ -26,6 +26,8 @@ class ImaginedEnv(BatchView, gym.Env):
         deterministic: mean latent state instead of a sample (and the ensemble's mean step).
         timing: draw each step's dt as in :class:`envs.IrregularTiming` (None: the real dt).
         clip_actions: clip out-of-bounds actions (else raise ``ValueError``).
+        precision: ``"fp32"`` or ``"bf16"`` for the latent ODE's field (see
+            :class:`envs.imagined.core.ImaginationCore`).
         render_mode: ``None`` or ``"rgb_array"``.
         width, height: rendered frame size in pixels.
         device: where the model runs when loaded from ``run``.
@@ -41,6 +43,7 @@ class ImaginedEnv(BatchView, gym.Env):
         deterministic: bool = False,
         timing: str | None = None,
         clip_actions: bool = True,
+        precision: str = "fp32",
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
@@ -52,6 +55,7 @@ class ImaginedEnv(BatchView, gym.Env):
             deterministic=deterministic,
             timing=timing,
             clip_actions=clip_actions,
+            precision=precision,
         )
         self.observation_space = self.real.env.observation_space
         self.action_space = self.real.env.action_space

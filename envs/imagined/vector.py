@@ -25,7 +25,8 @@ class ImaginedVectorEnv(BatchView, VectorEnv):
     ``ImaginedEnv`` reset with the same seed (``reset(seed=s)`` seeds sub-env ``i`` with
     ``s + i``). Autoreset is ``SAME_STEP``: a finished sub-env is reset within ``step``, its last
     observation and info in ``infos["final_obs"]`` / ``infos["final_info"]``. Episodes are
-    truncated after ``max_episode_steps`` (default: the real env's).
+    truncated after ``max_episode_steps`` (default: the real env's). ``precision="bf16"`` runs
+    the latent ODE's field in bfloat16 (:class:`envs.imagined.core.ImaginationCore`).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -41,6 +42,7 @@ class ImaginedVectorEnv(BatchView, VectorEnv):
         clip_actions: bool = True,
         max_episode_steps: int | None = None,
         device: str = "cpu",
+        precision: str = "fp32",
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -50,6 +52,7 @@ class ImaginedVectorEnv(BatchView, VectorEnv):
             deterministic=deterministic,
             timing=timing,
             clip_actions=clip_actions,
+            precision=precision,
         )
         self.num_envs = num_envs
         self.single_observation_space = self.real.env.observation_space

@@ -16,6 +16,8 @@ or kept (``"rnn"``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +55,42 @@ class ActionField(nn.Module):
                 f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
             )
         self.net = mlp(dim + act_dim, units, layers, dim, ACTIVATIONS[activation])
+        # the hidden layers cast to a lower precision (set by hidden_precision): a weight and
+        # bias per linear layer, the activation modules as they are; None: as trained
+        self.low: list[tuple[torch.Tensor, torch.Tensor] | nn.Module] | None = None
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, a], -1))
+        x = torch.cat([z, a], -1)
+        if self.low is None:
+            return self.net(x)
+        h = x.to(self.low[0][0].dtype)
+        for layer in self.low:
+            h = F.linear(h, *layer) if isinstance(layer, tuple) else layer(h)
+        return self.net[-1](h.to(x.dtype))
+
+
+@contextmanager
+def hidden_precision(model: nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
+    """While inside, the hidden layers of every :class:`ActionField` in ``model`` compute in
+    ``dtype`` (e.g. ``torch.bfloat16``; None: unchanged) from copies of their weights made on
+    entry; the output layers and the integrator's state update stay in the parameters' dtype.
+    For imagination, not training (the copies do not follow weight updates)."""
+    fields = [m for m in model.modules() if isinstance(m, ActionField)]
+    before = [f.low for f in fields]
+    for f in fields:
+        f.low = None
+        if dtype is not None:
+            f.low = [
+                (m.weight.detach().to(dtype), m.bias.detach().to(dtype))
+                if isinstance(m, nn.Linear)
+                else m
+                for m in f.net[:-1]
+            ]
+    try:
+        yield
+    finally:
+        for f, low in zip(fields, before):
+            f.low = low
 
 
 class GRUTransition(nn.Module):

@@ -1,0 +1,117 @@
+"""What one SAC gradient step costs, and what makes it cheaper (issue #16: affordable runs).
+
+    python benchmarks/sac_step.py [--steps 2000] [--threads 1] [--repeats 3] [--profile]
+
+stable-baselines3's SAC on Hopper-v5 at its defaults (two 256x256 critics and actor, batch
+256), its replay buffer filled with 10,000 random real steps; then ``SAC.train(gradient_steps=
+--steps)`` timed for each variant, the variants interleaved ``--repeats`` times (the machine is
+noisy: the median of each is reported, and its ratio to the default measured in the same run):
+
+* ``default``: Adam as SB3 builds it (on the CPU torch's per-tensor loop);
+* ``foreach``: Adam with ``foreach=True`` (one multi-tensor kernel per update);
+* ``fused``: Adam with ``fused=True`` (torch's fused CPU kernel), these two passed to SB3 as
+  ``policy_kwargs={"optimizer_kwargs": ...}``;
+* ``bf16``: the default under ``torch.autocast("cpu", torch.bfloat16)`` (matrix products in
+  bfloat16; this changes the numerics, so its losses are not checked and its effect on
+  returns would have to be measured before any run used it).
+
+Every variant starts from the same weights and buffer; the optimiser variants must reach the
+same losses to float rounding (checked): they change speed, not the algorithm.
+``--profile`` prints where the default's time goes. Appends to ``benchmarks/results/sac_step.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from _results import append_rows
+from stable_baselines3 import SAC
+
+RESULTS = Path(__file__).parent / "results" / "sac_step.csv"
+VARIANTS = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}, "bf16": {}}
+EXACT = ("default", "foreach", "fused")  # variants that must compute what the default does
+
+
+def make_agent(optimizer_kwargs: dict, seed: int = 0, fill: int = 10_000) -> SAC:
+    """SAC on Hopper-v5 with ``optimizer_kwargs``, its buffer holding ``fill`` random steps
+    (the same steps and initial weights for every variant)."""
+    env = gym.make("Hopper-v5")
+    agent = SAC(
+        "MlpPolicy",
+        env,
+        seed=seed,
+        device="cpu",
+        policy_kwargs={"optimizer_kwargs": optimizer_kwargs},
+    )
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    for _ in range(fill):
+        a = rng.uniform(-1, 1, 3).astype(np.float32)
+        nxt, r, term, trunc, info = env.step(a)
+        agent.replay_buffer.add(
+            obs[None], nxt[None], a[None], np.array([r]), np.array([term]), [info]
+        )
+        obs = env.reset()[0] if term or trunc else nxt
+    agent._setup_learn(total_timesteps=1)  # the logger SAC.train writes to
+    return agent
+
+
+def timed_train(agent: SAC, steps: int, bf16: bool = False) -> tuple[float, float]:
+    """Milliseconds per gradient step over ``steps`` of ``agent.train`` (under bfloat16
+    autocast with ``bf16``), and the critic's last loss (to check that the variants compute
+    the same thing)."""
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        agent.train(gradient_steps=steps, batch_size=256)
+    ms = (time.perf_counter() - start) / steps * 1000
+    return ms, float(agent.logger.name_to_value["train/critic_loss"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2000, help="gradient steps per timing")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    times: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    losses: dict[str, float] = {}
+    for r in range(args.repeats):
+        for name, kwargs in VARIANTS.items():
+            ms, loss = timed_train(make_agent(kwargs), args.steps, bf16=name == "bf16")
+            times[name].append(ms)
+            losses.setdefault(name, loss)
+            print(f"repeat {r} {name:<8} {ms:6.2f} ms/step  (critic loss {loss:.6g})")
+    base = float(np.median(times["default"]))
+    for name in EXACT:
+        loss = losses[name]
+        if not np.isclose(loss, losses["default"], rtol=1e-3):
+            raise SystemExit(
+                f"{name}: critic loss {loss} differs from default's {losses['default']}"
+            )
+    rows = []
+    print(f"\nSAC gradient step, Hopper-v5, {args.threads} thread(s), median of {args.repeats}:")
+    for name, ts in times.items():
+        ms = float(np.median(ts))
+        print(f"  {name:<8} {ms:6.2f} ms   {base / ms:5.2f}x the default's speed")
+        rows.append((name, args.threads, args.steps, f"{ms:.3f}", f"{base / ms:.3f}"))
+    append_rows(RESULTS, ["variant", "threads", "steps", "ms_per_step", "speedup"], rows)
+    if args.profile:
+        agent = make_agent({})
+        prof = cProfile.Profile()
+        prof.runcall(agent.train, gradient_steps=args.steps, batch_size=256)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
