@@ -20,7 +20,11 @@ observations, against those of the real ones (what an agent in imagination sees)
 ``benchmarks/policies.py``; episodes with 10 % action noise, up to the env's 1,000-step limit),
 or ``mix`` (``--policy-episodes`` of each of the three). Its rows carry the regime
 ``irregular-mix`` etc. The test actions stay random: from the states a controller visits, can
-the model follow any action an agent or planner might try?
+the model follow any action an agent or planner might try? On policy data one more test,
+``policy actions``, replays what the data's policies did next (the recorded actions at the
+recorded intervals, from starts with ``--horizon`` recorded steps after them, so only episodes
+longer than ``--context`` + ``--horizon`` steps take part): the model along the trajectories
+it will be asked to imagine in control.
 
 Resumable: a finished run (``model.safetensors`` with all its epochs) is reused, an
 interrupted one resumed. Writes ``benchmarks/results/world_models.csv`` (one row per env,
@@ -55,6 +59,7 @@ REGIMES: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 FLOOR, CEILING = "simulator (floor)", "hold last obs (ceiling)"
+POLICY_TEST = "policy actions"  # policy data only: the recorded actions and dts from each start
 
 
 POLICIES = Path(__file__).parent / "policies"  # made by benchmarks/policies.py
@@ -268,7 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tests = REGIMES[args.regime][1]
+    tests = dict(REGIMES[args.regime][1])
+    if args.data != "random":  # also along the policy's own actions and intervals
+        tests[POLICY_TEST] = "recorded"
     fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4), squeeze=False)
     rows = []
     for ax, (test_name, timing) in zip(axes[0], tests.items()):
@@ -279,7 +286,8 @@ def main(argv: list[str] | None = None) -> None:
             horizon=args.horizon,
             starts=args.starts,
             context=args.context,
-            timing=timing,
+            policy="recorded" if timing == "recorded" else "random",
+            timing=None if timing == "recorded" else timing,
             seed=0,
         )
         contexts = [st.context for st in res.starts]
@@ -392,7 +400,7 @@ def print_table(rows: list[dict], args: argparse.Namespace, regime: str) -> None
     extra = {k: summary(rows, k) for k in ("reward_mse_10", "term_disagree_10", "train_s")}
     print(
         f"\n{args.env}, {regime}: open-loop MSE (normalised), mean (std) over seeds, "
-        f"{args.starts} held-out starts, random actions"
+        f"{args.starts} held-out starts, random actions (policy actions: the recorded ones)"
     )
     for test in dict.fromkeys(r["test"] for r in rows):
         print(f"\n test timing {test}")

@@ -38,6 +38,28 @@ def test_the_simulator_itself_has_zero_error_at_every_horizon(hopper_dataset):
     assert (res.errors[FLOOR].mean(0) < res.errors[CEILING].mean(0)).all()
 
 
+def test_recorded_policy_replays_what_the_data_did_next(hopper_dataset):
+    norm = Normalizer.fit(hopper_dataset.episodes)
+    res = compare_to_simulator(
+        [SimulatorPredictor("Hopper-v5")],
+        hopper_dataset,
+        norm,
+        horizon=6,
+        starts=8,
+        context=3,
+        policy="recorded",
+    )
+    assert res.settings["timing"] == "recorded"
+    for i, s in enumerate(res.starts):
+        ep = hopper_dataset[s.episode]
+        np.testing.assert_array_equal(res.actions[i], ep.actions[s.index : s.index + 6])
+        np.testing.assert_allclose(res.dts[i], np.diff(ep.t[s.index : s.index + 7]))
+        # the simulator from the recorded state under the recorded actions is the recording
+        np.testing.assert_allclose(res.real[i], ep.obs[s.index + 1 : s.index + 7], atol=1e-6)
+    with pytest.raises(ValueError, match="and 60 steps after it"):
+        compare_to_simulator([], hopper_dataset, norm, horizon=60, policy="recorded")
+
+
 def test_model_rollouts_and_heldout_table(run, hopper_dataset):
     model = load(run)
     res = compare_to_simulator(

@@ -104,6 +104,7 @@ def test_policy_data_regime_collects_each_policy_and_labels_its_rows(bench, tmp_
     with (tmp_path / "res" / "world_models.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["regime"] for r in rows} == {"irregular-mix"}
+    assert {(r["test"], r["test_timing"]) for r in rows} >= {("policy actions", "recorded")}
     assert {r["episodes"] for r in rows} == {"9"}
     assert (tmp_path / "runs" / "Hopper-v5" / "irregular-mix" / "mlp-delta-s0").is_dir()
 

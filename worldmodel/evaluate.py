@@ -309,21 +309,42 @@ class Start:
     index: int
 
 
-def sample_starts(dataset: Dataset, count: int, context: int, seed: int = 0) -> list[Start]:
-    """``count`` recorded moments (episode, step) with ``context`` observations up to them."""
-    eligible = [i for i, ep in enumerate(dataset) if len(ep) >= context]
+def sample_starts(
+    dataset: Dataset | Sequence[Episode], count: int, context: int, seed: int = 0, after: int = 0
+) -> list[Start]:
+    """``count`` recorded moments (episode, step) with ``context`` observations up to them and
+    ``after`` recorded steps after them."""
+    eligible = [i for i, ep in enumerate(dataset) if len(ep) >= context + after]
     if not eligible:
-        raise ValueError(f"no episode has the {context} observations a context needs")
+        raise ValueError(
+            f"no episode has the {context} observations a context needs"
+            + (f" and {after} steps after it" if after else "")
+        )
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
         e = int(rng.choice(eligible))
         ep = dataset[e]
-        k = int(rng.integers(context - 1, len(ep)))
+        k = int(rng.integers(context - 1, len(ep) - after))
         s = slice(k - context + 1, k + 1)
         ctx = context_window(ep.t, ep.obs, ep.actions, k, context)
         out.append(Start(ctx, ep.qpos[k], ep.qvel[k], ep.qpos[s], ep.qvel[s], e, k))
     return out
+
+
+def recorded_plan(
+    episodes: Dataset | Sequence[Episode], starts: Sequence[Start], horizon: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What was recorded after each start (sampled with ``after=horizon``): ``actions (B, H,
+    act_dim)``, ``dts (B, H)`` seconds and the observations ``(B, H, obs_dim)`` they led to."""
+    parts = []
+    for s in starts:
+        ep, k = episodes[s.episode], s.index
+        span = slice(k, k + horizon)
+        parts.append(
+            (ep.actions[span], np.diff(ep.t[k : k + horizon + 1]), ep.obs[k + 1 :][:horizon])
+        )
+    return tuple(np.stack(x) for x in zip(*parts))  # type: ignore[return-value]
 
 
 def recorded_error(
@@ -342,20 +363,12 @@ def recorded_error(
     and that of holding the last context observation, each ``(horizon,)`` (mean over starts and
     dimensions) under the names ``"model"`` and ``"hold"``. None when no episode is long enough.
     """
-    eligible = [ep for ep in episodes if len(ep) >= context + horizon]
-    if not eligible:
+    if not any(len(ep) >= context + horizon for ep in episodes):
         return None
-    rng = np.random.default_rng(seed)
-    contexts, actions, dts, real = [], [], [], []
-    for _ in range(starts):
-        ep = eligible[int(rng.integers(len(eligible)))]
-        k = int(rng.integers(context - 1, len(ep) - horizon))
-        contexts.append(context_window(ep.t, ep.obs, ep.actions, k, context))
-        actions.append(ep.actions[k : k + horizon])
-        dts.append(np.diff(ep.t[k : k + horizon + 1]))
-        real.append(ep.obs[k + 1 : k + horizon + 1])
-    target = np.stack(real)
-    pred = predictor.predict(contexts, np.stack(actions), np.stack(dts))
+    chosen = sample_starts(episodes, starts, context, seed, after=horizon)
+    actions, dts, target = recorded_plan(episodes, chosen, horizon)
+    contexts = [s.context for s in chosen]
+    pred = predictor.predict(contexts, actions, dts)
     hold = np.stack([c.obs[-1] for c in contexts])[:, None]
     return {
         name: (((p - target) / normalizer.std) ** 2).mean((0, 2))
@@ -440,7 +453,10 @@ def compare_to_simulator(
     the same actions and dts; errors in ``normalizer``'s units.
 
     The simulator's own sensitivity (a second run from a state perturbed by 1e-6) is the floor;
-    holding the last context observation is the ceiling. ``timing`` defaults to the dataset's.
+    holding the last context observation is the ceiling. ``policy``: ``"random"`` or
+    ``"zero"`` actions at dts drawn from ``timing`` (default: the dataset's), or
+    ``"recorded"``: the actions and dts the recording took next (the data's own policy; starts
+    then need ``horizon`` recorded steps after them, and ``timing`` is ignored).
     The simulator is ``spec`` (default: the dataset's, from its metadata); before anything is
     compared it must reproduce recorded steps of ``dataset`` (:func:`check_replay`).
 
@@ -454,8 +470,13 @@ def compare_to_simulator(
         timing = dataset.timing
     sim = Simulator(spec)
     replay_error = check_replay(sim, dataset)
-    chosen = sample_starts(dataset, starts, context, seed)
-    actions, dts = action_plan(spec, starts, horizon, policy=policy, timing=timing, seed=seed)
+    if policy == "recorded":  # what the data's own policy did next, at the recorded dts
+        chosen = sample_starts(dataset, starts, context, seed, after=horizon)
+        actions, dts, _ = recorded_plan(dataset, chosen, horizon)
+        timing = "recorded"
+    else:
+        chosen = sample_starts(dataset, starts, context, seed)
+        actions, dts = action_plan(spec, starts, horizon, policy=policy, timing=timing, seed=seed)
     rng = np.random.default_rng([seed, 1])
     real, qs, vs, floor = [], [], [], []
     for s, a, d in zip(chosen, actions, dts):
