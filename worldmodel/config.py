@@ -314,7 +314,8 @@ class EvaluateConfig:
     context: int = 5
     """Observations before each start that the models see."""
     policy: str = "random"
-    """Actions of the open-loop rollouts: random or zero."""
+    """Actions of the open-loop rollouts: random, zero, or recorded (the actions and dts the
+    data took next: a policy's own trajectories)."""
     observed: tuple[float, ...] = (0.1, 0.3, 0.5, 1.0)
     """Observed fractions of the held-out accuracy table."""
     video: bool = True
