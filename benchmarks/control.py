@@ -14,7 +14,8 @@ Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic e
   model, all else equal; each run's ``out/model.csv`` logs the model's error on the real
   episodes it had not seen at every refit;
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
-  episodes are extra real steps, reported).
+  episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
+  the seed's ``sac+latent-ode`` run.
 
 Every finished (method, seed) run leaves a summary (learning curve, wall-clock, settings) in
 ``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
@@ -56,6 +57,8 @@ MODELS = {
     "sac+latent-ode": "latent-ode",
     "sac+ensemble": "mlp-ensemble",
 }
+# MPC method -> the learner whose last model refit it plans with
+MPC_MODELS = {"mpc": "sac+imagination", "mpc+latent-ode": "sac+latent-ode"}
 
 
 def _settings(cfg) -> dict:
@@ -116,17 +119,17 @@ def _learner(
     return result
 
 
-def _mpc(seed: int, out: Path, run: bool = True) -> dict | None:
-    """CEM MPC with the seed's last refit model; None when neither its model nor a summary is here
-    (or, with ``run`` False, when no summary is)."""
+def _mpc(seed: int, out: Path, run: bool = True, method: str = "mpc") -> dict | None:
+    """CEM MPC with the last refit model of the seed's run of ``MPC_MODELS[method]``; None when
+    neither its model nor a summary is here (or, with ``run`` False, when no summary is)."""
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
     from worldmodel.io import atomic_write_text
     from worldmodel.train import load
 
-    done = SUMMARIES / f"mpc-seed{seed}.json"
+    done = SUMMARIES / f"{method}-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
-    models = out / f"sac+imagination-seed{seed}" / "model"
+    models = out / f"{MPC_MODELS[method]}-seed{seed}" / "model"
     if not run or not models.exists():  # its run was in another session or directory
         return old
     model_dir = sorted(models.iterdir())[-1]
@@ -162,9 +165,9 @@ def main() -> None:
     budgets = sorted(int(b) for b in args.budgets.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
-    unknown = set(methods) - {*LEARNERS, "mpc"}
+    unknown = set(methods) - {*LEARNERS, *MPC_MODELS}
     if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; expected {[*LEARNERS, 'mpc']}")
+        raise SystemExit(f"unknown methods {sorted(unknown)}; expected {[*LEARNERS, *MPC_MODELS]}")
     if args.threads:
         import torch
 
@@ -172,7 +175,7 @@ def main() -> None:
 
     curves: dict[str, list[dict]] = {m: [] for m in LEARNERS if m in methods}
     wall: dict[str, list[float]] = {m: [] for m in methods}
-    mpc: list[dict] = []
+    mpc: dict[str, list[dict]] = {m: [] for m in MPC_MODELS if m in methods}
     for seed in seeds:
         for name in curves:
             res = _learner(name, seed, budgets, args.utd, args.out, run=not args.report_only)
@@ -185,16 +188,17 @@ def main() -> None:
                 f"seed {seed} {name} ({res['wall_s']:.0f} s): "
                 + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items())
             )
-        if "mpc" in methods:
-            res = _mpc(seed, args.out, run=not args.report_only)
+        for name in mpc:
+            res = _mpc(seed, args.out, run=not args.report_only, method=name)
             if res is None:
-                print(f"seed {seed} mpc: skipped, no model under {args.out} and no summary")
+                print(f"seed {seed} {name}: skipped, no model under {args.out} and no summary")
                 continue
             res["seed"] = seed
-            mpc.append(res)
-            wall["mpc"].append(res["ms_per_action"] * res["steps"] / 1000)
+            mpc[name].append(res)
+            wall[name].append(res["ms_per_action"] * res["steps"] / 1000)
             print(
-                f"seed {seed} mpc: {res['mean_return']:.1f}, {res['ms_per_action']:.0f} ms/action"
+                f"seed {seed} {name}: {res['mean_return']:.1f}, "
+                f"{res['ms_per_action']:.0f} ms/action"
             )
     if args.no_report:
         return
@@ -233,23 +237,26 @@ def main() -> None:
             if name in curves:
                 ratio = np.mean([c[top] for c in curves[name]]) / free
                 print(f"  {name} / sac-utd at {top} real steps: {ratio:.2f}x (bar: 1.3x)")
-    if mpc:
-        m = [r["mean_return"] for r in mpc]
-        extra = int(np.mean([r["steps"] for r in mpc]))
-        ms = np.mean([r["ms_per_action"] for r in mpc])
+    for name, runs in mpc.items():
+        if not runs:
+            continue
+        m = [r["mean_return"] for r in runs]
+        extra = int(np.mean([r["steps"] for r in runs]))
+        ms = np.mean([r["ms_per_action"] for r in runs])
+        label = name.replace("mpc", "mpc (cem)")
         print(
-            f"  {'mpc (cem)':<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
+            f"  {label:<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
             f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
-            f"seeds {[r['seed'] for r in mpc]}"
+            f"seeds {[r['seed'] for r in runs]}"
         )
         rows.append(
             (
-                "mpc-cem",
+                name.replace("mpc", "mpc-cem"),
                 budgets[-1],
                 f"{np.mean(m):.2f}",
                 f"{np.std(m):.2f}",
-                len(mpc),
-                f"{np.mean(wall['mpc']):.0f}",
+                len(runs),
+                f"{np.mean(wall[name]):.0f}",
             )
         )
     append_rows(
@@ -260,7 +267,9 @@ def main() -> None:
     _plot(curves, mpc, budgets, args.utd)
 
 
-def _plot(curves: dict[str, list[dict]], mpc: list[dict], budgets: list[int], utd: int) -> None:
+def _plot(
+    curves: dict[str, list[dict]], mpc: dict[str, list[dict]], budgets: list[int], utd: int
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,11 +282,11 @@ def _plot(curves: dict[str, list[dict]], mpc: list[dict], budgets: list[int], ut
         label = (name if name == "sac" else f"{name} (utd {utd})") + f", {len(cs)} seeds"
         ax.plot(steps, vals.mean(0), marker="o", label=label)
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
-    if mpc:
-        m = np.mean([r["mean_return"] for r in mpc])
-        ax.scatter(
-            [budgets[-1]], [m], marker="*", s=120, color="k", label=f"mpc (cem), {len(mpc)} seeds"
-        )
+    for (name, runs), color in zip(mpc.items(), ("k", "m")):
+        if runs:
+            m = np.mean([r["mean_return"] for r in runs])
+            label = f"{name.replace('mpc', 'mpc (cem)')}, {len(runs)} seeds"
+            ax.scatter([budgets[-1]], [m], marker="*", s=120, color=color, label=label)
     ax.set(
         xlabel="real env steps",
         ylabel="mean real return (min-max over seeds)",

@@ -103,3 +103,26 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
     assert lat["model"] == "latent-ode" and ens["model"] == "mlp-ensemble"
     assert {k for k in lat if lat[k] != ens[k]} == {"model"}
     assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5
+
+
+def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path, monkeypatch):
+    import agents.mpc
+    import worldmodel.train
+
+    planned = []
+
+    def fake_mpc(model, cfg):
+        planned.append(str(cfg.run))
+        return {"mean_return": 5.0, "ms_per_action": 1.0, "steps": 10}
+
+    monkeypatch.setattr(agents.mpc, "run_mpc", fake_mpc)
+    monkeypatch.setattr(worldmodel.train, "load", lambda run: None)
+    out = tmp_path / "runs"
+    for learner in ("sac+imagination", "sac+latent-ode"):
+        (out / f"{learner}-seed0" / "model" / "refit_003").mkdir(parents=True)
+    res = control._mpc(0, out, method="mpc+latent-ode")
+    assert planned == [str(out / "sac+latent-ode-seed0" / "model" / "refit_003")]
+    assert res["model"] == planned[0]
+    assert (tmp_path / "summaries" / "mpc+latent-ode-seed0.json").exists()
+    assert not (tmp_path / "summaries" / "mpc-seed0.json").exists()
+    assert control._mpc(0, out, method="mpc+latent-ode") == res and len(planned) == 1  # reused
