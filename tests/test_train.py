@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -447,3 +448,16 @@ def test_observation_bounds_stream_to_the_same_values_as_one_concatenation(monke
     got = sampling.observation_bounds(norm, eps)
     np.testing.assert_array_equal(got[0], lo - 0.1 * (hi - lo))
     np.testing.assert_array_equal(got[1], hi + 0.1 * (hi - lo))
+
+
+def test_resume_refuses_a_new_setting_it_would_drop_and_takes_the_run_options(tmp_path, data):
+    Trainer(cfg(epochs=1, lr=1e-3), data, tmp_path / "r").fit()
+    with pytest.raises(ValueError, match=r"--lr 0\.01 \(saved: 0\.001\).*another --out"):
+        Trainer(cfg(epochs=2, lr=1e-2), data, tmp_path / "r", resume=True)
+    with pytest.raises(ValueError, match=r"--net\.units 64"):
+        Trainer(
+            cfg(epochs=2, lr=1e-3, net=replace(NET, units=64)), data, tmp_path / "r", resume=True
+        )
+    # the saved value, or the default, is no change; epochs and run options are taken
+    again = Trainer(cfg(epochs=2, lr=1e-3, step_log=True), data, tmp_path / "r", resume=True)
+    assert again.config.epochs == 2 and again.config.step_log and again.config.lr == 1e-3

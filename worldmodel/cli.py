@@ -51,7 +51,9 @@ class TrainArgs(TrainConfig):
     out: Path = Path("runs/latest")
     """Run directory (config, checkpoints, metrics)."""
     resume: bool = False
-    """Continue the run in ``out`` from its last checkpoint (its saved settings, these epochs)."""
+    """Continue the run in ``out`` from its last checkpoint: its saved settings with these
+    epochs (and progress, tensorboard, device, loader workers, step log); any other flag set
+    to a value other than the saved one is refused by name."""
 
 
 @dataclass

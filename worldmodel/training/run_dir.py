@@ -27,12 +27,39 @@ def read_run_config(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
+# settings a resumed run takes from the new call: the budget and how it runs, not what it learns
+RESUME_TAKES = ("epochs", "progress", "tensorboard", "device", "loader_workers", "step_log")
+
+
+def _flat(config: TrainConfig) -> dict[str, Any]:
+    """``config`` as JSON has it, ``net`` fields as ``net.NAME``."""
+    d = json.loads(json.dumps(config.to_dict()))
+    return {
+        **{k: v for k, v in d.items() if k != "net"},
+        **{f"net.{k}": v for k, v in d["net"].items()},
+    }
+
+
+def resume_conflicts(config: TrainConfig, saved: TrainConfig) -> list[str]:
+    """Settings of ``config`` a resume would silently drop: those set away from their default
+    to a value other than the saved run's (outside :data:`RESUME_TAKES`), as ``--flag: new
+    (saved: old)``."""
+    new, old, default = _flat(config), _flat(saved), _flat(TrainConfig())
+    return [
+        f"--{k.replace('_', '-')} {new[k]!r} (saved: {old.get(k)!r})"
+        for k in new
+        if k not in RESUME_TAKES and new[k] != default.get(k) and new[k] != old.get(k)
+    ]
+
+
 def settle_config(
     config: TrainConfig, dataset: Dataset, run_dir: Path, *, resume: bool
 ) -> TrainConfig:
     """The checked config a run in ``run_dir`` trains with: on ``resume`` the run's saved one with
-    ``config.epochs`` (its dataset's env must match), else ``config`` (``run_dir`` must not hold
-    a run). ``net.max_step="data"`` or ``"env-dt"`` becomes seconds (:func:`resolve_max_step`)."""
+    ``config``'s :data:`RESUME_TAKES` (its dataset's env must match; another setting of
+    ``config`` away from its default and from the saved one is refused by name), else
+    ``config`` (``run_dir`` must not hold a run). ``net.max_step="data"`` or ``"env-dt"``
+    becomes seconds (:func:`resolve_max_step`)."""
     config_path = run_dir / "config.json"
     if resume:
         if not (run_dir / "last.safetensors").exists():
@@ -43,7 +70,15 @@ def settle_config(
                 f"{run_dir} was trained on {saved.get('env_id')!r}, "
                 f"the dataset is {dataset.env_id!r}"
             )
-        config = TrainConfig.from_dict({**saved["train"], "epochs": config.epochs})
+        kept = TrainConfig.from_dict(saved["train"])
+        conflicts = resume_conflicts(config, kept)
+        if conflicts:
+            raise ValueError(
+                f"{run_dir}: a resumed run trains with its saved settings, but this call sets "
+                + ", ".join(conflicts)
+                + "; start a new run (another --out) to change them"
+            )
+        config = replace(kept, **{k: getattr(config, k) for k in RESUME_TAKES})
     elif config_path.exists():
         raise FileExistsError(
             f"{run_dir} already holds a run; resume it or choose another directory"

@@ -57,7 +57,8 @@ class Trainer:
 
     Args:
         config: the settings (on ``resume``, the run's saved config is used instead, with
-            this config's ``epochs``).
+            this config's epochs and run options; see
+            :func:`~worldmodel.training.run_dir.settle_config`).
         dataset: episodes of one env; split by episode with ``config.split``.
         run_dir: where everything is written.
         resume: continue from ``run_dir/last.safetensors``.
