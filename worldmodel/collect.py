@@ -101,7 +101,9 @@ def run_episode(env: TrajectoryRecorder, policy: Any, seed: int) -> Episode:
             return env.episodes.pop()
 
 
-def _collect_chunk(config: CollectConfig, seeds: list[int]) -> list[Episode]:
+def collect_chunk(config: CollectConfig, seeds: list[int]) -> list[Episode]:
+    """The episodes of ``seeds`` (one reset seed each) collected as ``config`` says, in this
+    process (a worker's share of :func:`collect` and of ``collect_shards``)."""
     env, policy = _worker_setup(config)
     if "torch" in sys.modules:  # an SB3 policy: one thread per worker process
         sys.modules["torch"].set_num_threads(1)
@@ -152,13 +154,13 @@ def collect(config: CollectConfig) -> Dataset:
     with bar:
         if config.workers == 1:
             for c in chunks:
-                episodes.extend(_collect_chunk(config, c))
+                episodes.extend(collect_chunk(config, c))
                 bar.update(len(c))
         else:
             # spawn: workers never inherit torch/MuJoCo state from the parent
             ctx = mp.get_context("spawn")
             with ProcessPoolExecutor(config.workers, mp_context=ctx) as pool:
-                for eps in pool.map(_collect_chunk, [config] * len(chunks), chunks):
+                for eps in pool.map(collect_chunk, [config] * len(chunks), chunks):
                     episodes.extend(eps)
                     bar.update(len(eps))
         bar.set_postfix(steps=sum(len(e) - 1 for e in episodes))

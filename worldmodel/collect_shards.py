@@ -41,7 +41,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from worldmodel.collect import CollectConfig, _collect_chunk, episode_seeds, metadata
+from worldmodel.collect import CollectConfig, collect_chunk, episode_seeds, metadata
 from worldmodel.data import FORMAT_VERSION, DatasetError, Episode
 from worldmodel.shards import SHARD_GLOB, Shard, refresh_index, shard_name, write_shard
 
@@ -130,12 +130,12 @@ def collect_shards(
     with bar:
         if config.workers == 1 or len(mine) <= 1:
             for k in mine:
-                write(k, _collect_chunk(config, seeds[slice(*blocks[k])]))
+                write(k, collect_chunk(config, seeds[slice(*blocks[k])]))
         else:  # spawn: workers never inherit torch/MuJoCo state from the parent
             ctx = mp.get_context("spawn")
             with ProcessPoolExecutor(config.workers, mp_context=ctx) as pool:
                 jobs = {
-                    pool.submit(_collect_chunk, config, seeds[slice(*blocks[k])]): k for k in mine
+                    pool.submit(collect_chunk, config, seeds[slice(*blocks[k])]): k for k in mine
                 }
                 for job in as_completed(jobs):
                     write(jobs[job], job.result())
