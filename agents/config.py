@@ -60,6 +60,12 @@ class PlanConfig(PlannerConfig):
     """Time limit of the real episodes (default: the env's)."""
     seed: int = 0
     """Seed of the real resets and the planner."""
+    value: Path | None = None
+    """A SAC or TD3 agent zip (e.g. ``worldmodel dyna``'s ``out/agent.zip``) whose critic values
+    each candidate's last predicted state, added to its return times ``value_discount **
+    horizon`` (TD-MPC's terminal value; None: returns over the horizon only)."""
+    value_discount: float = 0.99
+    """Discount of the terminal value (the agent's own gamma)."""
 
 
 @dataclass

@@ -43,6 +43,13 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
     # next intervals are not known when the plan is made
     frame_skip, physics_dt = control_clock(env)
     dt_plan = TimingSpec.parse(cfg.timing).mean(frame_skip) * physics_dt
+    if not 0.0 < cfg.value_discount <= 1.0:
+        raise ValueError(f"plan: value_discount must be in (0, 1], got {cfg.value_discount}")
+    terminal = None
+    if cfg.value is not None:
+        from agents.policies import critic_value
+
+        terminal = critic_value(cfg.value, env.observation_space, space)
     norm = model.normalizer
     device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
     returns, ms = [], []
@@ -65,7 +72,15 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
                 state = model.encode(batch, cfg.particles, generator=[gen])[:, 0]
             action = planner.plan(
                 model_objective(
-                    model, task, state, torch.as_tensor(obs), dt_plan, cfg.particles, gen
+                    model,
+                    task,
+                    state,
+                    torch.as_tensor(obs),
+                    dt_plan,
+                    cfg.particles,
+                    gen,
+                    terminal=terminal,
+                    discount=cfg.value_discount,
                 )
             )
             ms.append(1000 * (time.perf_counter() - start))

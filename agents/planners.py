@@ -126,6 +126,8 @@ def model_objective(
     dt: float,
     particles: int = 1,
     generator: torch.Generator | None = None,
+    terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    discount: float = 0.99,
 ) -> Objective:
     """Returns of candidate action sequences under a world model.
 
@@ -137,6 +139,10 @@ def model_objective(
         obs: ``(obs_dim,)`` current real observation.
         dt: seconds each action is held.
         generator: draws of a stochastic model's steps.
+        terminal: a value of the last predicted observation ``(M, obs_dim)`` float64 ->
+            ``(M,)`` (e.g. a SAC critic, :func:`agents.policies.critic_value`): added, times
+            ``discount ** H``, to the return of every particle that has not terminated (TD-MPC's
+            terminal value: the plan sees past its horizon).
 
     With ``particles > 1`` and a model that has a ``sample_step`` (the ensemble: a random member
     per particle and step plus its noise, PETS's TS1 sampling), each particle follows its own
@@ -174,6 +180,9 @@ def model_objective(
                 -1
             )
             o = nxt
+        if terminal is not None:
+            v = terminal(o).to(device=device, dtype=torch.float64)
+            total += torch.where(alive, discount**H * torch.nan_to_num(v, nan=0.0), 0.0)
         return total.view(N, P).mean(1).to(device=actions.device, dtype=torch.float32)
 
     return objective

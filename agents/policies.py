@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,9 @@ class SB3Policy(Policy):
             raise PolicyError(f"action noise std must be finite and >= 0, got {noise_std!r}")
         self.path = Path(path)
         self.noise_std = float(noise_std)
-        self.policy, self.class_name = _load_sb3_policy(self.path, observation_space, action_space)
+        self.policy, self.class_name, _ = _load_sb3_policy(
+            self.path, observation_space, action_space
+        )
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         space = self.action_space
@@ -192,7 +195,8 @@ def _read_sb3_zip(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str,
 
 def _load_sb3_policy(
     path: Path, observation_space: gym.spaces.Box, action_space: gym.spaces.Box
-) -> tuple[Any, str]:
+) -> tuple[Any, str, bool]:
+    """The policy of an SB3 zip, its class name, and whether only its actor was saved."""
     data, state, _ = _read_sb3_zip(path)
 
     module, name = policy_class(data)
@@ -219,8 +223,9 @@ def _load_sb3_policy(
 
     policy_cls = getattr(importlib.import_module(module), name)
     policy = policy_cls(observation_space, action_space, lambda _: 0.0, **kwargs)
+    actor_only = name in _ACTOR_ONLY and bool(state) and all(k.startswith(_ACTOR) for k in state)
     try:
-        if name in _ACTOR_ONLY and state and all(k.startswith(_ACTOR) for k in state):
+        if actor_only:
             # an exported policy (export_policy): the actor is all that acting needs
             policy.actor.load_state_dict({k.removeprefix(_ACTOR): v for k, v in state.items()})
         else:
@@ -228,7 +233,31 @@ def _load_sb3_policy(
     except RuntimeError as err:
         raise PolicyError(f"{path}: weights do not fit {name}: {err}") from None
     policy.set_training_mode(False)
-    return policy, f"{module}.{name}"
+    return policy, f"{module}.{name}", actor_only
+
+
+def critic_value(
+    path: str | Path, observation_space: gym.spaces.Box, action_space: gym.spaces.Box
+) -> Callable[[Any], Any]:
+    """The state value of a full SAC or TD3 zip (its critic, loaded without unpickling):
+    ``obs (M, obs_dim)`` tensor -> ``(M,)``, the smallest of its Q-networks at the actor's
+    deterministic action (as TD-MPC bootstraps a plan's last state). An exported, actor-only
+    zip (:func:`export_policy`) has no critic and is refused."""
+    import torch
+
+    policy, name, actor_only = _load_sb3_policy(Path(path), observation_space, action_space)
+    if name.rsplit(".", 1)[-1] not in _ACTOR_ONLY:
+        raise PolicyError(f"{path}: {name} has no Q-critic; a SAC or TD3 checkpoint has")
+    if actor_only:
+        raise PolicyError(f"{path}: holds no critic weights (an exported, actor-only policy)")
+
+    @torch.no_grad()
+    def value(obs: torch.Tensor) -> torch.Tensor:
+        o = obs.to(torch.float32)
+        a = policy(o, deterministic=True)  # the actor's action, in the critic's scaled units
+        return torch.min(torch.cat(policy.critic(o, a), -1), -1).values
+
+    return value
 
 
 POLICIES: dict[str, type[Policy]] = {"random": RandomPolicy, "zero": ZeroPolicy}

@@ -15,7 +15,8 @@ Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic e
   episodes it had not seen at every refit;
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
-  the seed's ``sac+latent-ode`` run.
+  the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
+  critic as the value of each plan's last state (TD-MPC's terminal value).
 
 Every finished (method, seed) run leaves a summary (learning curve, wall-clock, settings) in
 ``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
@@ -57,8 +58,13 @@ MODELS = {
     "sac+latent-ode": "latent-ode",
     "sac+ensemble": "mlp-ensemble",
 }
-# MPC method -> the learner whose last model refit it plans with
-MPC_MODELS = {"mpc": "sac+imagination", "mpc+latent-ode": "sac+latent-ode"}
+# MPC method -> the learner whose last model refit it plans with, and whether the learner's
+# final SAC critic values each plan's last state (TD-MPC's terminal value)
+MPC_MODELS = {
+    "mpc": ("sac+imagination", False),
+    "mpc+latent-ode": ("sac+latent-ode", False),
+    "mpc+latent-ode+value": ("sac+latent-ode", True),
+}
 
 
 def _settings(cfg) -> dict:
@@ -129,13 +135,16 @@ def _mpc(seed: int, out: Path, run: bool = True, method: str = "mpc") -> dict | 
 
     done = SUMMARIES / f"{method}-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
-    models = out / f"{MPC_MODELS[method]}-seed{seed}" / "model"
+    learner, valued = MPC_MODELS[method]
+    models = out / f"{learner}-seed{seed}" / "model"
     if not run or not models.exists():  # its run was in another session or directory
         return old
     model_dir = sorted(models.iterdir())[-1]
     if old is not None and old["model"] == str(model_dir):
         return old
-    res = run_mpc(load(model_dir), PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed))
+    value = out / f"{learner}-seed{seed}" / "agent.zip" if valued else None
+    cfg = PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed, value=value)
+    res = run_mpc(load(model_dir), cfg)
     result = {
         "mean_return": res["mean_return"],
         "ms_per_action": res["ms_per_action"],
@@ -282,7 +291,7 @@ def _plot(
         label = (name if name == "sac" else f"{name} (utd {utd})") + f", {len(cs)} seeds"
         ax.plot(steps, vals.mean(0), marker="o", label=label)
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
-    for (name, runs), color in zip(mpc.items(), ("k", "m")):
+    for (name, runs), color in zip(mpc.items(), ("k", "m", "c")):
         if runs:
             m = np.mean([r["mean_return"] for r in runs])
             label = f"{name.replace('mpc', 'mpc (cem)')}, {len(runs)} seeds"

@@ -113,7 +113,10 @@ def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path
 
     def fake_mpc(model, cfg):
         planned.append(str(cfg.run))
+        values.append(cfg.value)
         return {"mean_return": 5.0, "ms_per_action": 1.0, "steps": 10}
+
+    values = []
 
     monkeypatch.setattr(agents.mpc, "run_mpc", fake_mpc)
     monkeypatch.setattr(worldmodel.train, "load", lambda run: None)
@@ -126,3 +129,5 @@ def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path
     assert (tmp_path / "summaries" / "mpc+latent-ode-seed0.json").exists()
     assert not (tmp_path / "summaries" / "mpc-seed0.json").exists()
     assert control._mpc(0, out, method="mpc+latent-ode") == res and len(planned) == 1  # reused
+    control._mpc(0, out, method="mpc+latent-ode+value")
+    assert values == [None, out / "sac+latent-ode-seed0" / "agent.zip"]  # its SAC's critic

@@ -39,6 +39,28 @@ def test_mpc_is_judged_on_the_real_env(run, planner):
     assert res["ms_per_action"] > 0
 
 
+def test_mpc_with_a_critics_terminal_value(run, tmp_path):
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    agent = SAC("MlpPolicy", gym.make("Hopper-v5"), policy_kwargs={"net_arch": [8]}, seed=0)
+    agent.save(tmp_path / "agent.zip")
+    cfg = PlanConfig(
+        run=run, episodes=1, horizon=3, population=16, iterations=2, elites=4, max_episode_steps=4
+    )
+    plain = run_mpc(load(run), cfg)
+    cfg.value, cfg.value_discount = tmp_path / "agent.zip", 0.9
+    valued = run_mpc(load(run), cfg)
+    assert valued["steps"] >= 1 and np.isfinite(valued["mean_return"])
+    assert not np.allclose(  # the critic changed what the planner chose
+        np.concatenate([ep.actions for ep in valued["episodes"]])[:1],
+        np.concatenate([ep.actions for ep in plain["episodes"]])[:1],
+    )
+    cfg.value_discount = 1.5
+    with pytest.raises(ValueError, match="value_discount"):
+        run_mpc(load(run), cfg)
+
+
 def test_plan_command(run):
     proc = subprocess.run(
         [

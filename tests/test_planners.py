@@ -163,3 +163,38 @@ def test_particles_of_an_ensemble_follow_their_own_sampled_trajectories():
     seen.clear()
     r1 = run(1, 0)
     assert not seen and torch.allclose(r1, r1[:1].expand(3))  # mean step, no sampling
+
+
+def test_a_terminal_value_is_added_discounted_to_the_rows_still_alive():
+    from torch import nn
+
+    from agents.planners import model_objective
+
+    class Drift(nn.Module):  # the state moves by the action; observations are the state
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(()))
+
+        def step(self, s, a, d):
+            return s + a, s + a
+
+        def denormalize(self, x):
+            return x
+
+    class Task:
+        @staticmethod
+        def reward(o, a, nxt, dt):
+            return torch.zeros(len(nxt), dtype=torch.float64), {}
+
+        @staticmethod
+        def terminated(o, a, nxt, dt):
+            return nxt[:, 0] < -1.5  # a candidate pushing down twice falls
+
+    cands = torch.tensor([[[1.0], [1.0]], [[0.0], [0.0]], [[-1.0], [-1.0]]])
+    value = lambda o: 10.0 * o[:, 0]  # noqa: E731
+    got = model_objective(
+        Drift(), Task(), torch.zeros(1, 1), torch.zeros(1), 0.1, terminal=value, discount=0.5
+    )(cands)
+    torch.testing.assert_close(got, torch.tensor([0.25 * 20.0, 0.0, 0.0]))
+    plain = model_objective(Drift(), Task(), torch.zeros(1, 1), torch.zeros(1), 0.1)(cands)
+    assert torch.equal(plain, torch.zeros(3))

@@ -53,6 +53,25 @@ def test_exported_policy_acts_identically_and_keeps_only_the_actor(sb3_zip, tmp_
         make_policy(str(slim), other.observation_space, other.action_space)
 
 
+def test_critic_value_is_the_smaller_q_at_the_actors_action(sb3_zip, tmp_path):
+    import torch
+
+    from agents.policies import critic_value
+
+    path, model = sb3_zip
+    env = gym.make("Hopper-v5")
+    value = critic_value(path, env.observation_space, env.action_space)
+    obs = torch.as_tensor(np.stack([env.reset(seed=k)[0] for k in range(4)]), dtype=torch.float64)
+    with torch.no_grad():
+        o = obs.float()
+        a = model.policy.actor(o, deterministic=True)
+        want = torch.min(*model.policy.critic(o, a)).squeeze(-1)
+    torch.testing.assert_close(value(obs), want)
+    slim = export_policy(path, tmp_path / "slim.zip")
+    with pytest.raises(PolicyError, match="no critic weights"):
+        critic_value(slim, env.observation_space, env.action_space)
+
+
 def test_export_refuses_a_policy_without_a_separate_actor(tmp_path):
     from stable_baselines3 import PPO
 
