@@ -113,6 +113,11 @@ class DynaConfig:
     rollout_ramp: tuple[int, int] = (20_000, 100_000)
     """Real steps at which the branch length starts and stops growing (MBPO's Hopper: 20 to
     100 epochs of 1,000 steps)."""
+    max_spread: float | None = None
+    """End a branch at a step whose ensemble members disagree by more than this (the std over
+    members of the predicted next observation, normalised units, mean over dimensions;
+    ``MLPEnsemble.member_spread``), dropping that step (None: never; a model without members
+    refuses it)."""
     imagined_capacity: int = 60_000
     """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
     real_ratio: float = 0.1
@@ -173,6 +178,12 @@ class DynaConfig:
             raise ValueError(
                 f"dyna: rollout_ramp must be (start, end) real steps with 0 <= start < end, "
                 f"got {self.rollout_ramp}"
+            )
+        if self.max_spread is not None and not self.max_spread > 0:
+            raise ValueError(f"dyna: max_spread must be > 0, got {self.max_spread}")
+        if self.max_spread is not None and self.model != "mlp-ensemble":
+            raise ValueError(
+                f"dyna: max_spread needs a model with members (mlp-ensemble), not {self.model!r}"
             )
         if not self.refit_lr > 0:
             raise ValueError(f"dyna: refit_lr must be > 0, got {self.refit_lr}")

@@ -92,6 +92,7 @@ class DynaCallback(BaseCallback):
         self.world_model_dir: Path | None = None
         self.refits = 0
         self.imagined = 0
+        self.truncated = 0  # imagined steps dropped for the members' disagreement (max_spread)
         self.rng = np.random.default_rng(cfg.seed)
         self.start = time.perf_counter()
 
@@ -194,8 +195,18 @@ class DynaCallback(BaseCallback):
                 [self.timing.sample(self.rng, self.frame_skip) for _ in range(len(obs))], float
             )
             actions, _ = self.model.predict(obs, deterministic=False)
+            confident = np.ones(len(obs), dtype=bool)
+            if c.max_spread is not None:
+                with torch.no_grad():
+                    spread = self.world_model.member_spread(
+                        state,
+                        torch.as_tensor(actions, dtype=state.dtype),
+                        torch.as_tensor(dt, dtype=state.dtype),
+                    )
+                confident = spread.cpu().numpy() <= c.max_spread
+                self.truncated += int((alive & ~confident).sum())
             state, nxt, reward, term, div, _ = core.step(state, obs, actions, dt)
-            keep = alive & ~div
+            keep = alive & ~div & confident
             buf.add_imagined(obs[keep], nxt[keep], actions[keep], reward[keep], term[keep])
             self.imagined += int(keep.sum())
             alive = keep & ~term
@@ -233,6 +244,7 @@ class DynaCallback(BaseCallback):
             "model_rows": self.model_rows,
             "fitted_episodes": self.fitted_episodes,
             "imagined": self.imagined,
+            "truncated": self.truncated,
             "rng": self.rng.bit_generator.state,
             "world_model": str(self.world_model_dir) if self.world_model_dir else None,
             "wall_s": time.perf_counter() - self.start,
@@ -243,6 +255,7 @@ class DynaCallback(BaseCallback):
 
         self.curve = [tuple(row) for row in state["curve"]]
         self.refits, self.imagined = state["refits"], state["imagined"]
+        self.truncated = state.get("truncated", 0)
         self.model_rows = state.get("model_rows", [])  # absent in checkpoints before it
         self.fitted_episodes = state.get("fitted_episodes", 0)
         self.rng.bit_generator.state = state["rng"]
@@ -300,6 +313,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
         "refits": cb.refits,
         "imagined_transitions": cb.imagined,
+        "truncated_transitions": cb.truncated,
         "buffer": agent.replay_buffer.size(),
         "imagined_buffer": getattr(agent.replay_buffer, "im_size", 0),
         "wall_s": time.perf_counter() - cb.start,

@@ -58,6 +58,8 @@ class MixedReplayBuffer(ReplayBuffer):
         for name, arr in (("obs", obs), ("next_obs", next_obs), ("rewards", rewards)):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"add_imagined: non-finite values in {name}")
+        if n == 0:  # e.g. every branch of a batch ended (diverged or too uncertain)
+            return
         cap = self.imagined_capacity
         if n > cap:  # only the newest fit
             obs, next_obs, actions, rewards, dones = (

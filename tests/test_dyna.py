@@ -233,3 +233,28 @@ def test_imagined_steps_last_as_long_as_the_real_runs_steps(tmp_path, monkeypatc
     drawn = np.concatenate(dts)
     assert len(dts) == 3 and drawn.shape == (600,)
     assert set(np.round(drawn, 6)) == allowed  # every allowed interval occurs, nothing else
+
+
+def test_branches_end_where_the_ensemble_members_disagree(tmp_path):
+    loose = run_dyna(DynaConfig(**TINY, max_spread=1e6, out=tmp_path / "loose"))
+    tight = run_dyna(DynaConfig(**TINY, max_spread=1e-9, out=tmp_path / "tight"))
+    assert loose["truncated_transitions"] == 0 and loose["imagined_transitions"] > 0
+    # members of a (barely trained) ensemble always disagree by more than 1e-9: nothing imagined
+    assert tight["imagined_transitions"] == 0 and tight["truncated_transitions"] > 0
+    with pytest.raises(ValueError, match="max_spread needs a model with members"):
+        run_dyna(DynaConfig(**TINY, max_spread=0.1, model="latent-ode", out=tmp_path / "lat"))
+
+
+def test_member_spread_is_zero_for_identical_members():
+    import torch
+
+    from worldmodel.models import ModelConfig, make_model
+
+    model = make_model("mlp-ensemble", 3, 1, ModelConfig(ensemble_units=8, ensemble_layers=1))
+    s, a, d = torch.randn(5, 3), torch.randn(5, 1), torch.full((5,), 0.01)
+    assert (model.member_spread(s, a, d) > 0).all()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() and p.shape[0] == model.config.ensemble_size:
+                p.copy_(p[:1].expand_as(p))
+    torch.testing.assert_close(model.member_spread(s, a, d), torch.zeros(5))

@@ -47,6 +47,12 @@ def test_ring_keeps_only_the_newest():
     np.testing.assert_allclose(batch.next_observations.numpy(), batch.observations.numpy() + 1)
 
 
+def test_an_empty_batch_of_imagined_steps_adds_nothing():
+    buf = _buffer()
+    buf.add_imagined(*_imagined(0, reward=-1.0))  # every branch ended before its first step
+    assert buf.im_size == 0 and buf.im_pos == 0 and (buf.sample(16).rewards == 1).all()
+
+
 def test_rejects_non_finite_and_bad_settings():
     buf = _buffer()
     obs, nxt, act, rew, done = _imagined(3, reward=0.0)

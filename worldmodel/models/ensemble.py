@@ -149,6 +149,16 @@ class MLPEnsemble(WorldModel):
         nxt = self.bound_obs(mean.mean(0))
         return nxt, nxt
 
+    def member_spread(
+        self, state: torch.Tensor, action: torch.Tensor, dt: torch.Tensor
+    ) -> torch.Tensor:
+        """How much the members disagree on the next observation from ``state (N, O)`` under
+        ``action (N, A)`` held ``dt (N,)`` seconds: the std over members of their means,
+        normalised units, averaged over dimensions, ``(N,)`` (the epistemic part of the
+        ensemble's uncertainty)."""
+        mean, _ = self.all_members(state, action, dt)
+        return mean.std(0).mean(-1)
+
     def sample_step(
         self,
         state: torch.Tensor,
