@@ -170,7 +170,10 @@ def main() -> None:
             ("latent-ode-bf16", "bf16"),
             ("mlp-ensemble", "fp32"),
         ):
-            run = make_run(name.removesuffix("-bf16"), Path(tmp))
+            model = name.removesuffix("-bf16")
+            run = Path(tmp) / model
+            if not run.exists():  # the bf16 rows step the float32 rows' run
+                make_run(model, Path(tmp))
             for b in batches:
                 venv = ImaginedVectorEnv(
                     run, num_envs=b, max_episode_steps=1000, device=args.device, precision=precision
