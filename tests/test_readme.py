@@ -55,6 +55,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     ),
     (BENCH + "control.md", "mean real return (std)"): (CONTROL, (1,)),
     (BENCH + "control.md", "benchmark"): (CONTROL, (1,)),
+    (BENCH + "control.md", "variant"): ([RESULTS + "sac_step.csv"], (1,)),
     (BENCH + "paper_hopper.md", "test MSE x 1e-2"): (PAPER[:1], (1e-2,)),
     # "first at or below the paper" reads the traces
     (BENCH + "paper_hopper.md", "cell"): (PAPER, (1, 1e-2)),
@@ -65,6 +66,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "collection.md", "benchmark"): (BENCHMARKS, (1,)),
     (BENCH + "training.md", "benchmark"): (BENCHMARKS, (1,)),
     (BENCH + "imagination.md", "benchmark"): ([RESULTS + "imagination.csv"], (1,)),
+    (BENCH + "imagination.md", "precision"): ([RESULTS + "imagination_accuracy.csv"], (1,)),
     (BENCH + "hopper_models.md", "benchmark"): ([RESULTS + "hopper_models.csv"], (1,)),
     (BENCH + "dataset_memory.md", "dataset"): ([RESULTS + "dataset_memory.txt"], (1,)),
     (BENCH + "training_scale.md", "model"): ([RESULTS + "training_scale.txt"], (1,)),
