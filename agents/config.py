@@ -179,6 +179,14 @@ class DynaConfig:
                 f"dyna: rollout_ramp must be (start, end) real steps with 0 <= start < end, "
                 f"got {self.rollout_ramp}"
             )
+        longest = self.rollouts * self.branch_length(self.steps)
+        if longest > self.imagined_capacity:
+            raise ValueError(
+                f"dyna: imagined_capacity ({self.imagined_capacity}) must hold one batch of "
+                f"branches, {self.rollouts} rollouts x {self.branch_length(self.steps)} steps "
+                f"= {longest} at {self.steps} real steps (else the first steps of every "
+                "branch fall out)"
+            )
         if self.max_spread is not None and not self.max_spread > 0:
             raise ValueError(f"dyna: max_spread must be > 0, got {self.max_spread}")
         if self.max_spread is not None and self.model != "mlp-ensemble":

@@ -257,7 +257,8 @@ class DynaCallback(BaseCallback):
         self.refits, self.imagined = state["refits"], state["imagined"]
         self.truncated = state.get("truncated", 0)
         self.model_rows = state.get("model_rows", [])  # absent in checkpoints before it
-        self.fitted_episodes = state.get("fitted_episodes", 0)
+        # a checkpoint from before model.csv: the model was fitted on (about) all its episodes
+        self.fitted_episodes = state.get("fitted_episodes", len(self.recorder.episodes))
         self.rng.bit_generator.state = state["rng"]
         if state["world_model"] is not None:
             self.world_model_dir = Path(state["world_model"])
@@ -328,6 +329,11 @@ def dyna_summary(res: dict[str, Any], cfg: DynaConfig) -> str:
         f"{kind} on {cfg.env}, {cfg.steps} real steps in {res['wall_s']:.0f} s: "
         f"final mean real return {res['final_real_return']:.1f}; "
         f"curve (real steps: return) {curve}; {res['refits']} refits, "
-        f"{res['imagined_transitions']} imagined transitions; "
-        f"curve in {Path(cfg.out) / 'curve.csv'}"
+        f"{res['imagined_transitions']} imagined transitions"
+        + (
+            f" ({res['truncated_transitions']} dropped for the members' disagreement); "
+            if cfg.max_spread is not None
+            else "; "
+        )
+        + f"curve in {Path(cfg.out) / 'curve.csv'}"
     )

@@ -95,7 +95,9 @@ def load_dyna_checkpoint(
     ``step_dir``; returns the saved loop state and the real episodes. Raises ``ValueError``
     when the checkpoint was made with other settings."""
     state = json.loads((step_dir / "state.json").read_text())
-    saved, now = state["config"], config_dict(cfg)
+    # a setting added since the checkpoint was made counts at its default (what the code that
+    # made it did)
+    saved, now = {**config_dict(DynaConfig()), **state["config"]}, config_dict(cfg)
     differ = sorted(
         k
         for k in saved.keys() | now.keys()

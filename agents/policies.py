@@ -253,9 +253,9 @@ def critic_value(
 
     @torch.no_grad()
     def value(obs: torch.Tensor) -> torch.Tensor:
-        o = obs.to(torch.float32)
+        o = obs.to(device=policy.device, dtype=torch.float32)
         a = policy(o, deterministic=True)  # the actor's action, in the critic's scaled units
-        return torch.min(torch.cat(policy.critic(o, a), -1), -1).values
+        return torch.min(torch.cat(policy.critic(o, a), -1), -1).values.to(obs.device)
 
     return value
 

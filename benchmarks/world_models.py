@@ -23,7 +23,7 @@ or ``mix`` (``--policy-episodes`` of each of the three). Its rows carry the regi
 the model follow any action an agent or planner might try? On policy data one more test,
 ``policy actions``, replays what the data's policies did next (the recorded actions at the
 recorded intervals, from starts with ``--horizon`` recorded steps after them, so only episodes
-longer than ``--context`` + ``--horizon`` steps take part): the model along the trajectories
+of at least ``--context`` + ``--horizon`` observations take part): the model along the trajectories
 it will be asked to imagine in control.
 
 Resumable: a finished run (``model.safetensors`` with all its epochs) is reused, an

@@ -99,6 +99,7 @@ def test_a_schedule_survives_the_checkpoint(tmp_path):
         {"rollout_length_max": 1},
         {"rollout_ramp": (5, 5)},
         {"refit_lr": 0.0},
+        {"imagined_capacity": 30},  # one batch of 20 two-step branches is 40
     ],
 )
 def test_dyna_rejects_bad_settings(tmp_path, bad):
@@ -139,6 +140,24 @@ def test_dyna_resumes_from_its_checkpoint(tmp_path):
     assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
     assert longer["refits"] == 3 and longer["imagined_transitions"] > first["imagined_transitions"]
     assert longer["buffer"] == 199 + 100
+
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path):
+    import json
+
+    out = tmp_path / "dyna"
+    run_dyna(DynaConfig(**TINY, out=out))
+    state_file = out / "checkpoint" / "step_0000200" / "state.json"
+    state = json.loads(state_file.read_text())
+    for key in ("refit_lr", "refit_mode", "rollout_length_max", "rollout_ramp", "max_spread"):
+        del state["config"][key]  # as the code before them saved it
+    for key in ("model_rows", "fitted_episodes"):
+        del state[key]
+    state_file.write_text(json.dumps(state))
+    longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
+    assert longer["resumed_from"].name == "step_0000200" and longer["refits"] == 3
+    with pytest.raises(ValueError, match="refit_lr: 0.001 there, 0.003 now"):
+        run_dyna(DynaConfig(**{**TINY, "steps": 400, "refit_lr": 3e-3}, out=out))
 
 
 def test_dyna_resume_refuses_other_settings_and_broken_pointers(tmp_path):

@@ -58,6 +58,8 @@ def test_recorded_policy_replays_what_the_data_did_next(hopper_dataset):
         np.testing.assert_allclose(res.real[i], ep.obs[s.index + 1 : s.index + 7], atol=1e-6)
     with pytest.raises(ValueError, match="and 60 steps after it"):
         compare_to_simulator([], hopper_dataset, norm, horizon=60, policy="recorded")
+    with pytest.raises(ValueError, match="'random', 'zero' or 'recorded'"):
+        compare_to_simulator([], hopper_dataset, norm, policy="recordd")
 
 
 def test_model_rollouts_and_heldout_table(run, hopper_dataset):

@@ -247,6 +247,17 @@ def test_bf16_field_stays_close_to_float32_and_is_undone_on_exit(tiny_run):
     torch.testing.assert_close(model.field(z, a), full, rtol=0, atol=0)  # restored
 
 
+def test_bf16_field_without_hidden_layers_is_its_output_layer():
+    import torch
+
+    from worldmodel.models.latent import ActionField, hidden_precision
+
+    field = ActionField(3, 1, units=8, layers=0)  # a linear field
+    z, a = torch.randn(4, 3), torch.randn(4, 1)
+    with hidden_precision(field, torch.bfloat16):
+        torch.testing.assert_close(field(z, a), field.net(torch.cat([z, a], -1)))
+
+
 def test_bf16_imagination_tracks_float32(tiny_run):
     runs = {
         p: ImaginedEnv(tiny_run("latent-ode"), deterministic=True, precision=p)
@@ -255,5 +266,7 @@ def test_bf16_imagination_tracks_float32(tiny_run):
     full, half = (rollout(env, seed=3, steps=10) for env in runs.values())
     assert full.shape == half.shape
     assert 0 < np.abs(half - full).max() < 0.05 * np.abs(full).max()
-    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; expected one of \['bf16'"):
         ImaginedEnv(tiny_run("latent-ode"), precision="fp16")
+    with pytest.raises(ValueError, match="mlp-ensemble has none"):
+        ImaginedEnv(tiny_run("mlp-ensemble"), precision="bf16")

@@ -461,3 +461,10 @@ def test_resume_refuses_a_new_setting_it_would_drop_and_takes_the_run_options(tm
     # the saved value, or the default, is no change; epochs and run options are taken
     again = Trainer(cfg(epochs=2, lr=1e-3, step_log=True), data, tmp_path / "r", resume=True)
     assert again.config.epochs == 2 and again.config.step_log and again.config.lr == 1e-3
+
+
+def test_resume_accepts_the_first_calls_env_dt_step(tmp_path, data):
+    net = replace(NET, max_step="env-dt")
+    Trainer(cfg(epochs=1, net=net), data, tmp_path / "r").fit()
+    again = Trainer(cfg(epochs=2, net=net), data, tmp_path / "r", resume=True)
+    assert again.config.epochs == 2

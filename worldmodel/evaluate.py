@@ -464,6 +464,10 @@ def compare_to_simulator(
         ValueError: an env without a task in :mod:`envs.tasks` (the message lists them).
         SimulatorMismatch: the simulator does not replay the recording.
     """
+    if policy not in ("random", "zero", "recorded"):
+        raise ValueError(
+            f"unknown evaluation policy {policy!r}; expected 'random', 'zero' or 'recorded'"
+        )
     spec = spec if spec is not None else EnvSpec.from_metadata(dataset.metadata)
     check_env_id(spec.env_id)
     if timing is None:

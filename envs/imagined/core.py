@@ -26,7 +26,7 @@ from envs.wrappers import control_clock, default_dt, mujoco_base
 from worldmodel.batching import Context, context_batch
 from worldmodel.models import WorldModel
 from worldmodel.models.base import Generators, RowStreams
-from worldmodel.models.latent import hidden_precision
+from worldmodel.models.latent import has_vector_field, hidden_precision
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # ImaginationCore's precision choices
 
@@ -51,14 +51,15 @@ class ImaginationCore:
         model: a trained model (``worldmodel.load``); its run's env spec picks the task.
         deterministic: use the belief's mean at encoding, and the ensemble's mean step.
         spec: the env (default: the one the model's data was collected in, from its run).
-        precision: ``"bf16"`` runs the hidden layers of the latent ODE's vector field in
-            bfloat16 when stepping (:func:`worldmodel.models.latent.hidden_precision`; the
-            state update stays float32): faster on CPUs with bf16 matrix units, at the
-            open-loop error ``benchmarks/imagination.py --accuracy`` measures. ``"fp32"``: as
-            trained.
+        precision: ``"bf16"`` runs the hidden layers of an ODE model's vector field
+            (latent-ode, ode-rnn; refused for others) in bfloat16 when stepping
+            (:func:`worldmodel.models.latent.hidden_precision`; the state update stays
+            float32): faster on CPUs with bf16 matrix units, at the open-loop error
+            ``benchmarks/imagination.py --accuracy`` measures. ``"fp32"``: as trained.
 
     Raises:
-        ValueError: an env without a task in :mod:`envs.tasks` (the supported ids are listed).
+        ValueError: an env without a task in :mod:`envs.tasks` (the supported ids are listed);
+            an unknown precision, or bf16 for a model without a vector field.
     """
 
     def __init__(
@@ -70,7 +71,14 @@ class ImaginationCore:
         precision: str = "fp32",
     ) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+            raise ValueError(
+                f"unknown precision {precision!r}; expected one of {sorted(PRECISIONS)}"
+            )
+        if PRECISIONS[precision] is not None and not has_vector_field(model):
+            raise ValueError(
+                f"precision {precision!r} applies to the ODE models' vector field; "
+                f"{model.name} has none (use 'fp32')"
+            )
         self.hidden_dtype = PRECISIONS[precision]
         self.model = model
         self.spec = spec if spec is not None else env_spec_of(model)

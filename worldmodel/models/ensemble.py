@@ -156,6 +156,8 @@ class MLPEnsemble(WorldModel):
         ``action (N, A)`` held ``dt (N,)`` seconds: the std over members of their means,
         normalised units, averaged over dimensions, ``(N,)`` (the epistemic part of the
         ensemble's uncertainty)."""
+        if self.config.ensemble_size < 2:
+            raise ValueError(f"{self.name} has one member: there is no disagreement to measure")
         mean, _ = self.all_members(state, action, dt)
         return mean.std(0).mean(-1)
 

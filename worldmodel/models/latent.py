@@ -63,30 +63,36 @@ class ActionField(nn.Module):
         x = torch.cat([z, a], -1)
         if self.low is None:
             return self.net(x)
-        h = x.to(self.low[0][0].dtype)
+        h = x.to(self.low[0][0].dtype) if self.low else x  # layers=0: no hidden layer
         for layer in self.low:
             h = F.linear(h, *layer) if isinstance(layer, tuple) else layer(h)
         return self.net[-1](h.to(x.dtype))
 
 
+def has_vector_field(model: nn.Module) -> bool:
+    """Whether ``model`` has an :class:`ActionField` (what :func:`hidden_precision` changes)."""
+    return any(isinstance(m, ActionField) for m in model.modules())
+
+
 @contextmanager
 def hidden_precision(model: nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
-    """While inside, the hidden layers of every :class:`ActionField` in ``model`` compute in
-    ``dtype`` (e.g. ``torch.bfloat16``; None: unchanged) from copies of their weights made on
-    entry; the output layers and the integrator's state update stay in the parameters' dtype.
-    For imagination, not training (the copies do not follow weight updates)."""
+    """While inside, the hidden layers of every :class:`ActionField` in ``model`` (the ODE
+    models' vector fields) compute in ``dtype`` (e.g. ``torch.bfloat16``; None: as trained)
+    from copies of their weights made on entry; the output layers and the integrator's state
+    update stay in the parameters' dtype. For imagination, not training (the copies do not
+    follow weight updates)."""
     fields = [m for m in model.modules() if isinstance(m, ActionField)]
     before = [f.low for f in fields]
-    for f in fields:
-        f.low = None
-        if dtype is not None:
-            f.low = [
-                (m.weight.detach().to(dtype), m.bias.detach().to(dtype))
-                if isinstance(m, nn.Linear)
-                else m
-                for m in f.net[:-1]
-            ]
     try:
+        for f in fields:
+            f.low = None
+            if dtype is not None:
+                f.low = [
+                    (m.weight.detach().to(dtype), m.bias.detach().to(dtype))
+                    if isinstance(m, nn.Linear)
+                    else m
+                    for m in f.net[:-1]
+                ]
         yield
     finally:
         for f, low in zip(fields, before):

@@ -71,7 +71,12 @@ def settle_config(
                 f"the dataset is {dataset.env_id!r}"
             )
         kept = TrainConfig.from_dict(saved["train"])
-        conflicts = resume_conflicts(config, kept)
+        given = config
+        if config.net.max_step == "env-dt":  # saved as the seconds it resolved to ("data",
+            # the default, never conflicts)
+            step = resolve_max_step(config.net.max_step, dataset)
+            given = replace(config, net=replace(config.net, max_step=step))
+        conflicts = resume_conflicts(given, kept)
         if conflicts:
             raise ValueError(
                 f"{run_dir}: a resumed run trains with its saved settings, but this call sets "
