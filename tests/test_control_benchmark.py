@@ -131,3 +131,22 @@ def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path
     assert control._mpc(0, out, method="mpc+latent-ode") == res and len(planned) == 1  # reused
     control._mpc(0, out, method="mpc+latent-ode+value")
     assert values == [None, out / "sac+latent-ode-seed0" / "agent.zip"]  # its SAC's critic
+
+
+def test_the_bars_ratio_uses_the_seeds_both_methods_have(control, tmp_path, monkeypatch, capsys):
+    """sac-utd has seeds 0 and 2, sac+latent-ode seed 0 only: the ratio is seed 0's alone."""
+
+    def run(cfg):  # seed 0: 1,000 model-free, 800 in imagination; seed 2: 3,000 model-free
+        top = {(0, False): 1000.0, (2, False): 3000.0, (0, True): 800.0}[cfg.seed, cfg.use_model]
+        return {"curve": [(cfg.steps, top, 0.0)], "wall_s": 1.0, "imagined_transitions": 0}
+
+    monkeypatch.setattr(agents.dyna, "run_dyna", run)
+    for name, seed in (("sac-utd", 0), ("sac-utd", 2), ("sac+latent-ode", 0)):
+        control._learner(name, seed, [1000], utd=5, out=tmp_path / "runs")
+    monkeypatch.setattr(control, "RESULTS", tmp_path / "res" / "control.csv")
+    argv = ["control.py", "--report-only", "--budgets", "1000", "--seeds", "0,1,2"]
+    monkeypatch.setattr(sys, "argv", argv + ["--methods", "sac-utd,sac+latent-ode"])
+    control.main()
+    out = capsys.readouterr().out
+    assert "sac+latent-ode / sac-utd at 1000 real steps, seeds [0]: 0.80x" in out
+    assert (tmp_path / "res" / "control.csv").exists()
