@@ -337,14 +337,11 @@ def recorded_plan(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What was recorded after each start (sampled with ``after=horizon``): ``actions (B, H,
     act_dim)``, ``dts (B, H)`` seconds and the observations ``(B, H, obs_dim)`` they led to."""
-    parts = []
-    for s in starts:
-        ep, k = episodes[s.episode], s.index
-        span = slice(k, k + horizon)
-        parts.append(
-            (ep.actions[span], np.diff(ep.t[k : k + horizon + 1]), ep.obs[k + 1 :][:horizon])
-        )
-    return tuple(np.stack(x) for x in zip(*parts))  # type: ignore[return-value]
+    eps = [(episodes[s.episode], s.index) for s in starts]
+    actions = np.stack([ep.actions[k : k + horizon] for ep, k in eps])
+    dts = np.stack([np.diff(ep.t[k : k + horizon + 1]) for ep, k in eps])
+    obs = np.stack([ep.obs[k + 1 : k + horizon + 1] for ep, k in eps])
+    return actions, dts, obs
 
 
 def recorded_error(
