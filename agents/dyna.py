@@ -13,6 +13,7 @@ is evaluated on the real env only; the learning curve (real steps, mean real ret
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,17 @@ class DynaCallback(BaseCallback):
         if state["world_model"] is not None:
             self.world_model_dir = Path(state["world_model"])
             self.world_model = load(self.world_model_dir)
+        self.drop_refits_after_checkpoint()
         self.start = time.perf_counter() - state["wall_s"]
+
+    def drop_refits_after_checkpoint(self) -> None:
+        """Remove ``model/refit_NNN`` directories numbered at or past the restored refit count:
+        a run stopped after its last checkpoint left them, the resumed run refits them anew
+        (from the checkpoint's data and random state), and the trainer refuses a directory
+        that already holds a run."""
+        for run in (self.cfg.out / "model").glob("refit_*"):
+            if run.is_dir() and run.name[6:].isdigit() and int(run.name[6:]) >= self.refits:
+                shutil.rmtree(run)
 
     def checkpoint(self) -> None:
         save_dyna_checkpoint(self.cfg.out, self.model, self.state(), self._dataset())

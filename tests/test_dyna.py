@@ -1,5 +1,7 @@
 """Learning in imagination: the loop runs, imagined data reaches SAC, evaluation is real."""
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -140,6 +142,19 @@ def test_dyna_resumes_from_its_checkpoint(tmp_path):
     assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
     assert longer["refits"] == 3 and longer["imagined_transitions"] > first["imagined_transitions"]
     assert longer["buffer"] == 199 + 100
+
+
+def test_a_run_stopped_after_its_checkpoint_resumes_over_its_later_refits(tmp_path):
+    import shutil
+
+    out = tmp_path / "dyna"
+    run_dyna(DynaConfig(**TINY, out=out))  # checkpoint at 200 after refits 0 and 1
+    # as a run stopped between checkpoints leaves it: refit 2 written, no checkpoint after it
+    shutil.copytree(out / "model" / "refit_001", out / "model" / "refit_002")
+    longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
+    assert longer["resumed_from"].name == "step_0000200" and longer["refits"] == 3
+    refit = json.loads((out / "model" / "refit_002" / "config.json").read_text())
+    assert refit["train"]["seed"] == 2  # refitted by the resumed run, not the leftover (seed 1)
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path):
