@@ -13,6 +13,8 @@ Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic e
   MBPO's branch-length schedule (``SCHEDULE_16``), the Latent ODE or the mlp-ensemble as the
   model, all else equal; each run's ``out/model.csv`` logs the model's error on the real
   episodes it had not seen at every refit;
+- ``sac+latent-ode+wide``: ``sac+latent-ode`` with MBPO's many short branches (``WIDE``: 100
+  imagined branches per real step instead of 20, in a ring of 400,000 transitions);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -41,7 +43,14 @@ from _results import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "control.csv"
 SUMMARIES = RESULTS.parent / "control_runs"
-LEARNERS = ("sac", "sac+imagination", "sac-utd", "sac+latent-ode", "sac+ensemble")
+LEARNERS = (
+    "sac",
+    "sac+imagination",
+    "sac-utd",
+    "sac+latent-ode",
+    "sac+ensemble",
+    "sac+latent-ode+wide",
+)
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
 # rate and task, and MBPO's Hopper branch-length schedule (1 step, growing from 20k real steps
@@ -53,10 +62,20 @@ SCHEDULE_16 = {
     "rollout_length": 1,
     "rollout_length_max": 15,
 }
+# MBPO's many short branches: 100 per real step (MBPO's Hopper: 400) instead of 20, and a ring
+# that holds about as many real steps' worth of them at the longest branches of a 50k run
+WIDE = {"rollouts": 25_000, "imagined_capacity": 400_000}
 MODELS = {
     "sac+imagination": "mlp-ensemble",
     "sac+latent-ode": "latent-ode",
     "sac+ensemble": "mlp-ensemble",
+    "sac+latent-ode+wide": "latent-ode",
+}
+# learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
+SETTINGS = {
+    "sac+latent-ode": SCHEDULE_16,
+    "sac+ensemble": SCHEDULE_16,
+    "sac+latent-ode+wide": SCHEDULE_16 | WIDE,
 }
 # MPC method -> the learner whose last model refit it plans with, and whether the learner's
 # final SAC critic values each plan's last state (TD-MPC's terminal value)
@@ -101,7 +120,7 @@ def _learner(
         gradient_steps=1 if name == "sac" else utd,
         eval_every=reduce(math.gcd, budgets),
         out=out / f"{name}-seed{seed}",
-        **(SCHEDULE_16 if name in ("sac+latent-ode", "sac+ensemble") else {}),
+        **SETTINGS.get(name, {}),
     )
     summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}-seed{seed}.json"
     if summary.exists():

@@ -1,6 +1,7 @@
 """benchmarks/control.py: per-run summaries are reused only while their settings match, so seeds
 run in other processes or sessions aggregate with later ones, and never with other settings."""
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -103,6 +104,20 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
     assert lat["model"] == "latent-ode" and ens["model"] == "mlp-ensemble"
     assert {k for k in lat if lat[k] != ens[k]} == {"model"}
     assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5
+
+
+def test_wide_branching_differs_from_sac_latent_ode_only_in_its_branches(
+    control, tmp_path, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    for name in ("sac+latent-ode", "sac+latent-ode+wide"):
+        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
+    base, wide = (control._settings(c) for c in calls)
+    assert {k for k in base if base[k] != wide[k]} == {"rollouts", "imagined_capacity"}
+    assert wide["rollouts"] == 5 * base["rollouts"]
+    # the ring holds one batch of the longest branches, up to the 100k-step budget
+    dataclasses.replace(calls[1], steps=100_000).check()
 
 
 def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path, monkeypatch):
