@@ -21,6 +21,7 @@ CHANGED = dict(
     latent_dim=7,
     carry_obs=False,
     noise_horizons=3,
+    obs_noise="shared",
     one_step_weight=0.5,
     field_activation="tanh",
     rec_dim=13,

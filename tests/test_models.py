@@ -193,6 +193,25 @@ def test_filters_with_a_fixed_obs_std_train_on_the_scaled_squared_error(name, da
     assert model.loss(batch)[0].item() == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.parametrize("name", ["latent-ode", "rnn-vae"])
+def test_shared_observation_noise_is_one_level_for_every_dimension(name, data):
+    from dataclasses import replace
+
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model(name, 2, 1, replace(TINY, obs_noise="shared"))
+    model.set_normalizer(norm)
+    assert model.log_std.shape == (1,) and model.log_std.requires_grad
+    batch = _batch(eps, norm, np.random.default_rng(3))
+    model.loss(batch)[0].backward()
+    assert model.log_std.grad is not None and torch.isfinite(model.log_std.grad).all()
+    std = model.predict(batch).std
+    assert std.shape[-1] == 2 and torch.all(std == std[..., :1])  # the same in both dims
+    assert make_model(name, 2, 1, TINY).log_std.shape == (2,)  # the default: one per dim
+    with pytest.raises(ValueError, match="unknown obs_noise 'iso'"):
+        make_model(name, 2, 1, replace(TINY, obs_noise="iso"))
+
+
 @pytest.mark.parametrize("name", ["ode-rnn", "gru-dt"])
 def test_filters_never_score_a_point_they_have_just_seen(name, data):
     eps, norm = data

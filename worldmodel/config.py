@@ -41,6 +41,12 @@ class ModelConfig:
     many intervals the point lies past the anchor, one learned log-factor per interval up to
     this many (0: one noise for every horizon). Open-loop errors grow with the horizon; a single
     noise level is set by the long horizons and so gives the short ones almost no weight."""
+    obs_noise: Literal["dim", "shared"] = "dim"
+    """[latent-ode, rnn-vae; with a learned obs_std] ``dim``: one learned noise level per
+    observation dimension; ``shared``: one for all dimensions (in normalised units). The
+    likelihood weighs each dimension's squared error by its inverse noise variance, so per-dim
+    levels give the hardest dimensions (fast angular velocities) the least weight, while
+    open-loop error is scored with every normalised dimension alike."""
     one_step_weight: float = 10.0
     """[latent-ode, with carry_obs] Weight of a teacher-forced one-step term added to the
     open-loop loss: each scored point predicted one interval ahead from the previous
@@ -134,6 +140,7 @@ FIELD_USERS: dict[str, tuple[str, ...]] = {
     "latent_dim": LATENT_MODELS + FILTER_MODELS,
     "carry_obs": ("latent-ode",),
     "noise_horizons": LATENT_MODELS,
+    "obs_noise": LATENT_MODELS,
     "one_step_weight": ("latent-ode",),
     "field_activation": ("latent-ode",),
     "rec_dim": LATENT_MODELS,
@@ -174,6 +181,7 @@ def unused_settings(model: str, net: ModelConfig) -> dict[str, str]:
         unused["rec_layers"] = "the rnn encoder has no ODE network"
     if model in LATENT_MODELS and net.obs_std is not None:
         unused["noise_horizons"] = "a fixed obs_std has no learned noise to scale"
+        unused["obs_noise"] = "a fixed obs_std has no learned noise to share"
     return unused
 
 
@@ -290,6 +298,7 @@ class TrainConfig:
             "field_activation": "tanh",
             "noise_horizons": 0,
             "one_step_weight": 0.0,
+            "obs_noise": "dim",
             **net,
         }
         net_known = {f.name for f in fields(ModelConfig)}

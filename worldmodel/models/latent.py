@@ -211,8 +211,11 @@ class LatentModel(WorldModel):
             None if self.carry else mlp(L, config.dec_units, 1 if config.dec_units else 0, nobs)
         )
         fixed = config.obs_std is not None
+        if config.obs_noise not in ("dim", "shared"):
+            raise ValueError(f"unknown obs_noise {config.obs_noise!r}; expected 'dim' or 'shared'")
+        levels = 1 if config.obs_noise == "shared" and not fixed else obs_dim
         self.log_std = nn.Parameter(
-            torch.full((obs_dim,), math.log(config.obs_std if fixed else 0.5)),
+            torch.full((levels,), math.log(config.obs_std if fixed else 0.5)),
             requires_grad=not fixed,
         )
         if config.noise_horizons and not fixed:
