@@ -13,6 +13,7 @@ is evaluated on the real env only; the learning curve (real steps, mean real ret
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -264,16 +265,21 @@ class DynaCallback(BaseCallback):
         if state["world_model"] is not None:
             self.world_model_dir = Path(state["world_model"])
             self.world_model = load(self.world_model_dir)
-        self.drop_refits_after_checkpoint()
         self.start = time.perf_counter() - state["wall_s"]
 
     def drop_refits_after_checkpoint(self) -> None:
-        """Remove ``model/refit_NNN`` directories numbered at or past the restored refit count:
-        a run stopped after its last checkpoint left them, the resumed run refits them anew
-        (from the checkpoint's data and random state), and the trainer refuses a directory
-        that already holds a run."""
-        for run in (self.cfg.out / "model").glob("refit_*"):
-            if run.is_dir() and run.name[6:].isdigit() and int(run.name[6:]) >= self.refits:
+        """Remove ``model/refit_NNN`` directories numbered at or past the current refit count
+        (0 on a fresh start, the checkpoint's on resume): a run stopped after its last
+        checkpoint left them, this run refits them anew (from the checkpoint's data and random
+        state), and the trainer refuses a directory that already holds a run. Anything else in
+        ``model/`` (the restored model's own refit included) is left alone."""
+        keep = self.world_model_dir.resolve() if self.world_model_dir is not None else None
+        for run in sorted((self.cfg.out / "model").glob("refit_*")):
+            number = re.fullmatch(r"refit_(\d+)", run.name, re.ASCII)
+            if number is None or run.is_symlink() or not run.is_dir() or run.resolve() == keep:
+                continue
+            if int(number[1]) >= self.refits:
+                log.warning("removing %s: a refit past the checkpoint this run resumes", run)
                 shutil.rmtree(run)
 
     def checkpoint(self) -> None:
@@ -315,6 +321,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         env.episodes[:] = episodes
         cb.restore(state)
         log.info("resumed %s at %d real steps", cfg.out, agent.num_timesteps)
+    cb.drop_refits_after_checkpoint()
     if agent.num_timesteps < cfg.steps:
         agent.learn(
             cfg.steps - agent.num_timesteps, callback=cb, reset_num_timesteps=resume_from is None

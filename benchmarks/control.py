@@ -14,7 +14,8 @@ Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic e
   model, all else equal; each run's ``out/model.csv`` logs the model's error on the real
   episodes it had not seen at every refit;
 - ``sac+latent-ode+wide``: ``sac+latent-ode`` with MBPO's many short branches (``WIDE``: 100
-  imagined branches per real step instead of 20, in a ring of 400,000 transitions);
+  imagined branches per real step instead of 20, in a ring of 400,000 transitions, which
+  keeps each ~1.33x as long);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -62,8 +63,9 @@ SCHEDULE_16 = {
     "rollout_length": 1,
     "rollout_length_max": 15,
 }
-# MBPO's many short branches: 100 per real step (MBPO's Hopper: 400) instead of 20, and a ring
-# that holds about as many real steps' worth of them at the longest branches of a 50k run
+# MBPO's many short branches: 100 per real step (MBPO's Hopper: 400) instead of 20, in a ring
+# that holds the longest branches of a 100k run (5 x 60k would not); so each imagined
+# transition is also kept ~1.33x as many real steps as in sac+latent-ode's 60k ring
 WIDE = {"rollouts": 25_000, "imagined_capacity": 400_000}
 MODELS = {
     "sac+imagination": "mlp-ensemble",

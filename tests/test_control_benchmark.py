@@ -106,7 +106,7 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
     assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5
 
 
-def test_wide_branching_differs_from_sac_latent_ode_only_in_its_branches(
+def test_wide_branching_differs_from_sac_latent_ode_only_in_its_branches_and_ring(
     control, tmp_path, monkeypatch
 ):
     calls = []

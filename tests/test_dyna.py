@@ -149,17 +149,33 @@ def test_a_run_stopped_after_its_checkpoint_resumes_over_its_later_refits(tmp_pa
 
     out = tmp_path / "dyna"
     run_dyna(DynaConfig(**TINY, out=out))  # checkpoint at 200 after refits 0 and 1
+    models = out / "model"
     # as a run stopped between checkpoints leaves it: refit 2 written, no checkpoint after it
-    shutil.copytree(out / "model" / "refit_001", out / "model" / "refit_002")
+    shutil.copytree(models / "refit_001", models / "refit_002")
+    (models / "refit_abc").mkdir()  # not a refit's name: left alone
+    before = {
+        n: (models / n / "model.safetensors").read_bytes() for n in ("refit_000", "refit_001")
+    }
     longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
     assert longer["resumed_from"].name == "step_0000200" and longer["refits"] == 3
-    refit = json.loads((out / "model" / "refit_002" / "config.json").read_text())
+    refit = json.loads((models / "refit_002" / "config.json").read_text())
     assert refit["train"]["seed"] == 2  # refitted by the resumed run, not the leftover (seed 1)
+    for name, weights in before.items():  # the checkpoint's own refits are kept as they were
+        assert (models / name / "model.safetensors").read_bytes() == weights
+    assert (models / "refit_abc").is_dir()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_over_its_refits(tmp_path):
+    out = tmp_path / "dyna"
+    leftover = out / "model" / "refit_000"
+    leftover.mkdir(parents=True)
+    (leftover / "config.json").write_text("{}")  # what the trainer refuses to overwrite
+    res = run_dyna(DynaConfig(**TINY, out=out))
+    assert res["resumed_from"] is None and res["refits"] == 2
+    assert json.loads((leftover / "config.json").read_text())["train"]["seed"] == 0
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path):
-    import json
-
     out = tmp_path / "dyna"
     run_dyna(DynaConfig(**TINY, out=out))
     state_file = out / "checkpoint" / "step_0000200" / "state.json"

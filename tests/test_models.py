@@ -205,6 +205,7 @@ def test_shared_observation_noise_is_one_level_for_every_dimension(name, data):
     batch = _batch(eps, norm, np.random.default_rng(3))
     model.loss(batch)[0].backward()
     assert model.log_std.grad is not None and torch.isfinite(model.log_std.grad).all()
+    torch.optim.SGD(model.parameters(), lr=0.1).step()  # per-dim levels would now differ
     std = model.predict(batch).std
     assert std.shape[-1] == 2 and torch.all(std == std[..., :1])  # the same in both dims
     assert make_model(name, 2, 1, TINY).log_std.shape == (2,)  # the default: one per dim

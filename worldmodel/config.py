@@ -292,7 +292,8 @@ class TrainConfig:
         if isinstance(net, ModelConfig):
             net = asdict(net)
         # runs saved before these settings existed had a purely latent tanh latent-ode with one
-        # noise level (without these, their weights would not fit the model built to load them)
+        # noise level per dimension for every horizon (without these, their weights would not
+        # fit the model built to load them)
         net = {
             "carry_obs": False,
             "field_activation": "tanh",
