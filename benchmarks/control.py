@@ -160,9 +160,12 @@ def _mpc(seed: int, out: Path, run: bool = True, method: str = "mpc") -> dict | 
     models = out / f"{learner}-seed{seed}" / "model"
     if not run or not models.exists():  # its run was in another session or directory
         return old
-    model_dir = sorted(models.iterdir())[-1]
-    if old is not None and old["model"] == str(model_dir):
+    refits = [d for d in models.glob("refit_*") if d.name[6:].isascii() and d.name[6:].isdigit()]
+    if not refits:
         return old
+    model_dir = max(refits, key=lambda d: int(d.name[6:]))  # by number: refit_1000 > refit_999
+    if old is not None and Path(old["model"]).resolve() == model_dir.resolve():
+        return old  # the same model, however the summary spelled its path
     value = out / f"{learner}-seed{seed}" / "agent.zip" if valued else None
     cfg = PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed, value=value)
     res = run_mpc(load(model_dir), cfg)

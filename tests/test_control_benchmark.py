@@ -148,6 +148,32 @@ def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path
     assert values == [None, out / "sac+latent-ode-seed0" / "agent.zip"]  # its SAC's critic
 
 
+def test_mpc_plans_with_the_highest_numbered_refit(control, tmp_path, monkeypatch):
+    import agents.mpc
+    import worldmodel.train
+
+    planned = []
+    monkeypatch.setattr(
+        agents.mpc,
+        "run_mpc",
+        lambda model, cfg: (
+            planned.append(cfg.run) or {"mean_return": 5.0, "ms_per_action": 1.0, "steps": 10}
+        ),
+    )
+    monkeypatch.setattr(worldmodel.train, "load", lambda run: None)
+    monkeypatch.chdir(tmp_path)
+    models = Path("runs") / "sac+latent-ode-seed0" / "model"
+    for name in ("refit_999", "refit_1000", "refit_abc"):
+        (models / name).mkdir(parents=True)
+    res = control._mpc(0, Path("runs"), method="mpc+latent-ode")
+    assert planned == [models / "refit_1000"]
+    # a summary that spells the same model's path absolutely is the same model: not rerun
+    summary = tmp_path / "summaries" / "mpc+latent-ode-seed0.json"
+    summary.write_text(json.dumps({**res, "model": str((models / "refit_1000").resolve())}))
+    control._mpc(0, Path("runs"), method="mpc+latent-ode")
+    assert len(planned) == 1
+
+
 def test_the_bars_ratio_uses_the_seeds_both_methods_have(control, tmp_path, monkeypatch, capsys):
     """sac-utd has seeds 0 and 2, sac+latent-ode seed 0 only: the ratio is seed 0's alone."""
 
