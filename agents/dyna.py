@@ -145,7 +145,7 @@ class DynaCallback(BaseCallback):
         row = {"real_steps": self.num_timesteps, "refit": self.refits, **self.model_error()}
         start = time.perf_counter()
         data = self._dataset()
-        run = c.out / "model" / f"refit_{self.refits:03d}"
+        run = c.out / "model" / f"refit_{self.refits:03d}"  # named as refit_runs reads them
         tc = TrainConfig(
             model=c.model,
             net=ModelConfig(),
@@ -274,16 +274,26 @@ class DynaCallback(BaseCallback):
         state), and the trainer refuses a directory that already holds a run. Anything else in
         ``model/`` (the restored model's own refit included) is left alone."""
         keep = self.world_model_dir.resolve() if self.world_model_dir is not None else None
-        for run in sorted((self.cfg.out / "model").glob("refit_*")):
-            number = re.fullmatch(r"refit_(\d+)", run.name, re.ASCII)
-            if number is None or run.is_symlink() or not run.is_dir() or run.resolve() == keep:
+        for number, run in sorted(refit_runs(self.cfg.out).items()):
+            if run.is_symlink() or not run.is_dir() or run.resolve() == keep:
                 continue
-            if int(number[1]) >= self.refits:
+            if number >= self.refits:
                 log.warning("removing %s: a refit past the checkpoint this run resumes", run)
                 shutil.rmtree(run)
 
     def checkpoint(self) -> None:
         save_dyna_checkpoint(self.cfg.out, self.model, self.state(), self._dataset())
+
+
+def refit_runs(out: Path) -> dict[int, Path]:
+    """The model refits of the dyna run in ``out``: ``out/model/refit_<digits>`` by number (other
+    names are not refits); empty when there are none."""
+    runs = {}
+    for run in (out / "model").glob("refit_*"):
+        number = re.fullmatch(r"refit_(\d+)", run.name, re.ASCII)
+        if number is not None:
+            runs[int(number[1])] = run
+    return runs
 
 
 def run_dyna(cfg: DynaConfig) -> dict[str, Any]:

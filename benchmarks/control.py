@@ -149,6 +149,7 @@ def _learner(
 def _mpc(seed: int, out: Path, run: bool = True, method: str = "mpc") -> dict | None:
     """CEM MPC with the last refit model of the seed's run of ``MPC_MODELS[method]``; None when
     neither its model nor a summary is here (or, with ``run`` False, when no summary is)."""
+    from agents.dyna import refit_runs
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
     from worldmodel.io import atomic_write_text
@@ -157,13 +158,10 @@ def _mpc(seed: int, out: Path, run: bool = True, method: str = "mpc") -> dict | 
     done = SUMMARIES / f"{method}-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
     learner, valued = MPC_MODELS[method]
-    models = out / f"{learner}-seed{seed}" / "model"
-    if not run or not models.exists():  # its run was in another session or directory
+    refits = refit_runs(out / f"{learner}-seed{seed}")
+    if not run or not refits:  # its run was in another session or directory
         return old
-    refits = [d for d in models.glob("refit_*") if d.name[6:].isascii() and d.name[6:].isdigit()]
-    if not refits:
-        return old
-    model_dir = max(refits, key=lambda d: int(d.name[6:]))  # by number: refit_1000 > refit_999
+    model_dir = refits[max(refits)]  # by number: refit_1000 after refit_999
     if old is not None and Path(old["model"]).resolve() == model_dir.resolve():
         return old  # the same model, however the summary spelled its path
     value = out / f"{learner}-seed{seed}" / "agent.zip" if valued else None
