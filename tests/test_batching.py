@@ -7,6 +7,7 @@ from worldmodel.batching import (
     Context,
     Normalizer,
     context_batch,
+    cut_horizon,
     make_batch,
     sample_windows,
     tile_windows,
@@ -172,3 +173,28 @@ def test_non_finite_context_is_refused(data, field):
     ctx[field][(1,) + (0,) * (ctx[field].ndim - 1)] = np.nan
     with pytest.raises(ValueError, match="context 0 holds a non-finite value"):
         context_batch([Context(**ctx)], norm)
+
+
+@pytest.mark.parametrize("mode", ["extrap", "interp"])
+def test_cut_horizon_keeps_each_windows_first_intervals_past_its_anchor(data, mode):
+    eps, norm = data
+    windows = sample_windows(eps, 6, 10, np.random.default_rng(2))
+    b = make_batch(eps, windows, norm, mode=mode, observed=0.5, rng=np.random.default_rng(2))
+    cut = cut_horizon(b, 3)
+    anchor = b.anchor()
+    assert torch.equal(cut.anchor(), anchor)
+    U = cut.times.shape[0]
+    assert U < b.times.shape[0] and torch.equal(cut.times, b.times[:U])
+    for i in range(b.size):
+        own = torch.nonzero(b.exists[i]).flatten()
+        kept = own[own <= anchor[i]].tolist() + own[own > anchor[i]][:3].tolist()
+        assert torch.nonzero(cut.exists[i]).flatten().tolist() == kept
+        k = torch.tensor(kept)
+        assert torch.equal(cut.obs[i, k], b.obs[i, k]) and (cut.obs[i, ~cut.exists[i]] == 0).all()
+        assert torch.equal(cut.context[i], b.context[i, :U] & cut.exists[i])
+        assert torch.equal(cut.target[i], b.target[i, :U] & cut.exists[i])
+        assert torch.equal(cut.actions[i, : k[-1]], b.actions[i, : k[-1]])
+        assert (cut.actions[i, k[-1] :] == 0).all()  # nothing held after the last kept point
+    assert cut_horizon(b, 100) is b
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        cut_horizon(b, 0)

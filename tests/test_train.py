@@ -468,3 +468,25 @@ def test_resume_accepts_the_first_calls_env_dt_step(tmp_path, data):
     Trainer(cfg(epochs=1, net=net), data, tmp_path / "r").fit()
     again = Trainer(cfg(epochs=2, net=net), data, tmp_path / "r", resume=True)
     assert again.config.epochs == 2
+
+
+def test_the_horizon_schedule_grows_to_the_whole_window():
+    from worldmodel.training.schedules import open_loop_horizon
+
+    hs = [open_loop_horizon(s, 100, 2, 0.5, full=9) for s in range(0, 101, 10)]
+    assert hs[0] == 2 and hs[5:] == [None] * 6  # whole windows from half-way on
+    grown = [h for h in hs if h is not None]
+    assert grown == sorted(grown) and len(set(grown)) > 2
+    assert open_loop_horizon(0, 100, None, 0.5, full=9) is None
+
+
+def test_a_horizon_schedule_cuts_the_training_windows_from_the_first_step(tmp_path, data):
+    trainer = Trainer(cfg(horizon_start=1, horizon_ramp=1.0, epochs=4), data, tmp_path / "run")
+    batch = trainer._train_batch()  # step 0: one interval past each window's anchor
+    after = batch.exists & (torch.arange(batch.times.shape[0]) > batch.anchor().unsqueeze(1))
+    assert (after.sum(1) <= 1).all() and after.any()
+    assert trainer.fit()["val/extrap_mse"] >= 0
+    with pytest.raises(ValueError, match="one-step model"):
+        Trainer(cfg(model="mlp-delta", horizon_start=3), data, tmp_path / "delta")
+    with pytest.raises(ValueError, match="horizon_start must be >= 1"):
+        Trainer(cfg(horizon_start=0), data, tmp_path / "zero")

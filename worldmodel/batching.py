@@ -171,6 +171,33 @@ class Batch:
         return torch.where(self.context, idx, -1).amax(1)
 
 
+def cut_horizon(batch: Batch, horizon: int) -> Batch:
+    """``batch`` without each window's points more than ``horizon`` of its own points past its
+    anchor (:meth:`Batch.anchor`), for open-loop training on the first ``horizon`` intervals
+    only (a horizon schedule); the grid's trailing points that no window keeps are dropped.
+    ``batch`` itself when no point is cut."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 interval, got {horizon}")
+    B, U = batch.exists.shape
+    idx = torch.arange(U, device=batch.exists.device).expand(B, U)
+    after = batch.exists & (idx > batch.anchor().unsqueeze(1))
+    keep = batch.exists & ~(after & (after.cumsum(1) > horizon))
+    if torch.equal(keep, batch.exists):
+        return batch
+    end = int(torch.where(keep, idx, -1).amax()) + 1
+    last = torch.where(keep, idx, -1).amax(1, keepdim=True)  # (B, 1) each window's last point
+    keep = keep[:, :end]
+    held = (idx[:, :end] < last).unsqueeze(-1)  # actions stop at a window's last point
+    return Batch(
+        times=batch.times[:end],
+        obs=batch.obs[:, :end] * keep.unsqueeze(-1),
+        actions=batch.actions[:, :end] * held,
+        exists=keep,
+        context=batch.context[:, :end] & keep,
+        target=batch.target[:, :end] & keep,
+    )
+
+
 @dataclass
 class OwnSteps:
     """A batch's windows on their own step clocks: ``K`` = most points of any window.

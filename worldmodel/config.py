@@ -233,6 +233,14 @@ class TrainConfig:
     """Most validation windows per mode."""
     eval_seed: int = 1234
     """Seed of the validation windows' observation masks."""
+    horizon_start: int | None = None
+    """Horizon schedule of the open-loop models (not mlp-ensemble, mlp-delta): each training
+    window is scored only on its first ``horizon_start`` intervals past its anchor at the first
+    step, a horizon that grows linearly to the whole window over the first ``horizon_ramp`` of
+    the steps (shorter windows early also train faster). None: the whole window throughout.
+    Validation always scores whole windows."""
+    horizon_ramp: float = 0.5
+    """Share of the training steps over which the scored horizon grows to the whole window."""
     kl_warmup_steps: int = 300
     """KL weight rises linearly from 0 to 1 over these steps (latent models)."""
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -274,6 +282,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 3:
             raise ValueError(f"window must be >= 3 observations, got {self.window}")
+        if self.horizon_start is not None:
+            if self.horizon_start < 1:
+                raise ValueError(f"horizon_start must be >= 1, got {self.horizon_start}")
+            if self.model in ENSEMBLE_MODELS:
+                raise ValueError(
+                    f"horizon_start: {self.model} is a one-step model with no open-loop horizon"
+                )
+        if not 0 < self.horizon_ramp <= 1:
+            raise ValueError(f"horizon_ramp must be in (0, 1], got {self.horizon_ramp}")
         if self.loader_workers < 0:
             raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -1,6 +1,7 @@
-"""Per-step schedules: learning rate (a ``torch.optim.lr_scheduler.LambdaLR``) and KL weight.
+"""Per-step schedules: learning rate (a ``torch.optim.lr_scheduler.LambdaLR``), KL weight and
+the open-loop horizon scored in training.
 
-Both are functions of the step count alone (``TrainState["step"]``, skipped batches included),
+All are functions of the step count alone (``TrainState["step"]``, skipped batches included),
 so a resumed run rebuilds them from it: nothing but the step is checkpointed, and a resume with
 more ``epochs`` stretches the cosine over the new total, as a run started with them would.
 """
@@ -23,6 +24,20 @@ def lr_factor(schedule: Literal["cosine", "constant"], step: int, total_steps: i
         return 1.0
     frac = min(1.0, step / total_steps)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def open_loop_horizon(
+    step: int, total_steps: int, start: int | None, ramp: float, full: int
+) -> int | None:
+    """Open-loop intervals scored past each training window's anchor at ``step`` (a horizon
+    schedule): ``start`` at step 0, growing linearly to ``full`` (a window's most intervals)
+    over the first ``ramp`` of ``total_steps``; None (score the whole window) once it reaches
+    ``full``, or always when ``start`` is None."""
+    if start is None:
+        return None
+    frac = min(1.0, step / max(1.0, ramp * total_steps))
+    horizon = int(round(start + (full - start) * frac))
+    return None if horizon >= full else horizon
 
 
 def kl_weight(step: int, warmup_steps: int) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodel.batching import Batch
+from worldmodel.batching import Batch, cut_horizon
 from worldmodel.config import TrainConfig
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel, make_model
@@ -37,7 +37,7 @@ from worldmodel.training.sampling import (
     split_episodes,
     steps_per_epoch,
 )
-from worldmodel.training.schedules import LearningRate, kl_weight
+from worldmodel.training.schedules import LearningRate, kl_weight, open_loop_horizon
 from worldmodel.training.state import TrainState, new_state, out_of_patience, record_score
 from worldmodel.training.validation import Validator
 from worldmodel.training.writers import RunWriters
@@ -154,13 +154,24 @@ class Trainer:
 
     # -- one step -----------------------------------------------------------------------------
     def _train_batch(self) -> Batch:
-        if not self.config.loader_workers:
-            return self.batches.draw()
-        if self._prefetched is None:  # from the step about to be trained on
-            self._prefetched = PrefetchedBatches(
-                self.batches, self.state["step"], self.config.loader_workers
-            )
-        return self._prefetched.next()
+        """The next training batch, cut to the horizon schedule's horizon at this step."""
+        c = self.config
+        if not c.loader_workers:
+            batch = self.batches.draw()
+        else:
+            if self._prefetched is None:  # from the step about to be trained on
+                self._prefetched = PrefetchedBatches(
+                    self.batches, self.state["step"], c.loader_workers
+                )
+            batch = self._prefetched.next()
+        horizon = open_loop_horizon(
+            self.state["step"],
+            c.epochs * self.steps_per_epoch,
+            c.horizon_start,
+            c.horizon_ramp,
+            full=c.window - 1,
+        )
+        return batch if horizon is None else cut_horizon(batch, horizon)
 
     def train_step(self, batch: Batch) -> dict[str, float] | None:
         """One optimiser step; ``None`` when the batch gave a non-finite loss or gradient, or
