@@ -93,6 +93,9 @@ class DynaConfig:
     """Epochs per refit (warm-started from the previous fit)."""
     refit_steps_per_epoch: int = 50
     """Batches per refit epoch."""
+    refit_batch: int = 32
+    """Windows of ``window`` observations per refit batch (the committed control runs' 32;
+    ``worldmodel train``'s default is 160)."""
     refit_lr: float = 1e-3
     """Peak learning rate of each refit (cosine over the refit's batches)."""
     refit_mode: Literal["interp", "extrap", "both"] = "both"
@@ -154,6 +157,7 @@ class DynaConfig:
             "refit_every",
             "refit_epochs",
             "refit_steps_per_epoch",
+            "refit_batch",
             "imagine_every",
             "rollouts",
             "rollout_length",

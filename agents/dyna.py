@@ -151,6 +151,7 @@ class DynaCallback(BaseCallback):
             net=ModelConfig(),
             epochs=c.refit_epochs,
             steps_per_epoch=c.refit_steps_per_epoch,
+            batch_size=c.refit_batch,
             window=c.window,
             split=(0.9, 0.1, 0.0),
             seed=c.seed + self.refits,

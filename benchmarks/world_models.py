@@ -136,12 +136,13 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
         model=model,
         epochs=args.epochs,
         steps_per_epoch=args.steps,
-        batch_size=args.batch,
         seed=seed,
         progress=False,
         tensorboard=False,
         patience=0,
     )
+    if args.batch is not None:
+        cfg.batch_size = args.batch
     for kv in args.set:
         key, value = kv.split("=", 1)
         target = cfg.net if key.startswith("net.") else cfg
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--policy-episodes", type=int, default=100, help="episodes per SAC policy")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--steps", type=int, default=100, help="batches per epoch")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, help="windows per batch (default: worldmodel train's)")
     ap.add_argument(
         "--set",
         action="append",
