@@ -1,7 +1,7 @@
 """Control at equal real-env step budgets: model-free SAC vs SAC trained in imagination vs MPC.
 
     python benchmarks/control.py [--budgets 10000,25000,50000] [--seeds 0,1,2] [--utd 5]
-        [--methods sac,sac+imagination,mpc] [--threads N] [--out runs/control]
+        [--methods sac,sac+imagination,mpc] [--timing fixed] [--threads N] [--out runs/control]
 
 Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic episodes):
 
@@ -29,6 +29,12 @@ skips (never starts) the others, so each method reports its own seed count. An i
 resumes from its checkpoint in ``--out``. Prints mean ± std real return over seeds per budget
 with wall-clock, appends to ``benchmarks/results/control.csv`` and plots the learning curves to
 ``benchmarks/results/control_curves.png``.
+
+``--timing`` (e.g. ``uniform:3-5``, physics substeps per action) runs the real env at irregular
+control intervals, the agent observing each (issue #16's irregular control in the loop), and
+the learners' models imagine at intervals drawn the same way; such runs, summaries, rows and
+plots carry the spec in their names (``sac-utd-utd5-uniform3-5-seed0.json``), so they sit
+beside the fixed-step ones. The MPC methods plan at the fixed step only.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from functools import reduce
 from pathlib import Path
 
@@ -105,11 +112,24 @@ def _same_settings(old: dict, now: dict) -> bool:
     return all(old.get(k, default.get(k)) == v for k, v in now.items()) and old.keys() <= now.keys()
 
 
+def timing_tag(timing: str) -> str:
+    """The suffix of a run's names under ``timing``: empty at the env's fixed step (the names
+    the committed runs have), else ``-`` and the spec's letters, digits and dashes."""
+    return "" if timing == "fixed" else "-" + re.sub(r"[^A-Za-z0-9-]+", "", timing)
+
+
 def _learner(
-    name: str, seed: int, budgets: list[int], utd: int, out: Path, run: bool = True
+    name: str,
+    seed: int,
+    budgets: list[int],
+    utd: int,
+    out: Path,
+    run: bool = True,
+    timing: str = "fixed",
 ) -> dict | None:
-    """Run (or reuse) one learner for one seed; returns {"curve": {steps: return}, "wall_s"}, or
-    None when ``run`` is False and no finished summary with these settings is here."""
+    """Run (or reuse) one learner for one seed, the real env under ``timing`` (and the model
+    imagining at its intervals); returns {"curve": {steps: return}, "wall_s"}, or None when
+    ``run`` is False and no finished summary with these settings is here."""
     from agents.dyna import run_dyna
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
@@ -121,10 +141,11 @@ def _learner(
         seed=seed,
         gradient_steps=1 if name == "sac" else utd,
         eval_every=reduce(math.gcd, budgets),
-        out=out / f"{name}-seed{seed}",
+        out=out / f"{name}{timing_tag(timing)}-seed{seed}",
+        timing=timing,
         **SETTINGS.get(name, {}),
     )
-    summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}-seed{seed}.json"
+    summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}{timing_tag(timing)}-seed{seed}.json"
     if summary.exists():
         old = json.loads(summary.read_text())
         if _same_settings(old.get("settings", {}), _settings(cfg)) and all(
@@ -191,6 +212,12 @@ def main() -> None:
         action="store_true",
         help="run nothing: aggregate the finished runs' summaries, skipping the rest",
     )
+    ap.add_argument(
+        "--timing",
+        default="fixed",
+        help="the real env's control intervals (worldmodel collect's --timing, e.g. uniform:3-5; "
+        "the learners imagine at the same ones); runs and summaries are named after it",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/control"))
     args = ap.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -199,6 +226,11 @@ def main() -> None:
     unknown = set(methods) - {*LEARNERS, *MPC_MODELS}
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; expected {[*LEARNERS, *MPC_MODELS]}")
+    if args.timing != "fixed" and set(methods) & set(MPC_MODELS):
+        raise SystemExit("--timing: the MPC methods plan at the env's fixed step only")
+    from envs.timing import TimingSpec
+
+    TimingSpec.parse(args.timing)  # a bad spec fails here, before any run starts
     if args.threads:
         import torch
 
@@ -210,7 +242,9 @@ def main() -> None:
     mpc: dict[str, list[dict]] = {m: [] for m in MPC_MODELS if m in methods}
     for seed in seeds:
         for name in curves:
-            res = _learner(name, seed, budgets, args.utd, args.out, run=not args.report_only)
+            res = _learner(
+                name, seed, budgets, args.utd, args.out, not args.report_only, args.timing
+            )
             if res is None:
                 print(f"seed {seed} {name}: skipped, no finished run with these settings")
                 continue
@@ -238,7 +272,8 @@ def main() -> None:
 
     rows = []
     curves = {name: cs for name, cs in curves.items() if cs}
-    print("\nmean real return (std over seeds), Hopper-v5")
+    where = "" if args.timing == "fixed" else f", control intervals {args.timing}"
+    print(f"\nmean real return (std over seeds), Hopper-v5{where}")
     print(
         f"  {'method':<24}"
         + "".join(f"{b:>16}" for b in budgets)
@@ -246,7 +281,7 @@ def main() -> None:
     )
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
-        label = name if name == "sac" else f"{name} (utd {args.utd})"
+        label = (name if name == "sac" else f"{name} (utd {args.utd})") + timing_tag(args.timing)
         print(
             f"  {label:<24}"
             + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
@@ -304,11 +339,15 @@ def main() -> None:
         ["method", "real_steps", "mean_return", "std_return", "seeds", "wall_s_per_run"],
         rows,
     )
-    _plot(curves, mpc, budgets, args.utd)
+    _plot(curves, mpc, budgets, args.utd, args.timing)
 
 
 def _plot(
-    curves: dict[str, list[dict]], mpc: dict[str, list[dict]], budgets: list[int], utd: int
+    curves: dict[str, list[dict]],
+    mpc: dict[str, list[dict]],
+    budgets: list[int],
+    utd: int,
+    timing: str = "fixed",
 ) -> None:
     import matplotlib
 
@@ -330,12 +369,14 @@ def _plot(
     ax.set(
         xlabel="real env steps",
         ylabel="mean real return (min-max over seeds)",
-        title="Hopper-v5, real-env evaluation",
+        title="Hopper-v5, real-env evaluation"
+        + ("" if timing == "fixed" else f", control intervals {timing}"),
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS.parent / "control_curves.png", dpi=90)
-    print(f"wrote {RESULTS.parent / 'control_curves.png'}")
+    path = RESULTS.parent / f"control_curves{timing_tag(timing)}.png"
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -191,3 +191,20 @@ def test_the_bars_ratio_uses_the_seeds_both_methods_have(control, tmp_path, monk
     out = capsys.readouterr().out
     assert "sac+latent-ode / sac-utd at 1000 real steps, seeds [0]: 0.80x" in out
     assert (tmp_path / "res" / "control.csv").exists()
+
+
+def test_irregular_control_runs_sit_beside_the_fixed_step_ones(control, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    for timing in ("fixed", "uniform:3-5"):
+        control._learner("sac-utd", 0, [1000], utd=5, out=tmp_path / "runs", timing=timing)
+    fixed, irregular = calls
+    assert (fixed.timing, irregular.timing) == ("fixed", "uniform:3-5")
+    assert fixed.out.name == "sac-utd-seed0" and irregular.out.name == "sac-utd-uniform3-5-seed0"
+    names = sorted(p.name for p in (tmp_path / "summaries").iterdir())
+    assert names == ["sac-utd-utd5-seed0.json", "sac-utd-utd5-uniform3-5-seed0.json"]
+    # each is reused under its own timing only
+    control._learner("sac-utd", 0, [1000], utd=5, out=tmp_path / "runs", timing="uniform:3-5")
+    assert len(calls) == 2
+    control._learner("sac-utd", 0, [1000], utd=5, out=tmp_path / "runs", timing="uniform:2-6")
+    assert len(calls) == 3
