@@ -33,7 +33,7 @@ with wall-clock, appends to ``benchmarks/results/control.csv`` and plots the lea
 ``--timing`` (e.g. ``uniform:3-5``, physics substeps per action) runs the real env at irregular
 control intervals, the agent observing each (issue #16's irregular control in the loop), and
 the learners' models imagine at intervals drawn the same way; such runs, summaries, rows and
-plots carry the spec in their names (``sac-utd-utd5-uniform3-5-seed0.json``), so they sit
+plots carry the spec in their names (``sac-utd-utd5-uniform_3-5-seed0.json``), so they sit
 beside the fixed-step ones. The MPC methods plan at the fixed step only.
 """
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from functools import reduce
 from pathlib import Path
 
@@ -114,8 +113,12 @@ def _same_settings(old: dict, now: dict) -> bool:
 
 def timing_tag(timing: str) -> str:
     """The suffix of a run's names under ``timing``: empty at the env's fixed step (the names
-    the committed runs have), else ``-`` and the spec's letters, digits and dashes."""
-    return "" if timing == "fixed" else "-" + re.sub(r"[^A-Za-z0-9-]+", "", timing)
+    the committed runs have), else ``-`` and the spec as :class:`envs.timing.TimingSpec`
+    writes it, ``:`` as ``_`` (``uniform:3-5`` -> ``-uniform_3-5``)."""
+    from envs.timing import TimingSpec
+
+    spec = str(TimingSpec.parse(timing))
+    return "" if spec == "fixed" else "-" + spec.replace(":", "_")
 
 
 def _learner(
@@ -226,11 +229,14 @@ def main() -> None:
     unknown = set(methods) - {*LEARNERS, *MPC_MODELS}
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; expected {[*LEARNERS, *MPC_MODELS]}")
-    if args.timing != "fixed" and set(methods) & set(MPC_MODELS):
-        raise SystemExit("--timing: the MPC methods plan at the env's fixed step only")
     from envs.timing import TimingSpec
 
-    TimingSpec.parse(args.timing)  # a bad spec fails here, before any run starts
+    args.timing = str(TimingSpec.parse(args.timing))  # a bad spec fails before any run starts
+    if args.timing != "fixed" and set(methods) & set(MPC_MODELS):
+        raise SystemExit(
+            "--timing: the MPC methods plan at the env's fixed step only; "
+            f"pass --methods without {sorted(set(methods) & set(MPC_MODELS))}"
+        )
     if args.threads:
         import torch
 

@@ -126,12 +126,6 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
     from worldmodel.train import Trainer
 
     last = run / "last.safetensors"
-    if last.exists():
-        from worldmodel.checkpoint import read_checkpoint
-
-        _, meta, _ = read_checkpoint(last)
-        if meta["epoch"] >= args.epochs:
-            return
     cfg = TrainConfig(
         model=model,
         epochs=args.epochs,
@@ -148,6 +142,21 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
         target = cfg.net if key.startswith("net.") else cfg
         key = key.removeprefix("net.")
         setattr(target, key, parse_value(value))
+    saved = run / "config.json"
+    if saved.exists():  # a run of these names made with other windows is another experiment
+        old = json.loads(saved.read_text())["train"]
+        for key in ("window", "batch_size"):
+            if old[key] != getattr(cfg, key):
+                raise SystemExit(
+                    f"{run} was trained with {key}={old[key]}, not {getattr(cfg, key)}: "
+                    "use another --out or --tag"
+                )
+    if last.exists():
+        from worldmodel.checkpoint import read_checkpoint
+
+        _, meta, _ = read_checkpoint(last)
+        if meta["epoch"] >= args.epochs:
+            return
     print(f"training {run}", flush=True)
     Trainer(cfg, load_dataset(data), run, resume=last.exists(), dataset_path=data).fit()
 

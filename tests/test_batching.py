@@ -176,25 +176,36 @@ def test_non_finite_context_is_refused(data, field):
 
 
 @pytest.mark.parametrize("mode", ["extrap", "interp"])
-def test_cut_horizon_keeps_each_windows_first_intervals_past_its_anchor(data, mode):
+def test_cut_horizon_keeps_each_windows_first_targets_past_its_anchor(data, mode):
     eps, norm = data
-    windows = sample_windows(eps, 6, 10, np.random.default_rng(2))
-    b = make_batch(eps, windows, norm, mode=mode, observed=0.5, rng=np.random.default_rng(2))
-    cut = cut_horizon(b, 3)
+    windows = sample_windows(eps, 16, 10, np.random.default_rng(2))
+    b = make_batch(eps, windows, norm, mode=mode, observed=0.3, rng=np.random.default_rng(2))
+    cut = cut_horizon(b, 2)
     anchor = b.anchor()
     assert torch.equal(cut.anchor(), anchor)
     U = cut.times.shape[0]
     assert U < b.times.shape[0] and torch.equal(cut.times, b.times[:U])
+    whole = 0
     for i in range(b.size):
         own = torch.nonzero(b.exists[i]).flatten()
-        kept = own[own <= anchor[i]].tolist() + own[own > anchor[i]][:3].tolist()
-        assert torch.nonzero(cut.exists[i]).flatten().tolist() == kept
-        k = torch.tensor(kept)
-        assert torch.equal(cut.obs[i, k], b.obs[i, k]) and (cut.obs[i, ~cut.exists[i]] == 0).all()
+        scored = torch.nonzero(b.target[i] & (torch.arange(len(b.times)) > anchor[i])).flatten()
+        kept = own[own <= scored[1]]
+        if not b.context[i, kept].any():  # the cut would leave nothing to encode: kept whole
+            kept, whole = own, whole + 1
+        assert torch.nonzero(cut.exists[i]).flatten().tolist() == kept.tolist()
+        assert cut.context[i].any() and cut.target[i, kept[-1]]  # context and 2 scored points
+        assert (
+            torch.equal(cut.obs[i, kept], b.obs[i, kept])
+            and (cut.obs[i, ~cut.exists[i]] == 0).all()
+        )
         assert torch.equal(cut.context[i], b.context[i, :U] & cut.exists[i])
         assert torch.equal(cut.target[i], b.target[i, :U] & cut.exists[i])
-        assert torch.equal(cut.actions[i, : k[-1]], b.actions[i, : k[-1]])
-        assert (cut.actions[i, k[-1] :] == 0).all()  # nothing held after the last kept point
+        assert torch.equal(cut.actions[i, : kept[-1]], b.actions[i, : kept[-1]])
+        assert (cut.actions[i, kept[-1] :] == 0).all()  # nothing held after the last kept point
+    # extrapolation's anchor is its last observed context point, often well before the scored
+    # region: the horizon counts scored points, so every window keeps some
+    assert (cut.target.sum(1) >= 2).all()
+    assert whole == 0 if mode == "extrap" else whole > 0
     assert cut_horizon(b, 100) is b
     with pytest.raises(ValueError, match="horizon must be >= 1"):
         cut_horizon(b, 0)

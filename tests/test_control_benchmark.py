@@ -200,11 +200,25 @@ def test_irregular_control_runs_sit_beside_the_fixed_step_ones(control, tmp_path
         control._learner("sac-utd", 0, [1000], utd=5, out=tmp_path / "runs", timing=timing)
     fixed, irregular = calls
     assert (fixed.timing, irregular.timing) == ("fixed", "uniform:3-5")
-    assert fixed.out.name == "sac-utd-seed0" and irregular.out.name == "sac-utd-uniform3-5-seed0"
+    assert fixed.out.name == "sac-utd-seed0" and irregular.out.name == "sac-utd-uniform_3-5-seed0"
     names = sorted(p.name for p in (tmp_path / "summaries").iterdir())
-    assert names == ["sac-utd-utd5-seed0.json", "sac-utd-utd5-uniform3-5-seed0.json"]
+    assert names == ["sac-utd-utd5-seed0.json", "sac-utd-utd5-uniform_3-5-seed0.json"]
     # each is reused under its own timing only
     control._learner("sac-utd", 0, [1000], utd=5, out=tmp_path / "runs", timing="uniform:3-5")
     assert len(calls) == 2
     control._learner("sac-utd", 0, [1000], utd=5, out=tmp_path / "runs", timing="uniform:2-6")
     assert len(calls) == 3
+
+
+def test_a_bad_timing_or_mpc_under_irregular_timing_fails_before_any_run(control, monkeypatch):
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls := []))
+    for argv, error in (
+        (["--timing", "bogus", "--methods", "sac"], "unknown timing spec"),
+        (["--timing", "uniform:3-5", "--methods", "sac,mpc"], "pass --methods without"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["control.py", *argv])
+        with pytest.raises((SystemExit, ValueError), match=error):
+            control.main()
+    assert calls == [] and control.timing_tag("geometric:0.3:12") != control.timing_tag(
+        "geometric:0.31:2"
+    )

@@ -482,11 +482,19 @@ def test_the_horizon_schedule_grows_to_the_whole_window():
 
 def test_a_horizon_schedule_cuts_the_training_windows_from_the_first_step(tmp_path, data):
     trainer = Trainer(cfg(horizon_start=1, horizon_ramp=1.0, epochs=4), data, tmp_path / "run")
-    batch = trainer._train_batch()  # step 0: one interval past each window's anchor
-    after = batch.exists & (torch.arange(batch.times.shape[0]) > batch.anchor().unsqueeze(1))
-    assert (after.sum(1) <= 1).all() and after.any()
-    assert trainer.fit()["val/extrap_mse"] >= 0
+    batch = trainer._train_batch()  # step 0: one scored point past each window's anchor
+    past = torch.arange(batch.times.shape[0]) > batch.anchor().unsqueeze(1)
+    assert ((batch.target & past).sum(1) == 1).all()
+    assert (batch.exists.sum(1) < trainer.config.window).any()
+    # validation scores whole windows whatever the schedule
+    assert all(
+        (b.exists.sum(1) == trainer.config.window).all()
+        for b in trainer.validator.batches["extrap"]
+    )
+    trainer.fit()
     with pytest.raises(ValueError, match="one-step model"):
         Trainer(cfg(model="mlp-delta", horizon_start=3), data, tmp_path / "delta")
     with pytest.raises(ValueError, match="horizon_start must be >= 1"):
         Trainer(cfg(horizon_start=0), data, tmp_path / "zero")
+    with pytest.raises(ValueError, match="horizon_ramp is used only with a horizon_start"):
+        Trainer(cfg(horizon_ramp=0.2), data, tmp_path / "ramp")

@@ -73,6 +73,10 @@ def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
     stamp = run.stat().st_mtime_ns
     bench.main(argv)  # finished runs are reused, not retrained
     assert run.stat().st_mtime_ns == stamp
+    other = argv[:]
+    other[other.index("--batch") + 1] = "8"
+    with pytest.raises(SystemExit, match="trained with batch_size=4, not 8"):
+        bench.main(other)  # ... but never for runs made with other windows
 
 
 def test_policy_data_regime_collects_each_policy_and_labels_its_rows(bench, tmp_path, monkeypatch):

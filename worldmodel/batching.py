@@ -172,16 +172,20 @@ class Batch:
 
 
 def cut_horizon(batch: Batch, horizon: int) -> Batch:
-    """``batch`` without each window's points more than ``horizon`` of its own points past its
-    anchor (:meth:`Batch.anchor`), for open-loop training on the first ``horizon`` intervals
-    only (a horizon schedule); the grid's trailing points that no window keeps are dropped.
-    ``batch`` itself when no point is cut."""
+    """``batch`` without each window's points past its ``horizon``-th target after its anchor
+    (:meth:`Batch.anchor`), for open-loop training on the first ``horizon`` scored points only
+    (a horizon schedule); the grid's trailing points that no window keeps are dropped. A window
+    whose cut would keep no context point (interpolation's context spreads over the window) is
+    kept whole. ``batch`` itself when no point is cut."""
     if horizon < 1:
-        raise ValueError(f"horizon must be >= 1 interval, got {horizon}")
+        raise ValueError(f"horizon must be >= 1 scored point, got {horizon}")
     B, U = batch.exists.shape
     idx = torch.arange(U, device=batch.exists.device).expand(B, U)
-    after = batch.exists & (idx > batch.anchor().unsqueeze(1))
-    keep = batch.exists & ~(after & (after.cumsum(1) > horizon))
+    scored = batch.target & (idx > batch.anchor().unsqueeze(1))
+    # the grid index of each window's horizon-th scored point (U: it has no more than that)
+    nth = torch.where(scored & (scored.cumsum(1) == horizon), idx, U).amin(1, keepdim=True)
+    keep = batch.exists & (idx <= nth)
+    keep = torch.where((keep & batch.context).any(1, keepdim=True), keep, batch.exists)
     if torch.equal(keep, batch.exists):
         return batch
     end = int(torch.where(keep, idx, -1).amax()) + 1
@@ -281,6 +285,12 @@ def _refuse_non_finite(episodes: Sequence[Episode], windows: Sequence[Window]) -
     raise ValueError("the normaliser turned finite observations into non-finite ones")
 
 
+def context_points(n: int, context_fraction: float) -> int:
+    """How many of an extrapolation window's ``n`` points are its context region (the rest are
+    scored): at least 1, at most ``n - 1``."""
+    return min(max(1, int(round(context_fraction * n))), n - 1)
+
+
 def make_batch(
     episodes: Sequence[Episode],
     windows: Sequence[Window],
@@ -339,7 +349,7 @@ def make_batch(
         if mode == "interp":
             region, scored = idx, idx
         else:
-            n_ctx = min(max(1, int(round(context_fraction * n))), n - 1)
+            n_ctx = context_points(n, context_fraction)
             region, scored = idx[:n_ctx], idx[n_ctx:]
         k = max(1, int(round(observed * len(region))))
         context[b, rng.choice(region, size=k, replace=False)] = True

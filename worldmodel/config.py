@@ -239,10 +239,10 @@ class TrainConfig:
     """Seed of the validation windows' observation masks."""
     horizon_start: int | None = None
     """Horizon schedule of the open-loop models (not mlp-ensemble, mlp-delta): each training
-    window is scored only on its first ``horizon_start`` intervals past its anchor at the first
-    step, a horizon that grows linearly to the whole window over the first ``horizon_ramp`` of
-    the steps (shorter windows early also train faster). None: the whole window throughout.
-    Validation always scores whole windows."""
+    window is scored only on its first ``horizon_start`` targets past its anchor at the first
+    step (the later points dropped, so shorter windows also train faster), a horizon that grows
+    linearly to the whole window over the first ``horizon_ramp`` of the steps. None: the whole
+    window throughout. Validation always scores whole windows."""
     horizon_ramp: float = 0.5
     """Share of the training steps over which the scored horizon grows to the whole window."""
     kl_warmup_steps: int = 300
@@ -293,6 +293,8 @@ class TrainConfig:
                 raise ValueError(
                     f"horizon_start: {self.model} is a one-step model with no open-loop horizon"
                 )
+        elif self.horizon_ramp != type(self).horizon_ramp:
+            raise ValueError("horizon_ramp is used only with a horizon_start")
         if not 0 < self.horizon_ramp <= 1:
             raise ValueError(f"horizon_ramp must be in (0, 1], got {self.horizon_ramp}")
         if self.loader_workers < 0:

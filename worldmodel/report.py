@@ -276,7 +276,7 @@ def _commands(
         out.append(
             f"worldmodel train {q(str(data_path))} --model {cfg['model']} --out {q(str(r))} "
             f"--epochs {cfg['epochs']} --steps-per-epoch {cfg['steps_per_epoch']} "
-            f"--window {cfg['window']} --seed {cfg['seed']}"
+            f"--window {cfg['window']} --batch-size {cfg['batch_size']} --seed {cfg['seed']}"
             f"  # every setting: {r}/config.json"
         )
     s = result.settings

@@ -29,10 +29,11 @@ def lr_factor(schedule: Literal["cosine", "constant"], step: int, total_steps: i
 def open_loop_horizon(
     step: int, total_steps: int, start: int | None, ramp: float, full: int
 ) -> int | None:
-    """Open-loop intervals scored past each training window's anchor at ``step`` (a horizon
-    schedule): ``start`` at step 0, growing linearly to ``full`` (a window's most intervals)
-    over the first ``ramp`` of ``total_steps``; None (score the whole window) once it reaches
-    ``full``, or always when ``start`` is None."""
+    """Points scored past each training window's anchor at ``step`` (a horizon schedule,
+    :func:`worldmodel.batching.cut_horizon`): ``start`` at step 0, growing linearly to ``full``
+    (the most a window scores) over the first ``ramp`` of ``total_steps``; None (score the
+    whole window) once it reaches ``full``, or always when ``start`` is None. Like the learning
+    rate, a resume with more epochs stretches it over the new total."""
     if start is None:
         return None
     frac = min(1.0, step / max(1.0, ramp * total_steps))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodel.batching import Batch, cut_horizon
+from worldmodel.batching import Batch, context_points, cut_horizon
 from worldmodel.config import TrainConfig
 from worldmodel.data import Dataset
 from worldmodel.models import WorldModel, make_model
@@ -164,12 +164,17 @@ class Trainer:
                     self.batches, self.state["step"], c.loader_workers
                 )
             batch = self._prefetched.next()
+        # the most points a window scores past its anchor: extrapolation's scored region, or
+        # (interpolation scores every point) all but the first
+        full = c.window - (
+            context_points(c.window, c.context_fraction) if c.mode == "extrap" else 1
+        )
         horizon = open_loop_horizon(
             self.state["step"],
             c.epochs * self.steps_per_epoch,
             c.horizon_start,
             c.horizon_ramp,
-            full=c.window - 1,
+            full,
         )
         return batch if horizon is None else cut_horizon(batch, horizon)
 
