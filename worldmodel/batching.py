@@ -188,8 +188,8 @@ def cut_horizon(batch: Batch, horizon: int) -> Batch:
     keep = torch.where((keep & batch.context).any(1, keepdim=True), keep, batch.exists)
     if torch.equal(keep, batch.exists):
         return batch
-    end = int(torch.where(keep, idx, -1).amax()) + 1
     last = torch.where(keep, idx, -1).amax(1, keepdim=True)  # (B, 1) each window's last point
+    end = int(last.max()) + 1
     keep = keep[:, :end]
     held = (idx[:, :end] < last).unsqueeze(-1)  # actions stop at a window's last point
     return Batch(
