@@ -1,9 +1,11 @@
 """Control at equal real-env step budgets: model-free SAC vs SAC trained in imagination vs MPC.
 
     python benchmarks/control.py [--budgets 10000,25000,50000] [--seeds 0,1,2] [--utd 5]
-        [--methods sac,sac+imagination,mpc] [--timing fixed] [--threads N] [--out runs/control]
+        [--methods sac,sac+imagination,mpc] [--env Hopper-v5] [--timing fixed] [--threads N]
+        [--out runs/control]
 
-Methods, each evaluated on the real Hopper-v5 at every budget (3 deterministic episodes):
+Methods, each evaluated on the real env (``--env``, Hopper-v5 by default) at every budget (3
+deterministic episodes):
 
 - ``sac``: model-free SAC at stable-baselines3's defaults (1 gradient step per real step);
 - ``sac+imagination``: ``worldmodel dyna`` (MBPO-style: mlp-ensemble refits, short imagined
@@ -34,7 +36,9 @@ with wall-clock, appends to ``benchmarks/results/control.csv`` and plots the lea
 control intervals, the agent observing each (issue #16's irregular control in the loop), and
 the learners' models imagine at intervals drawn the same way; such runs, summaries, rows and
 plots carry the spec in their names (``sac-utd-utd5-uniform_3-5-seed0.json``), so they sit
-beside the fixed-step ones. The MPC methods plan at the fixed step only.
+beside the fixed-step ones. The MPC methods plan at the fixed step only. ``--env`` (e.g.
+``Walker2d-v5``) names its runs, summaries, rows and plot the same way
+(``sac-utd-utd5-Walker2d-v5-seed0.json``); Hopper-v5's keep the committed names.
 """
 
 from __future__ import annotations
@@ -111,14 +115,19 @@ def _same_settings(old: dict, now: dict) -> bool:
     return all(old.get(k, default.get(k)) == v for k, v in now.items()) and old.keys() <= now.keys()
 
 
-def timing_tag(timing: str) -> str:
-    """The suffix of a run's names under ``timing``: empty at the env's fixed step (the names
-    the committed runs have), else ``-`` and the spec as :class:`envs.timing.TimingSpec`
-    writes it, ``:`` as ``_`` (``uniform:3-5`` -> ``-uniform_3-5``)."""
+DEFAULT_ENV = "Hopper-v5"
+
+
+def timing_tag(timing: str, env: str = DEFAULT_ENV) -> str:
+    """The suffix of a run's names on ``env`` under ``timing``: empty for Hopper-v5 at its fixed
+    step (the names the committed runs have), else ``-`` and the env id when it is another
+    env, then ``-`` and the spec as :class:`envs.timing.TimingSpec` writes it, ``:`` as ``_``
+    (``uniform:3-5`` -> ``-uniform_3-5``; on Walker2d-v5 ``-Walker2d-v5-uniform_3-5``)."""
     from envs.timing import TimingSpec
 
     spec = str(TimingSpec.parse(timing))
-    return "" if spec == "fixed" else "-" + spec.replace(":", "_")
+    where = "" if env == DEFAULT_ENV else f"-{env}"
+    return where + ("" if spec == "fixed" else "-" + spec.replace(":", "_"))
 
 
 def _learner(
@@ -129,26 +138,29 @@ def _learner(
     out: Path,
     run: bool = True,
     timing: str = "fixed",
+    env: str = DEFAULT_ENV,
 ) -> dict | None:
-    """Run (or reuse) one learner for one seed, the real env under ``timing`` (and the model
-    imagining at its intervals); returns {"curve": {steps: return}, "wall_s"}, or None when
-    ``run`` is False and no finished summary with these settings is here."""
+    """Run (or reuse) one learner for one seed on ``env``, the real env under ``timing`` (and
+    the model imagining at its intervals); returns {"curve": {steps: return}, "wall_s"}, or
+    None when ``run`` is False and no finished summary with these settings is here."""
     from agents.dyna import run_dyna
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
 
+    tag = timing_tag(timing, env)
     cfg = DynaConfig(
+        env=env,
         steps=budgets[-1],
         use_model=name in MODELS,
         model=MODELS.get(name, "mlp-ensemble"),
         seed=seed,
         gradient_steps=1 if name == "sac" else utd,
         eval_every=reduce(math.gcd, budgets),
-        out=out / f"{name}{timing_tag(timing)}-seed{seed}",
+        out=out / f"{name}{tag}-seed{seed}",
         timing=timing,
         **SETTINGS.get(name, {}),
     )
-    summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}{timing_tag(timing)}-seed{seed}.json"
+    summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}{tag}-seed{seed}.json"
     if summary.exists():
         old = json.loads(summary.read_text())
         if _same_settings(old.get("settings", {}), _settings(cfg)) and all(
@@ -170,25 +182,29 @@ def _learner(
     return result
 
 
-def _mpc(seed: int, out: Path, run: bool = True, method: str = "mpc") -> dict | None:
-    """CEM MPC with the last refit model of the seed's run of ``MPC_MODELS[method]``; None when
-    neither its model nor a summary is here (or, with ``run`` False, when no summary is)."""
+def _mpc(
+    seed: int, out: Path, run: bool = True, method: str = "mpc", env: str = DEFAULT_ENV
+) -> dict | None:
+    """CEM MPC on ``env`` with the last refit model of the seed's run of
+    ``MPC_MODELS[method]``; None when neither its model nor a summary is here (or, with ``run``
+    False, when no summary is)."""
     from agents.dyna import refit_runs
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
     from worldmodel.io import atomic_write_text
     from worldmodel.train import load
 
-    done = SUMMARIES / f"{method}-seed{seed}.json"
+    tag = timing_tag("fixed", env)
+    done = SUMMARIES / f"{method}{tag}-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
     learner, valued = MPC_MODELS[method]
-    refits = refit_runs(out / f"{learner}-seed{seed}")
+    refits = refit_runs(out / f"{learner}{tag}-seed{seed}")
     if not run or not refits:  # its run was in another session or directory
         return old
     model_dir = refits[max(refits)]  # by number: refit_1000 after refit_999
     if old is not None and Path(old["model"]).resolve() == model_dir.resolve():
         return old  # the same model, however the summary spelled its path
-    value = out / f"{learner}-seed{seed}" / "agent.zip" if valued else None
+    value = out / f"{learner}{tag}-seed{seed}" / "agent.zip" if valued else None
     cfg = PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed, value=value)
     res = run_mpc(load(model_dir), cfg)
     result = {
@@ -221,6 +237,12 @@ def main() -> None:
         help="the real env's control intervals (worldmodel collect's --timing, e.g. uniform:3-5; "
         "the learners imagine at the same ones); runs and summaries are named after it",
     )
+    ap.add_argument(
+        "--env",
+        default=DEFAULT_ENV,
+        help="the real env (one with a task in envs.tasks, e.g. Walker2d-v5); runs and "
+        "summaries of an env other than Hopper-v5 are named after it",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/control"))
     args = ap.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -229,9 +251,14 @@ def main() -> None:
     unknown = set(methods) - {*LEARNERS, *MPC_MODELS}
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; expected {[*LEARNERS, *MPC_MODELS]}")
+    from envs.tasks import check_env_id
     from envs.timing import TimingSpec
 
     args.timing = str(TimingSpec.parse(args.timing))  # a bad spec fails before any run starts
+    try:  # so does an env without a task
+        check_env_id(args.env)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     if args.timing != "fixed" and set(methods) & set(MPC_MODELS):
         raise SystemExit(
             "--timing: the MPC methods plan at the env's fixed step only; "
@@ -249,7 +276,14 @@ def main() -> None:
     for seed in seeds:
         for name in curves:
             res = _learner(
-                name, seed, budgets, args.utd, args.out, not args.report_only, args.timing
+                name,
+                seed,
+                budgets,
+                args.utd,
+                args.out,
+                not args.report_only,
+                args.timing,
+                args.env,
             )
             if res is None:
                 print(f"seed {seed} {name}: skipped, no finished run with these settings")
@@ -262,7 +296,7 @@ def main() -> None:
                 + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items())
             )
         for name in mpc:
-            res = _mpc(seed, args.out, run=not args.report_only, method=name)
+            res = _mpc(seed, args.out, run=not args.report_only, method=name, env=args.env)
             if res is None:
                 print(f"seed {seed} {name}: skipped, no model under {args.out} and no summary")
                 continue
@@ -279,7 +313,7 @@ def main() -> None:
     rows = []
     curves = {name: cs for name, cs in curves.items() if cs}
     where = "" if args.timing == "fixed" else f", control intervals {args.timing}"
-    print(f"\nmean real return (std over seeds), Hopper-v5{where}")
+    print(f"\nmean real return (std over seeds), {args.env}{where}")
     print(
         f"  {'method':<24}"
         + "".join(f"{b:>16}" for b in budgets)
@@ -287,7 +321,9 @@ def main() -> None:
     )
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
-        label = (name if name == "sac" else f"{name} (utd {args.utd})") + timing_tag(args.timing)
+        label = (name if name == "sac" else f"{name} (utd {args.utd})") + timing_tag(
+            args.timing, args.env
+        )
         print(
             f"  {label:<24}"
             + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
@@ -345,7 +381,7 @@ def main() -> None:
         ["method", "real_steps", "mean_return", "std_return", "seeds", "wall_s_per_run"],
         rows,
     )
-    _plot(curves, mpc, budgets, args.utd, args.timing)
+    _plot(curves, mpc, budgets, args.utd, args.timing, args.env)
 
 
 def _plot(
@@ -354,6 +390,7 @@ def _plot(
     budgets: list[int],
     utd: int,
     timing: str = "fixed",
+    env: str = DEFAULT_ENV,
 ) -> None:
     import matplotlib
 
@@ -375,12 +412,12 @@ def _plot(
     ax.set(
         xlabel="real env steps",
         ylabel="mean real return (min-max over seeds)",
-        title="Hopper-v5, real-env evaluation"
+        title=f"{env}, real-env evaluation"
         + ("" if timing == "fixed" else f", control intervals {timing}"),
     )
     ax.legend()
     fig.tight_layout()
-    path = RESULTS.parent / f"control_curves{timing_tag(timing)}.png"
+    path = RESULTS.parent / f"control_curves{timing_tag(timing, env)}.png"
     fig.savefig(path, dpi=90)
     print(f"wrote {path}")
 

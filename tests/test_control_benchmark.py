@@ -210,10 +210,37 @@ def test_irregular_control_runs_sit_beside_the_fixed_step_ones(control, tmp_path
     assert len(calls) == 3
 
 
-def test_a_bad_timing_or_mpc_under_irregular_timing_fails_before_any_run(control, monkeypatch):
+def test_another_envs_runs_sit_beside_hoppers(control, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    for env, timing in (
+        ("Hopper-v5", "fixed"),
+        ("Walker2d-v5", "fixed"),
+        ("Walker2d-v5", "uniform:3-5"),
+    ):
+        control._learner("sac-utd", 0, [1000], 5, tmp_path / "runs", timing=timing, env=env)
+    assert [c.env for c in calls] == ["Hopper-v5", "Walker2d-v5", "Walker2d-v5"]
+    assert [c.out.name for c in calls] == [
+        "sac-utd-seed0",
+        "sac-utd-Walker2d-v5-seed0",
+        "sac-utd-Walker2d-v5-uniform_3-5-seed0",
+    ]
+    names = sorted(p.name for p in (tmp_path / "summaries").iterdir())
+    assert names == [
+        "sac-utd-utd5-Walker2d-v5-seed0.json",
+        "sac-utd-utd5-Walker2d-v5-uniform_3-5-seed0.json",
+        "sac-utd-utd5-seed0.json",
+    ]
+    # Hopper-v5's summary is never reused for Walker2d-v5 (nor the other way round)
+    control._learner("sac-utd", 0, [1000], 5, tmp_path / "runs", env="Walker2d-v5")
+    assert len(calls) == 3
+
+
+def test_a_bad_timing_env_or_mpc_under_irregular_timing_fails_before_any_run(control, monkeypatch):
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls := []))
     for argv, error in (
         (["--timing", "bogus", "--methods", "sac"], "unknown timing spec"),
+        (["--env", "Humanoid-v5", "--methods", "sac"], "no reward/termination task"),
         (["--timing", "uniform:3-5", "--methods", "sac,mpc"], "pass --methods without"),
     ):
         monkeypatch.setattr(sys, "argv", ["control.py", *argv])
