@@ -18,6 +18,9 @@ deterministic episodes):
 - ``sac+latent-ode+wide``: ``sac+latent-ode`` with MBPO's many short branches (``WIDE``: 100
   imagined branches per real step instead of 20, in a ring of 400,000 transitions, which
   keeps each ~1.33x as long);
+- ``sac+latent-ode+batch160``: ``sac+latent-ode`` whose refits draw ``worldmodel train``'s 160
+  windows a batch instead of the dyna default's 32 (``BATCH160``: the batch at which the
+  Latent ODE leads the world-model benchmark at one step), all else equal;
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -61,6 +64,7 @@ LEARNERS = (
     "sac+latent-ode",
     "sac+ensemble",
     "sac+latent-ode+wide",
+    "sac+latent-ode+batch160",
 )
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
@@ -77,17 +81,21 @@ SCHEDULE_16 = {
 # that holds the longest branches of a 100k run (5 x 60k would not); so each imagined
 # transition is also kept ~1.33x as many real steps as in sac+latent-ode's 60k ring
 WIDE = {"rollouts": 25_000, "imagined_capacity": 400_000}
+# refits at worldmodel train's batch (TrainConfig.batch_size): 5x the windows per refit batch
+BATCH160 = {"refit_batch": 160}
 MODELS = {
     "sac+imagination": "mlp-ensemble",
     "sac+latent-ode": "latent-ode",
     "sac+ensemble": "mlp-ensemble",
     "sac+latent-ode+wide": "latent-ode",
+    "sac+latent-ode+batch160": "latent-ode",
 }
 # learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
 SETTINGS = {
     "sac+latent-ode": SCHEDULE_16,
     "sac+ensemble": SCHEDULE_16,
     "sac+latent-ode+wide": SCHEDULE_16 | WIDE,
+    "sac+latent-ode+batch160": SCHEDULE_16 | BATCH160,
 }
 # MPC method -> the learner whose last model refit it plans with, and whether the learner's
 # final SAC critic values each plan's last state (TD-MPC's terminal value)

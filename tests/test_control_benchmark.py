@@ -120,6 +120,20 @@ def test_wide_branching_differs_from_sac_latent_ode_only_in_its_branches_and_rin
     dataclasses.replace(calls[1], steps=100_000).check()
 
 
+def test_batch160_refits_differ_from_sac_latent_ode_only_in_the_refit_batch(
+    control, tmp_path, monkeypatch
+):
+    from worldmodel.config import TrainConfig
+
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    for name in ("sac+latent-ode", "sac+latent-ode+batch160"):
+        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
+    base, big = (control._settings(c) for c in calls)
+    assert {k for k in base if base[k] != big[k]} == {"refit_batch"}
+    assert big["refit_batch"] == TrainConfig().batch_size and base["refit_batch"] == 32
+
+
 def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path, monkeypatch):
     import agents.mpc
     import worldmodel.train
