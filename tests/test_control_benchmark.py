@@ -106,32 +106,30 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
     assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5
 
 
-def test_wide_branching_differs_from_sac_latent_ode_only_in_its_branches_and_ring(
-    control, tmp_path, monkeypatch
-):
-    calls = []
-    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    for name in ("sac+latent-ode", "sac+latent-ode+wide"):
-        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
-    base, wide = (control._settings(c) for c in calls)
-    assert {k for k in base if base[k] != wide[k]} == {"rollouts", "imagined_capacity"}
-    assert wide["rollouts"] == 5 * base["rollouts"]
-    # the ring holds one batch of the longest branches, up to the 100k-step budget
-    dataclasses.replace(calls[1], steps=100_000).check()
-
-
-def test_batch160_refits_differ_from_sac_latent_ode_only_in_the_refit_batch(
-    control, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    ("variant", "changed"),
+    [
+        ("sac+latent-ode+wide", {"rollouts", "imagined_capacity"}),
+        ("sac+latent-ode+batch160", {"refit_batch"}),
+    ],
+)
+def test_a_variant_differs_from_sac_latent_ode_only_in_its_own_settings(
+    control, tmp_path, monkeypatch, variant, changed
 ):
     from worldmodel.config import TrainConfig
 
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    for name in ("sac+latent-ode", "sac+latent-ode+batch160"):
+    for name in ("sac+latent-ode", variant):
         control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
-    base, big = (control._settings(c) for c in calls)
-    assert {k for k in base if base[k] != big[k]} == {"refit_batch"}
-    assert big["refit_batch"] == TrainConfig().batch_size and base["refit_batch"] == 32
+    base, other = (control._settings(c) for c in calls)
+    assert {k for k in base if base[k] != other[k]} == changed
+    if variant.endswith("wide"):
+        assert other["rollouts"] == 5 * base["rollouts"]
+        # the ring holds one batch of the longest branches, up to the 100k-step budget
+        dataclasses.replace(calls[1], steps=100_000).check()
+    else:  # worldmodel train's batch, against the dyna default's
+        assert other["refit_batch"] == TrainConfig().batch_size and base["refit_batch"] == 32
 
 
 def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path, monkeypatch):
