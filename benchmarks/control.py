@@ -69,7 +69,8 @@ LEARNERS = (
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
 # rate and task, and MBPO's Hopper branch-length schedule (1 step, growing from 20k real steps
-# to 15 at 100k). sac+imagination keeps the settings of the committed runs.
+# to 15 at 100k; MBPO's Walker2d keeps 1, but --env Walker2d-v5 runs this same schedule, so that
+# the envs differ in the env only). sac+imagination keeps the settings of the committed runs.
 SCHEDULE_16 = {
     "refit_epochs": 10,
     "refit_lr": 3e-3,
@@ -193,9 +194,10 @@ def _learner(
 def _mpc(
     seed: int, out: Path, run: bool = True, method: str = "mpc", env: str = DEFAULT_ENV
 ) -> dict | None:
-    """CEM MPC on ``env`` with the last refit model of the seed's run of
-    ``MPC_MODELS[method]``; None when neither its model nor a summary is here (or, with ``run``
-    False, when no summary is)."""
+    """CEM MPC with the last refit model of the seed's run of ``MPC_MODELS[method]`` on ``env``
+    (``env`` names the summary and the learner's run; the real env it plans in is the model's
+    own); None when neither its model nor a summary is here (or, with ``run`` False, when no
+    summary is)."""
     from agents.dyna import refit_runs
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
@@ -368,7 +370,8 @@ def main() -> None:
         m = [r["mean_return"] for r in runs]
         extra = int(np.mean([r["steps"] for r in runs]))
         ms = np.mean([r["ms_per_action"] for r in runs])
-        label = name.replace("mpc", "mpc (cem)")
+        tag = timing_tag("fixed", args.env)
+        label = name.replace("mpc", "mpc (cem)") + tag
         print(
             f"  {label:<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
             f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
@@ -376,7 +379,7 @@ def main() -> None:
         )
         rows.append(
             (
-                name.replace("mpc", "mpc-cem"),
+                name.replace("mpc", "mpc-cem") + tag,
                 budgets[-1],
                 f"{np.mean(m):.2f}",
                 f"{np.std(m):.2f}",

@@ -67,6 +67,20 @@ def test_mpc_skips_a_seed_without_model_or_summary(control, tmp_path):
     assert control._mpc(0, tmp_path / "runs")["mean_return"] == 1.0
 
 
+def test_mpc_of_another_env_has_its_own_summary_and_row(control, tmp_path, monkeypatch, capsys):
+    result = {"mean_return": 1.0, "ms_per_action": 2.0, "steps": 3, "model": "m"}
+    (tmp_path / "summaries").mkdir()
+    (tmp_path / "summaries" / "mpc-Walker2d-v5-seed0.json").write_text(json.dumps(result))
+    assert control._mpc(0, tmp_path / "runs") is None  # Hopper-v5's: none
+    assert control._mpc(0, tmp_path / "runs", env="Walker2d-v5")["mean_return"] == 1.0
+    monkeypatch.setattr(control, "RESULTS", tmp_path / "res" / "control.csv")
+    argv = ["--report-only", "--budgets", "1000", "--seeds", "0", "--methods", "mpc"]
+    monkeypatch.setattr(sys, "argv", ["control.py", *argv, "--env", "Walker2d-v5"])
+    control.main()
+    assert "mpc (cem)-Walker2d-v5" in capsys.readouterr().out
+    assert "mpc-cem-Walker2d-v5,1000," in (tmp_path / "res" / "control.csv").read_text()
+
+
 def test_report_only_never_runs(control, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
