@@ -323,6 +323,7 @@ def main() -> None:
     rows = []
     curves = {name: cs for name, cs in curves.items() if cs}
     where = "" if args.timing == "fixed" else f", control intervals {args.timing}"
+    tag = timing_tag(args.timing, args.env)  # MPC runs only at the fixed step: its tag too
     print(f"\nmean real return (std over seeds), {args.env}{where}")
     print(
         f"  {'method':<24}"
@@ -331,9 +332,7 @@ def main() -> None:
     )
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
-        label = (name if name == "sac" else f"{name} (utd {args.utd})") + timing_tag(
-            args.timing, args.env
-        )
+        label = (name if name == "sac" else f"{name} (utd {args.utd})") + tag
         print(
             f"  {label:<24}"
             + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
@@ -370,7 +369,6 @@ def main() -> None:
         m = [r["mean_return"] for r in runs]
         extra = int(np.mean([r["steps"] for r in runs]))
         ms = np.mean([r["ms_per_action"] for r in runs])
-        tag = timing_tag("fixed", args.env)
         label = name.replace("mpc", "mpc (cem)") + tag
         print(
             f"  {label:<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
