@@ -498,3 +498,36 @@ def test_a_horizon_schedule_cuts_the_training_windows_from_the_first_step(tmp_pa
         Trainer(cfg(horizon_start=0), data, tmp_path / "zero")
     with pytest.raises(ValueError, match="horizon_ramp is used only with a horizon_start"):
         Trainer(cfg(horizon_ramp=0.2), data, tmp_path / "ramp")
+
+
+def test_validation_windows_can_be_longer_than_the_training_ones(tmp_path, data):
+    trainer = Trainer(cfg(eval_window=14), data, tmp_path / "run")
+    assert trainer._train_batch().exists.sum(1).max() == 10
+    assert all((b.exists.sum(1) == 14).all() for b in trainer.validator.batches["extrap"])
+    assert math.isfinite(trainer.fit()["val/score"])
+    with pytest.raises(ValueError, match="eval_window must be >= 3"):
+        Trainer(cfg(eval_window=2), data, tmp_path / "short")
+
+
+def test_a_weight_average_is_validated_saved_and_resumed_exactly(tmp_path, data):
+    one = Trainer(cfg(epochs=1, ema_decay=0.9), data, tmp_path / "one")
+    one.fit()
+    # the average is what is validated and saved as the model; the raw weights differ from it
+    assert one.evaluated_model is one.ema.module
+    saved = weights(tmp_path / "one" / "model.safetensors")
+    average = one.ema.module.state_dict()
+    assert all(torch.equal(saved["model/" + k], average[k]) for k in average)
+    raw = one.model.state_dict()
+    assert any(not torch.equal(raw[k], average[k]) for k in raw if raw[k].is_floating_point())
+
+    c = cfg(epochs=3, ema_decay=0.9)
+    straight = Trainer(c, data, tmp_path / "straight")
+    straight.fit()
+    Trainer(c, data, tmp_path / "cut", callbacks=[lambda tr, epoch, m: epoch == 1]).fit()
+    resumed = Trainer(c, data, tmp_path / "cut", resume=True)
+    resumed.fit()
+    for a, b in ((straight.model, resumed.model), (straight.ema, resumed.ema)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \(0, 1\)"):
+        Trainer(cfg(ema_decay=1.0), data, tmp_path / "bad")

@@ -219,6 +219,10 @@ class TrainConfig:
     """Learning-rate schedule over all steps (cosine decays to 5 % of the peak)."""
     weight_decay: float = 0.0
     """Adam weight decay."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the weights with this decay per step (e.g.
+    0.995: about the last 200 steps), validate it and save it as the model; the raw weights
+    go on training. None: no average."""
     grad_clip: float = 10.0
     """Clip the global gradient norm to this."""
     mode: Literal["interp", "extrap", "both"] = "extrap"
@@ -236,6 +240,9 @@ class TrainConfig:
     """Observed fraction of the validation batches (fixed by ``eval_seed``)."""
     eval_windows: int = 256
     """Most validation windows per mode."""
+    eval_window: int | None = None
+    """Observations per validation window (None: ``window``). A longer one makes the best
+    checkpoint and early stopping follow a longer open-loop horizon than training scores."""
     eval_seed: int = 1234
     """Seed of the validation windows' observation masks."""
     horizon_start: int | None = None
@@ -287,6 +294,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 3:
             raise ValueError(f"window must be >= 3 observations, got {self.window}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.eval_window is not None and self.eval_window < 3:
+            raise ValueError(f"eval_window must be >= 3 observations, got {self.eval_window}")
         if self.horizon_start is not None:
             if self.horizon_start < 1:
                 raise ValueError(f"horizon_start must be >= 1, got {self.horizon_start}")

@@ -77,6 +77,24 @@ def restore_last(
     return state
 
 
+EMA_PREFIX = "ema."
+
+
+def ema_extras(ema: torch.optim.swa_utils.AveragedModel | None) -> dict[str, torch.Tensor]:
+    """Checkpoint extras holding the weight average (its weights and count), if any."""
+    if ema is None:
+        return {}
+    return {EMA_PREFIX + k: v for k, v in ema.state_dict().items()}
+
+
+def restore_ema(path: Path, ema: torch.optim.swa_utils.AveragedModel) -> None:
+    """Load the weight average saved by :func:`ema_extras` in ``path`` (a ``last.safetensors``);
+    a run saved without one cannot gain one on resume (the setting is not resumable)."""
+    tensors, _, _ = read_checkpoint(path)
+    key = "extra/" + EMA_PREFIX
+    ema.load_state_dict({k[len(key) :]: v for k, v in tensors.items() if k.startswith(key)})
+
+
 def last_good(run_dir: Path, best_epoch: int) -> str:
     """Where a failed run's best weights are, for its error message."""
     best = run_dir / "model.safetensors"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from worldmodel.batching import Batch, context_points, cut_horizon
 from worldmodel.config import TrainConfig
@@ -20,8 +21,10 @@ from worldmodel.models import WorldModel, make_model
 from worldmodel.training import guard
 from worldmodel.training.checkpointing import (
     checkpoint_meta,
+    ema_extras,
     last_good,
     rank_rng_extras,
+    restore_ema,
     restore_last,
     seed_rank_stream,
     torch_rng_state,
@@ -118,6 +121,15 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+        self.ema = (
+            AveragedModel(
+                self.model,
+                multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                use_buffers=True,
+            )
+            if config.ema_decay is not None
+            else None
+        )
         self.steps_per_epoch = steps_per_epoch(config, self.train_eps)
         self.state: TrainState = new_state()
         self.batches = TrainBatches(
@@ -140,6 +152,8 @@ class Trainer:
                 self.device,
                 procs.rank,
             )
+            if self.ema is not None:
+                restore_ema(self.run_dir / "last.safetensors", self.ema)
             self.writers.truncate(self.state["epoch"], self.state["step"])
         else:
             self.writers.write_config(run_config(config, dataset, dataset_path))
@@ -200,15 +214,23 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         else:
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
         guard.record(self.state, ok=metrics is not None)
         self.lr.advance(self.state["lr_scale"])
         return metrics
 
     # -- evaluation -----------------------------------------------------------------------------
+    @property
+    def evaluated_model(self) -> WorldModel:
+        """The model that is validated and saved: the weight average when there is one."""
+        return self.model if self.ema is None else self.ema.module
+
     def validate(self) -> dict[str, float]:
         """``val/{mode}_{mse,nll}`` for each trained mode on the fixed validation batches, and
-        ``val/score`` (see :class:`~worldmodel.training.validation.Validator`)."""
-        return self.validator(self.model)
+        ``val/score`` (see :class:`~worldmodel.training.validation.Validator`), of
+        :attr:`evaluated_model`."""
+        return self.validator(self.evaluated_model)
 
     # -- the loop ---------------------------------------------------------------------------------
     def _last_good(self) -> str:
@@ -295,14 +317,14 @@ class Trainer:
         )
         improved = record_score(self.state, epoch, row["val/score"])
         if improved:
-            self.writers.save("model.safetensors", self.model, self._meta())
+            self.writers.save("model.safetensors", self.evaluated_model, self._meta())
         self.writers.log(epoch, self.state["step"], row)
         self.writers.save(
             "last.safetensors",  # the RNGs too: a resumed run draws what this one would
             self.model,
             self._meta(),
             self.optimizer,
-            rank_rng_extras(rng_states),
+            rank_rng_extras(rng_states) | ema_extras(self.ema),
         )
         self.writers.epoch_line(epoch, row, improved, skipped)
         stop = any(cb(self, epoch, row) for cb in self.callbacks)

@@ -24,8 +24,9 @@ def scored_modes(config: TrainConfig, model: WorldModel) -> tuple[str, ...]:
 
 class Validator:
     """The same validation batches at every epoch: at most ``config.eval_windows`` tiled windows
-    (picked with ``config.eval_seed``), at ``config.eval_observed``, in batches of
-    ``2 * config.batch_size``, for each trained mode."""
+    of ``config.eval_window`` (default ``config.window``) observations (picked with
+    ``config.eval_seed``), at ``config.eval_observed``, in batches of ``2 * config.batch_size``,
+    for each trained mode."""
 
     def __init__(
         self,
@@ -41,7 +42,7 @@ class Validator:
         self, episodes: list[Episode], normalizer: Normalizer, device: torch.device
     ) -> dict[str, list[Batch]]:
         c = self.config
-        windows = tile_windows(episodes, c.window)
+        windows = tile_windows(episodes, c.eval_window or c.window)
         pick = np.random.default_rng(c.eval_seed)
         if len(windows) > c.eval_windows:
             windows = [
