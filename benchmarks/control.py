@@ -24,7 +24,8 @@ deterministic episodes):
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
-  critic as the value of each plan's last state (TD-MPC's terminal value).
+  critic as the value of each plan's last state (TD-MPC's terminal value);
+  ``mpc+latent-ode+batch160``: CEM MPC with the last model of ``sac+latent-ode+batch160``.
 
 Every finished (method, seed) run leaves a summary (learning curve, wall-clock, settings) in
 ``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
@@ -104,6 +105,7 @@ MPC_MODELS = {
     "mpc": ("sac+imagination", False),
     "mpc+latent-ode": ("sac+latent-ode", False),
     "mpc+latent-ode+value": ("sac+latent-ode", True),
+    "mpc+latent-ode+batch160": ("sac+latent-ode+batch160", False),
 }
 
 

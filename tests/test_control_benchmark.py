@@ -172,6 +172,9 @@ def test_mpc_with_the_latent_ode_plans_with_its_own_runs_model(control, tmp_path
     assert control._mpc(0, out, method="mpc+latent-ode") == res and len(planned) == 1  # reused
     control._mpc(0, out, method="mpc+latent-ode+value")
     assert values == [None, out / "sac+latent-ode-seed0" / "agent.zip"]  # its SAC's critic
+    (out / "sac+latent-ode+batch160-seed0" / "model" / "refit_007").mkdir(parents=True)
+    control._mpc(0, out, method="mpc+latent-ode+batch160")
+    assert planned[-1] == str(out / "sac+latent-ode+batch160-seed0" / "model" / "refit_007")
 
 
 def test_mpc_plans_with_the_highest_numbered_refit(control, tmp_path, monkeypatch):
