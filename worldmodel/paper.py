@@ -239,13 +239,14 @@ def run_cell(cfg: PaperConfig, mode: str, observed: float, data: np.ndarray) -> 
     batches = protocol_batches(test, mode, observed, cfg.seed)
 
     def trace(trainer, epoch, metrics) -> bool:
-        """Test MSE of the current weights after each epoch, against the summed epoch times
-        (the trace's own time is not counted); never used to choose a checkpoint."""
+        """Test MSE of the current weights (the average, with ``ema_decay``) after each epoch,
+        against the summed epoch times (the trace's own time is not counted); never used to
+        choose a checkpoint."""
         if cfg.trace_test:
             row = {
                 "epoch": epoch,
                 "seconds": round(trained_seconds(run), 1),
-                "test_mse": test_mse(trainer.model, batches),
+                "test_mse": test_mse(trainer.evaluated_model, batches),
             }
             append_csv(run / "test_trace.csv", [row])
         return False
