@@ -242,7 +242,8 @@ class TrainConfig:
     """Most validation windows per mode."""
     eval_window: int | None = None
     """Observations per validation window (None: ``window``). A longer one makes the best
-    checkpoint and early stopping follow a longer open-loop horizon than training scores."""
+    checkpoint and early stopping follow a longer open-loop horizon than training scores (the
+    context is ``context_fraction`` of it, so it grows too)."""
     eval_seed: int = 1234
     """Seed of the validation windows' observation masks."""
     horizon_start: int | None = None
