@@ -58,12 +58,18 @@ def restore_last(
     rng: np.random.Generator,
     device: torch.device,
     rank: int = 0,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
 ) -> TrainState:
     """Load weights, optimiser and RNG states (numpy's into ``rng``, torch's globally: process
     ``rank``'s, or when the run had fewer processes a stream seeded from the step and the rank)
-    from ``path`` (a ``last.safetensors``); returns the saved trainer state."""
+    and the weight average into ``ema`` (saved by :func:`ema_extras`; the setting is not
+    resumable, so a run has one exactly when it was saved with one) from ``path`` (a
+    ``last.safetensors``); returns the saved trainer state."""
     tensors, meta, header = read_checkpoint(path)
     load_model_weights(model, tensors, path)
+    if ema is not None:
+        key = "extra/" + EMA_PREFIX
+        ema.load_state_dict({k[len(key) :]: v for k, v in tensors.items() if k.startswith(key)})
     load_optimizer_state(optimizer, tensors, header)
     state: TrainState = meta["state"]
     rng.bit_generator.state = meta["numpy_rng"]
@@ -85,14 +91,6 @@ def ema_extras(ema: torch.optim.swa_utils.AveragedModel | None) -> dict[str, tor
     if ema is None:
         return {}
     return {EMA_PREFIX + k: v for k, v in ema.state_dict().items()}
-
-
-def restore_ema(path: Path, ema: torch.optim.swa_utils.AveragedModel) -> None:
-    """Load the weight average saved by :func:`ema_extras` in ``path`` (a ``last.safetensors``);
-    a run saved without one cannot gain one on resume (the setting is not resumable)."""
-    tensors, _, _ = read_checkpoint(path)
-    key = "extra/" + EMA_PREFIX
-    ema.load_state_dict({k[len(key) :]: v for k, v in tensors.items() if k.startswith(key)})
 
 
 def last_good(run_dir: Path, best_epoch: int) -> str:

@@ -24,7 +24,6 @@ from worldmodel.training.checkpointing import (
     ema_extras,
     last_good,
     rank_rng_extras,
-    restore_ema,
     restore_last,
     seed_rank_stream,
     torch_rng_state,
@@ -151,9 +150,8 @@ class Trainer:
                 self.rng,
                 self.device,
                 procs.rank,
+                self.ema,
             )
-            if self.ema is not None:
-                restore_ema(self.run_dir / "last.safetensors", self.ema)
             self.writers.truncate(self.state["epoch"], self.state["step"])
         else:
             self.writers.write_config(run_config(config, dataset, dataset_path))
