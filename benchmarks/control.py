@@ -21,6 +21,8 @@ deterministic episodes):
 - ``sac+latent-ode+batch160``: ``sac+latent-ode`` whose refits draw ``worldmodel train``'s 160
   windows a batch instead of the dyna default's 32 (``BATCH160``: the batch at which the
   Latent ODE leads the world-model benchmark at one step), all else equal;
+- ``sac+latent-ode+real50``: ``sac+latent-ode+batch160`` with half of each SAC batch from real
+  steps instead of a tenth (``REAL50``: is the imagined share what costs SAC its return?);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -66,6 +68,7 @@ LEARNERS = (
     "sac+ensemble",
     "sac+latent-ode+wide",
     "sac+latent-ode+batch160",
+    "sac+latent-ode+real50",
 )
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
@@ -85,12 +88,16 @@ SCHEDULE_16 = {
 WIDE = {"rollouts": 25_000, "imagined_capacity": 400_000}
 # refits at worldmodel train's batch (TrainConfig.batch_size): 5x the windows per refit batch
 BATCH160 = {"refit_batch": 160}
+# half of each SAC batch from real steps (DynaConfig's default and MBPO's Hopper: a tenth and
+# 5 %): with the batch160 refits' model in the loop, does a smaller imagined share pay?
+REAL50 = {"real_ratio": 0.5}
 MODELS = {
     "sac+imagination": "mlp-ensemble",
     "sac+latent-ode": "latent-ode",
     "sac+ensemble": "mlp-ensemble",
     "sac+latent-ode+wide": "latent-ode",
     "sac+latent-ode+batch160": "latent-ode",
+    "sac+latent-ode+real50": "latent-ode",
 }
 # learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
 SETTINGS = {
@@ -98,6 +105,7 @@ SETTINGS = {
     "sac+ensemble": SCHEDULE_16,
     "sac+latent-ode+wide": SCHEDULE_16 | WIDE,
     "sac+latent-ode+batch160": SCHEDULE_16 | BATCH160,
+    "sac+latent-ode+real50": SCHEDULE_16 | BATCH160 | REAL50,
 }
 # MPC method -> the learner whose last model refit it plans with, and whether the learner's
 # final SAC critic values each plan's last state (TD-MPC's terminal value)

@@ -125,6 +125,7 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
     [
         ("sac+latent-ode+wide", {"rollouts", "imagined_capacity"}),
         ("sac+latent-ode+batch160", {"refit_batch"}),
+        ("sac+latent-ode+real50", {"refit_batch", "real_ratio"}),
     ],
 )
 def test_a_variant_differs_from_sac_latent_ode_only_in_its_own_settings(
