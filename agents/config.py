@@ -85,6 +85,15 @@ class DynaConfig:
     """World model name."""
     timing: str = "fixed"
     """Real control intervals."""
+    self_timed: tuple[int, int] | None = None
+    """The agent chooses its own control intervals: its action gains a component that holds
+    the rest for ``low`` to ``high`` physics substeps (:class:`envs.SelfTimed`: episodes of
+    the fixed-step env's span in seconds, the reward integrated over time), in the real env
+    and in imagination alike. None: the intervals come from ``timing``. Needs ``timing``
+    ``fixed``."""
+    decision_cost: float = 0.0
+    """With ``self_timed``: subtracted from the reward of every decision (a price on control
+    frequency)."""
     init_steps: int = 2_000
     """Random real steps before SAC learns and the model is first fitted."""
     refit_every: int = 1_000
@@ -171,6 +180,20 @@ class DynaConfig:
                 raise ValueError(f"dyna: {name} must be >= 1, got {getattr(self, name)}")
         if self.init_steps < 0:
             raise ValueError(f"dyna: init_steps must be >= 0, got {self.init_steps}")
+        if self.self_timed is not None:
+            low, high = self.self_timed
+            if not 1 <= low <= high:
+                raise ValueError(
+                    f"dyna: self_timed must be (low, high) substeps with 1 <= low <= high, "
+                    f"got {self.self_timed}"
+                )
+            if self.timing != "fixed":
+                raise ValueError(
+                    f"dyna: a self-timed agent picks its own intervals; timing must be 'fixed', "
+                    f"got {self.timing!r}"
+                )
+        elif self.decision_cost:
+            raise ValueError("dyna: decision_cost is used only with self_timed")
         if not 0.0 <= self.real_ratio <= 1.0:
             raise ValueError(f"dyna: real_ratio must be in [0, 1], got {self.real_ratio}")
         if self.rollout_length_max is not None and self.rollout_length_max < self.rollout_length:

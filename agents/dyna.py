@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import SAC
@@ -33,6 +34,7 @@ from agents.dyna_checkpoint import (
 from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
+from envs.self_timed import SelfTimed, hold_substeps, make_self_timed
 from envs.tasks import check_env_id
 from envs.timing import TimingSpec
 from envs.wrappers import control_clock
@@ -61,19 +63,42 @@ MODEL_COLUMNS = (
 )
 
 
+def real_env(cfg: DynaConfig, record: bool = False) -> gym.Env:
+    """The run's real env: under ``cfg.timing``, or :class:`envs.SelfTimed` with
+    ``cfg.self_timed`` (with ``record``, a :class:`envs.TrajectoryRecorder` records it; see
+    :func:`recorder_of`)."""
+    spec = EnvSpec(cfg.env, timing=cfg.timing)
+    if cfg.self_timed is None:
+        return make_env(spec, record=record)
+    return make_self_timed(spec, cfg.self_timed, record=record, decision_cost=cfg.decision_cost)
+
+
+def recorder_of(env: gym.Env):
+    """The :class:`envs.TrajectoryRecorder` of a :func:`real_env` made with ``record``."""
+    return env.env if isinstance(env, SelfTimed) else env
+
+
+def run_episodes(
+    agent: SAC, env: gym.Env, episodes: int, seed: int
+) -> tuple[list[float], list[float]]:
+    """Mean-action returns of ``agent`` over ``episodes`` episodes of ``env`` (seeds ``seed``,
+    ``seed + 1``, ...), and each episode's decisions per simulated second (``info["t"]``)."""
+    out, rates = [], []
+    for k in range(episodes):
+        obs, info = env.reset(seed=seed + k)
+        total, done, decisions, start = 0.0, False, 0, float(info.get("t", 0.0))
+        while not done:
+            obs, r, term, trunc, info = env.step(agent.predict(obs, deterministic=True)[0])
+            total, done, decisions = total + float(r), term or trunc, decisions + 1
+        out.append(total)
+        rates.append(decisions / max(float(info.get("t", 0.0)) - start, 1e-12))
+    env.close()
+    return out, rates
+
+
 def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int) -> list[float]:
     """Mean-action returns of ``agent`` on the real env (never on a model)."""
-    env = make_env(EnvSpec(env_id, timing=timing))
-    out = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        total, done = 0.0, False
-        while not done:
-            obs, r, term, trunc, _ = env.step(agent.predict(obs, deterministic=True)[0])
-            total, done = total + float(r), term or trunc
-        out.append(total)
-    env.close()
-    return out
+    return run_episodes(agent, make_env(EnvSpec(env_id, timing=timing)), episodes, seed)[0]
 
 
 class DynaCallback(BaseCallback):
@@ -88,6 +113,7 @@ class DynaCallback(BaseCallback):
         self.timing = TimingSpec.parse(cfg.timing)
         self.frame_skip, self.physics_dt = clock
         self.curve: list[tuple[int, float, float]] = []
+        self.decision_rates: list[float] = []  # per evaluation: mean decisions per second
         self.model_rows: list[dict[str, Any]] = []
         self.fitted_episodes = 0  # real episodes the current model was fitted on
         self.world_model = None
@@ -99,7 +125,7 @@ class DynaCallback(BaseCallback):
         self.start = time.perf_counter()
 
     def _dataset(self) -> Dataset:
-        space = self.training_env.action_space
+        space = self.recorder.action_space  # the physical actions (not a self-timed hold)
         # the env spec goes into every refit's config.json, where ImaginationCore reads its task
         spec = EnvSpec(self.cfg.env, timing=self.cfg.timing).metadata()
         return Dataset(
@@ -194,21 +220,26 @@ class DynaCallback(BaseCallback):
         alive = np.ones(len(obs), dtype=bool)
         buf = self.model.replay_buffer
         for _ in range(c.branch_length(self.num_timesteps)):
-            dt = self.physics_dt * np.array(
-                [self.timing.sample(self.rng, self.frame_skip) for _ in range(len(obs))], float
-            )
             actions, _ = self.model.predict(obs, deterministic=False)
+            if c.self_timed is None:
+                physical = actions
+                substeps = [self.timing.sample(self.rng, self.frame_skip) for _ in obs]
+            else:  # the policy's last component is its hold
+                physical, substeps = actions[:, :-1], hold_substeps(actions[:, -1], *c.self_timed)
+            dt = self.physics_dt * np.asarray(substeps, float)
             confident = np.ones(len(obs), dtype=bool)
             if c.max_spread is not None:
                 with torch.no_grad():
                     spread = self.world_model.member_spread(
                         state,
-                        torch.as_tensor(actions, dtype=state.dtype),
+                        torch.as_tensor(physical, dtype=state.dtype),
                         torch.as_tensor(dt, dtype=state.dtype),
                     )
                 confident = spread.cpu().numpy() <= c.max_spread
                 self.truncated += int((alive & ~confident).sum())
-            state, nxt, reward, term, div, _ = core.step(state, obs, actions, dt)
+            state, nxt, reward, term, div, _ = core.step(state, obs, physical, dt)
+            if c.self_timed is not None:  # as SelfTimed scores the real env
+                reward = reward * dt / (self.frame_skip * self.physics_dt) - c.decision_cost
             keep = alive & ~div & confident
             buf.add_imagined(obs[keep], nxt[keep], actions[keep], reward[keep], term[keep])
             self.imagined += int(keep.sum())
@@ -226,13 +257,19 @@ class DynaCallback(BaseCallback):
             if since % c.imagine_every == 0:
                 self.imagine()
         if n % c.eval_every == 0 or n == c.steps:
-            rets = evaluate_real(self.model, c.env, c.timing, c.eval_episodes, seed=10_000 + n)
+            rets, rates = run_episodes(self.model, real_env(c), c.eval_episodes, 10_000 + n)
             self.curve.append((n, float(np.mean(rets)), time.perf_counter() - self.start))
+            self.decision_rates.append(float(np.mean(rates)))
             rows = [
                 {"real_steps": s, "mean_real_return": f"{r:.2f}", "wall_s": f"{w:.1f}"}
                 for s, r, w in self.curve
             ]
-            atomic_write_csv(c.out / "curve.csv", rows, CURVE_COLUMNS, lineterminator="\n")
+            columns = CURVE_COLUMNS
+            if c.self_timed is not None:  # the price of the return: decisions per second
+                columns += ("decisions_per_s",)
+                for row, rate in zip(rows, self.decision_rates, strict=True):
+                    row["decisions_per_s"] = f"{rate:.2f}"
+            atomic_write_csv(c.out / "curve.csv", rows, columns, lineterminator="\n")
             if c.keep_agents:
                 atomic_write(c.out / "agents" / f"step_{n:07d}.zip", self.model.save)
             self.checkpoint()
@@ -243,6 +280,7 @@ class DynaCallback(BaseCallback):
         return {
             "config": config_dict(self.cfg),
             "curve": self.curve,
+            "decision_rates": self.decision_rates,
             "refits": self.refits,
             "model_rows": self.model_rows,
             "fitted_episodes": self.fitted_episodes,
@@ -257,6 +295,7 @@ class DynaCallback(BaseCallback):
         from worldmodel.train import load
 
         self.curve = [tuple(row) for row in state["curve"]]
+        self.decision_rates = state.get("decision_rates", [])  # absent in checkpoints before it
         self.refits, self.imagined = state["refits"], state["imagined"]
         self.truncated = state.get("truncated", 0)
         self.model_rows = state.get("model_rows", [])  # absent in checkpoints before it
@@ -305,7 +344,8 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     cfg.check()
     check_env_id(cfg.env)  # imagination needs the env's reward and termination
     cfg.out.mkdir(parents=True, exist_ok=True)
-    env = make_env(EnvSpec(cfg.env, timing=cfg.timing), record=True)
+    env = real_env(cfg, record=True)
+    recorder = recorder_of(env)
     buffer: dict[str, Any] = {}
     if cfg.use_model:
         buffer = {
@@ -325,11 +365,11 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         verbose=0,
         **buffer,
     )
-    cb = DynaCallback(cfg, env, control_clock(env))
+    cb = DynaCallback(cfg, recorder, control_clock(env))
     resume_from = latest_checkpoint(cfg.out)
     if resume_from is not None:
         state, episodes = load_dyna_checkpoint(resume_from, agent, cfg)
-        env.episodes[:] = episodes
+        recorder.episodes[:] = episodes
         cb.restore(state)
         log.info("resumed %s at %d real steps", cfg.out, agent.num_timesteps)
     cb.drop_refits_after_checkpoint()
@@ -340,6 +380,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     agent.save(cfg.out / "agent.zip")
     return {
         "curve": cb.curve,
+        "decision_rates": cb.decision_rates,
         "final_real_return": cb.curve[-1][1] if cb.curve else float("nan"),
         "refits": cb.refits,
         "imagined_transitions": cb.imagined,

@@ -137,16 +137,20 @@ def _same_settings(old: dict, now: dict) -> bool:
 DEFAULT_ENV = "Hopper-v5"
 
 
-def timing_tag(timing: str, env: str = DEFAULT_ENV) -> str:
+def timing_tag(
+    timing: str, env: str = DEFAULT_ENV, self_timed: tuple[int, int] | None = None
+) -> str:
     """The suffix of a run's names on ``env`` under ``timing``: empty for Hopper-v5 at its fixed
     step (the names the committed runs have), else ``-`` and the env id when it is another
     env, then ``-`` and the spec as :class:`envs.timing.TimingSpec` writes it, ``:`` as ``_``
-    (``uniform:3-5`` -> ``-uniform_3-5``; on Walker2d-v5 ``-Walker2d-v5-uniform_3-5``)."""
+    (``uniform:3-5`` -> ``-uniform_3-5``; on Walker2d-v5 ``-Walker2d-v5-uniform_3-5``); a
+    self-timed agent's (``self_timed=(1, 15)``) end in ``-self_1-15``."""
     from envs.timing import TimingSpec
 
     spec = str(TimingSpec.parse(timing))
     where = "" if env == DEFAULT_ENV else f"-{env}"
-    return where + ("" if spec == "fixed" else "-" + spec.replace(":", "_"))
+    own = "" if self_timed is None else f"-self_{self_timed[0]}-{self_timed[1]}"
+    return where + ("" if spec == "fixed" else "-" + spec.replace(":", "_")) + own
 
 
 def _learner(
@@ -158,15 +162,18 @@ def _learner(
     run: bool = True,
     timing: str = "fixed",
     env: str = DEFAULT_ENV,
+    self_timed: tuple[int, int] | None = None,
 ) -> dict | None:
     """Run (or reuse) one learner for one seed on ``env``, the real env under ``timing`` (and
-    the model imagining at its intervals); returns {"curve": {steps: return}, "wall_s"}, or
-    None when ``run`` is False and no finished summary with these settings is here."""
+    the model imagining at its intervals), or choosing its own intervals of ``self_timed``
+    substeps; returns {"curve": {steps: return}, "wall_s"} (a self-timed run also
+    "decisions_per_s": {steps: rate}), or None when ``run`` is False and no finished summary
+    with these settings is here."""
     from agents.dyna import run_dyna
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
 
-    tag = timing_tag(timing, env)
+    tag = timing_tag(timing, env, self_timed)
     cfg = DynaConfig(
         env=env,
         steps=budgets[-1],
@@ -177,6 +184,7 @@ def _learner(
         eval_every=reduce(math.gcd, budgets),
         out=out / f"{name}{tag}-seed{seed}",
         timing=timing,
+        self_timed=self_timed,
         **SETTINGS.get(name, {}),
     )
     summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}{tag}-seed{seed}.json"
@@ -196,6 +204,9 @@ def _learner(
         "imagined": res["imagined_transitions"],
         "settings": _settings(cfg),
     }
+    if self_timed is not None:
+        steps = [s for s, _, _ in res["curve"]]
+        result["decisions_per_s"] = dict(zip(map(str, steps), res["decision_rates"]))
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, json.dumps(result, indent=1) + "\n")
     return result
@@ -258,6 +269,14 @@ def main() -> None:
         "the learners imagine at the same ones); runs and summaries are named after it",
     )
     ap.add_argument(
+        "--self-timed",
+        default=None,
+        metavar="LOW-HIGH",
+        help="the learners choose their own control intervals, LOW to HIGH physics substeps "
+        "per decision (envs.SelfTimed: one more action component; needs --timing fixed); "
+        "runs and summaries are named after it",
+    )
+    ap.add_argument(
         "--env",
         default=DEFAULT_ENV,
         help="the real env (one with a task in envs.tasks, e.g. Walker2d-v5); runs and "
@@ -279,9 +298,21 @@ def main() -> None:
         check_env_id(args.env)
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    if args.timing != "fixed" and set(methods) & set(MPC_MODELS):
+    if args.self_timed is not None:
+        try:
+            low, high = (int(v) for v in args.self_timed.split("-"))
+        except ValueError:
+            raise SystemExit(
+                f"--self-timed: expected LOW-HIGH substeps, got {args.self_timed!r}"
+            ) from None
+        if not 1 <= low <= high or args.timing != "fixed":
+            raise SystemExit(
+                f"--self-timed {args.self_timed}: need 1 <= LOW <= HIGH and --timing fixed"
+            )
+        args.self_timed = (low, high)
+    if (args.timing != "fixed" or args.self_timed) and set(methods) & set(MPC_MODELS):
         raise SystemExit(
-            "--timing: the MPC methods plan at the env's fixed step only; "
+            "--timing, --self-timed: the MPC methods plan at the env's fixed step only; "
             f"pass --methods without {sorted(set(methods) & set(MPC_MODELS))}"
         )
     if args.threads:
@@ -304,6 +335,7 @@ def main() -> None:
                 not args.report_only,
                 args.timing,
                 args.env,
+                args.self_timed,
             )
             if res is None:
                 print(f"seed {seed} {name}: skipped, no finished run with these settings")
@@ -315,6 +347,11 @@ def main() -> None:
                 f"seed {seed} {name} ({res['wall_s']:.0f} s): "
                 + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items())
             )
+            if "decisions_per_s" in res:
+                print(
+                    "  decisions per simulated second: "
+                    + ", ".join(f"{s}: {r:.1f}" for s, r in res["decisions_per_s"].items())
+                )
         for name in mpc:
             res = _mpc(seed, args.out, run=not args.report_only, method=name, env=args.env)
             if res is None:
@@ -333,7 +370,8 @@ def main() -> None:
     rows = []
     curves = {name: cs for name, cs in curves.items() if cs}
     where = "" if args.timing == "fixed" else f", control intervals {args.timing}"
-    tag = timing_tag(args.timing, args.env)  # MPC runs only at the fixed step: its tag too
+    # MPC runs only at the fixed step: its tag too
+    tag = timing_tag(args.timing, args.env, args.self_timed)
     print(f"\nmean real return (std over seeds), {args.env}{where}")
     print(
         f"  {'method':<24}"
@@ -400,7 +438,7 @@ def main() -> None:
         ["method", "real_steps", "mean_return", "std_return", "seeds", "wall_s_per_run"],
         rows,
     )
-    _plot(curves, mpc, budgets, args.utd, args.timing, args.env)
+    _plot(curves, mpc, budgets, args.utd, args.timing, args.env, args.self_timed)
 
 
 def _plot(
@@ -410,6 +448,7 @@ def _plot(
     utd: int,
     timing: str = "fixed",
     env: str = DEFAULT_ENV,
+    self_timed: tuple[int, int] | None = None,
 ) -> None:
     import matplotlib
 
@@ -436,7 +475,7 @@ def _plot(
     )
     ax.legend()
     fig.tight_layout()
-    path = RESULTS.parent / f"control_curves{timing_tag(timing, env)}.png"
+    path = RESULTS.parent / f"control_curves{timing_tag(timing, env, self_timed)}.png"
     fig.savefig(path, dpi=90)
     print(f"wrote {path}")
 

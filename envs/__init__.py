@@ -11,6 +11,7 @@ are imported lazily (they need torch and the models), so ``import envs`` stays l
 import gymnasium as _gym
 
 from envs.factory import EnvSpec, env_spec_of, make_env
+from envs.self_timed import SelfTimed, make_self_timed
 from envs.tasks import (
     TASKS,
     AntTask,
@@ -46,6 +47,7 @@ __all__ = [
     "IrregularTiming",
     "ResetNoise",
     "SB3VecEnv",
+    "SelfTimed",
     "SwimmerTask",
     "Task",
     "TimingSpec",
@@ -54,6 +56,7 @@ __all__ = [
     "env_spec_of",
     "get_task",
     "make_env",
+    "make_self_timed",
     "mujoco_base",
     "physics_state",
     "set_physics_state",

@@ -259,6 +259,12 @@ class TrajectoryRecorder(gym.Wrapper):
         if self.on_episode is not None:
             self.on_episode(ep)
 
+    def end_episode(self, terminated: bool, truncated: bool) -> None:
+        """End the current episode with these flags now (a wrapper above that ends episodes
+        itself, e.g. :class:`envs.SelfTimed`'s time limit, calls this); the next step needs a
+        ``reset``."""
+        self._finish(terminated, truncated)
+
     # -- gymnasium API ---------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -271,7 +277,18 @@ class TrajectoryRecorder(gym.Wrapper):
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._record(action, self.env.step(action))
+
+    def step_dt(self, action: Any, dt: float) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """The wrapped env's ``step_dt`` (e.g. :meth:`IrregularTiming.step_dt`), recorded like
+        :meth:`step` (what :class:`envs.SelfTimed` calls)."""
+        return self._record(action, self.env.get_wrapper_attr("step_dt")(action, dt))
+
+    def _record(
+        self, action: Any, result: tuple[Any, float, bool, bool, dict[str, Any]]
+    ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Append one step's ``action`` and its ``(obs, reward, terminated, truncated, info)``."""
+        obs, reward, terminated, truncated, info = result
         if self._buf is not None:
             self._buf["actions"].append(np.array(action, dtype=np.float32, copy=True).reshape(-1))
             self._buf["rewards"].append(float(reward))

@@ -30,7 +30,8 @@ def _fake_run(calls):
         curve = [
             (s, float(s) / 100, 0.0) for s in range(cfg.eval_every, cfg.steps + 1, cfg.eval_every)
         ]
-        return {"curve": curve, "wall_s": 1.5, "imagined_transitions": 0}
+        rates = [125.0] * len(curve)
+        return {"curve": curve, "wall_s": 1.5, "imagined_transitions": 0, "decision_rates": rates}
 
     return run
 
@@ -240,6 +241,25 @@ def test_irregular_control_runs_sit_beside_the_fixed_step_ones(control, tmp_path
     assert len(calls) == 3
 
 
+def test_self_timed_runs_sit_beside_the_fixed_step_ones(control, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    for own in (None, (1, 15)):
+        control._learner("sac", 0, [1000], 5, tmp_path / "runs", self_timed=own)
+    fixed, timed = calls
+    assert fixed.self_timed is None and timed.self_timed == (1, 15)
+    assert timed.out.name == "sac-self_1-15-seed0"
+    summary = json.loads((tmp_path / "summaries" / "sac-utd1-self_1-15-seed0.json").read_text())
+    assert summary["decisions_per_s"] == {"1000": 125.0}
+    assert "decisions_per_s" not in json.loads(
+        (tmp_path / "summaries" / "sac-utd1-seed0.json").read_text()
+    )
+    control._learner("sac", 0, [1000], 5, tmp_path / "runs", self_timed=(1, 15))
+    assert len(calls) == 2  # reused under its own hold range only
+    control._learner("sac", 0, [1000], 5, tmp_path / "runs", self_timed=(2, 15))
+    assert len(calls) == 3
+
+
 def test_another_envs_runs_sit_beside_hoppers(control, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
@@ -272,6 +292,10 @@ def test_a_bad_timing_env_or_mpc_under_irregular_timing_fails_before_any_run(con
         (["--timing", "bogus", "--methods", "sac"], "unknown timing spec"),
         (["--env", "Humanoid-v5", "--methods", "sac"], "no reward/termination task"),
         (["--timing", "uniform:3-5", "--methods", "sac,mpc"], "pass --methods without"),
+        (["--self-timed", "1-15", "--methods", "sac,mpc"], "pass --methods without"),
+        (["--self-timed", "9-3", "--methods", "sac"], "1 <= LOW <= HIGH"),
+        (["--self-timed", "x", "--methods", "sac"], "expected LOW-HIGH"),
+        (["--self-timed", "1-8", "--timing", "uniform:3-5", "--methods", "sac"], "--timing fixed"),
     ):
         monkeypatch.setattr(sys, "argv", ["control.py", *argv])
         with pytest.raises((SystemExit, ValueError), match=error):

@@ -310,3 +310,27 @@ def test_member_spread_is_zero_for_identical_members():
             if p.dim() and p.shape[0] == model.config.ensemble_size:
                 p.copy_(p[:1].expand_as(p))
     torch.testing.assert_close(model.member_spread(s, a, d), torch.zeros(5))
+
+
+def test_a_self_timed_agent_learns_in_the_real_env_and_in_imagination(tmp_path):
+    cfg = DynaConfig(**TINY, self_timed=(2, 10), out=tmp_path / "dyna")
+    res = run_dyna(cfg)
+    assert res["refits"] == 2 and res["imagined_transitions"] > 0
+    # the decision rate lies between the longest and the shortest hold's (0.02 s, 0.004 s)
+    assert all(50.0 - 1e-6 <= r <= 250.0 + 1e-6 for r in res["decision_rates"])
+    header = (tmp_path / "dyna" / "curve.csv").read_text().splitlines()[0]
+    assert header.endswith(",decisions_per_s")
+    # the refits learned the physical actions (3 of them), not the hold
+    from worldmodel.train import load
+
+    model = load(tmp_path / "dyna" / "model" / "refit_001")
+    assert model.act_dim == 3
+
+
+def test_self_timed_settings_are_checked():
+    with pytest.raises(ValueError, match="timing must be 'fixed'"):
+        DynaConfig(self_timed=(1, 8), timing="uniform:1-3").check()
+    with pytest.raises(ValueError, match="1 <= low <= high"):
+        DynaConfig(self_timed=(3, 2)).check()
+    with pytest.raises(ValueError, match="decision_cost is used only with self_timed"):
+        DynaConfig(decision_cost=0.1).check()
