@@ -45,6 +45,10 @@ plots carry the spec in their names (``sac-utd-utd5-uniform_3-5-seed0.json``), s
 beside the fixed-step ones. The MPC methods plan at the fixed step only. ``--env`` (e.g.
 ``Walker2d-v5``) names its runs, summaries, rows and plot the same way
 (``sac-utd-utd5-Walker2d-v5-seed0.json``); Hopper-v5's keep the committed names.
+``--self-timed LOW-HIGH`` (e.g. ``1-15``) lets every learner choose its own control interval
+(:class:`envs.SelfTimed`, issue #16's item 5; returns integrated over the fixed-step episode's
+seconds, so they compare with the fixed-step runs'), its summaries also holding the decisions
+per simulated second at each budget (``sac-utd1-self_1-15-seed0.json``).
 """
 
 from __future__ import annotations
