@@ -8,6 +8,7 @@ No torch import: the CLI builds its flags on these. ``worldmodel.config`` still 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -182,7 +183,7 @@ class DynaConfig:
             raise ValueError(f"dyna: init_steps must be >= 0, got {self.init_steps}")
         if self.self_timed is not None:
             low, high = self.self_timed
-            if not 1 <= low <= high:
+            if not all(isinstance(v, int) for v in self.self_timed) or not 1 <= low <= high:
                 raise ValueError(
                     f"dyna: self_timed must be (low, high) substeps with 1 <= low <= high, "
                     f"got {self.self_timed}"
@@ -192,6 +193,8 @@ class DynaConfig:
                     f"dyna: a self-timed agent picks its own intervals; timing must be 'fixed', "
                     f"got {self.timing!r}"
                 )
+            if not math.isfinite(self.decision_cost):
+                raise ValueError(f"dyna: decision_cost must be finite, got {self.decision_cost}")
         elif self.decision_cost:
             raise ValueError("dyna: decision_cost is used only with self_timed")
         if not 0.0 <= self.real_ratio <= 1.0:

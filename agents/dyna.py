@@ -12,6 +12,7 @@ is evaluated on the real env only; the learning curve (real steps, mean real ret
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -34,7 +35,7 @@ from agents.dyna_checkpoint import (
 from agents.replay import MixedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
-from envs.self_timed import SelfTimed, hold_substeps, make_self_timed
+from envs.self_timed import SelfTimed, hold_substeps, make_self_timed, timed_reward
 from envs.tasks import check_env_id
 from envs.timing import TimingSpec
 from envs.wrappers import control_clock
@@ -82,16 +83,17 @@ def run_episodes(
     agent: SAC, env: gym.Env, episodes: int, seed: int
 ) -> tuple[list[float], list[float]]:
     """Mean-action returns of ``agent`` over ``episodes`` episodes of ``env`` (seeds ``seed``,
-    ``seed + 1``, ...), and each episode's decisions per simulated second (``info["t"]``)."""
+    ``seed + 1``, ...), and each episode's decisions per simulated second (from ``info["t"]``,
+    which ``env`` must give: :class:`envs.IrregularTiming` does)."""
     out, rates = [], []
     for k in range(episodes):
         obs, info = env.reset(seed=seed + k)
-        total, done, decisions, start = 0.0, False, 0, float(info.get("t", 0.0))
+        total, done, decisions, start = 0.0, False, 0, float(info["t"])
         while not done:
             obs, r, term, trunc, info = env.step(agent.predict(obs, deterministic=True)[0])
             total, done, decisions = total + float(r), term or trunc, decisions + 1
         out.append(total)
-        rates.append(decisions / max(float(info.get("t", 0.0)) - start, 1e-12))
+        rates.append(decisions / (float(info["t"]) - start))
     env.close()
     return out, rates
 
@@ -107,7 +109,8 @@ class DynaCallback(BaseCallback):
     def __init__(self, cfg: DynaConfig, recorder, clock: tuple[int, float]) -> None:
         """``clock``: the real env's ``(frame_skip, physics timestep [s])``
         (:func:`envs.wrappers.control_clock`); imagined steps last as long as real ones, their
-        substeps drawn from ``cfg.timing`` as the real env draws them."""
+        substeps drawn from ``cfg.timing`` as the real env draws them (self-timed: the policy's
+        own hold)."""
         super().__init__()  # SB3 sets self.model to the agent
         self.cfg, self.recorder = cfg, recorder
         self.timing = TimingSpec.parse(cfg.timing)
@@ -239,7 +242,8 @@ class DynaCallback(BaseCallback):
                 self.truncated += int((alive & ~confident).sum())
             state, nxt, reward, term, div, _ = core.step(state, obs, physical, dt)
             if c.self_timed is not None:  # as SelfTimed scores the real env
-                reward = reward * dt / (self.frame_skip * self.physics_dt) - c.decision_cost
+                dt0 = self.frame_skip * self.physics_dt
+                reward = timed_reward(reward, dt, dt0, c.decision_cost)
             keep = alive & ~div & confident
             buf.add_imagined(obs[keep], nxt[keep], actions[keep], reward[keep], term[keep])
             self.imagined += int(keep.sum())
@@ -257,7 +261,9 @@ class DynaCallback(BaseCallback):
             if since % c.imagine_every == 0:
                 self.imagine()
         if n % c.eval_every == 0 or n == c.steps:
-            rets, rates = run_episodes(self.model, real_env(c), c.eval_episodes, 10_000 + n)
+            # the task's return: a decision cost shapes training, not the score
+            env = real_env(dataclasses.replace(c, decision_cost=0.0))
+            rets, rates = run_episodes(self.model, env, c.eval_episodes, 10_000 + n)
             self.curve.append((n, float(np.mean(rets)), time.perf_counter() - self.start))
             self.decision_rates.append(float(np.mean(rates)))
             rows = [
@@ -295,7 +301,9 @@ class DynaCallback(BaseCallback):
         from worldmodel.train import load
 
         self.curve = [tuple(row) for row in state["curve"]]
-        self.decision_rates = state.get("decision_rates", [])  # absent in checkpoints before it
+        # absent in checkpoints before it: unknown rates for the evaluations made then
+        rates = state.get("decision_rates", [])
+        self.decision_rates = [float("nan")] * (len(self.curve) - len(rates)) + rates
         self.refits, self.imagined = state["refits"], state["imagined"]
         self.truncated = state.get("truncated", 0)
         self.model_rows = state.get("model_rows", [])  # absent in checkpoints before it

@@ -47,8 +47,9 @@ beside the fixed-step ones. The MPC methods plan at the fixed step only. ``--env
 (``sac-utd-utd5-Walker2d-v5-seed0.json``); Hopper-v5's keep the committed names.
 ``--self-timed LOW-HIGH`` (e.g. ``1-15``) lets every learner choose its own control interval
 (:class:`envs.SelfTimed`, issue #16's item 5; returns integrated over the fixed-step episode's
-seconds, so they compare with the fixed-step runs'), its summaries also holding the decisions
-per simulated second at each budget (``sac-utd1-self_1-15-seed0.json``).
+seconds, so they compare with the fixed-step runs'), its summaries also holding the mean
+decisions per simulated second over each evaluation's episodes
+(``sac-utd1-self_1-15-seed0.json``).
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ def _learner(
     }
     if self_timed is not None:
         steps = [s for s, _, _ in res["curve"]]
-        result["decisions_per_s"] = dict(zip(map(str, steps), res["decision_rates"]))
+        rates = res["decision_rates"]
+        result["decisions_per_s"] = dict(zip(map(str, steps), rates, strict=True))
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, json.dumps(result, indent=1) + "\n")
     return result

@@ -39,8 +39,18 @@ def hold_substeps(u: np.ndarray, low: int, high: int) -> np.ndarray:
     u = np.asarray(u, dtype=np.float64)
     if not np.isfinite(u).all():
         raise ValueError(f"the timing component of the action is not finite: {u!r}")
-    frac = (np.clip(u, -1.0, 1.0) + 1.0) / 2.0
+    frac = (np.clip(u, -1.0, 1.0) + 1.0) / 2.0  # rounded: the two ends get half-width bins
     return np.rint(low + frac * (high - low)).astype(np.int64)
+
+
+def timed_reward(
+    reward: np.ndarray | float, dt: np.ndarray | float, dt0: float, decision_cost: float = 0.0
+) -> np.ndarray:
+    """The self-timed reward of a step of ``dt`` seconds whose env reward is ``reward``: the
+    reward rate integrated over the interval, ``reward * dt / dt0`` (``dt0``: the env's own
+    step), minus ``decision_cost``. The one formula the real env (:class:`SelfTimed`) and
+    imagination (``agents.dyna``) share."""
+    return np.asarray(reward, dtype=np.float64) * np.asarray(dt) / dt0 - decision_cost
 
 
 class SelfTimed(gym.Wrapper):
@@ -71,11 +81,25 @@ class SelfTimed(gym.Wrapper):
             raise ValueError(f"horizon_s must be a positive number of seconds, got {horizon_s}")
         if not math.isfinite(decision_cost):
             raise ValueError(f"decision_cost must be finite, got {decision_cost}")
+        try:
+            self._step_dt = env.get_wrapper_attr("step_dt")
+        except AttributeError:
+            raise ValueError(
+                f"SelfTimed needs an env with step_dt(action, dt) (IrregularTiming, "
+                f"TrajectoryRecorder, ImaginedEnv), got {env}"
+            ) from None
         inner = env.action_space
         if not isinstance(inner, gym.spaces.Box) or len(inner.shape) != 1:
             raise ValueError(f"SelfTimed needs a 1-D Box action space, got {inner}")
         self.low, self.high = low, high
-        self.default_substeps, self.physics_dt = control_clock(env) if clock is None else clock
+        if clock is None:
+            try:
+                clock = control_clock(env)
+            except TypeError as err:
+                raise ValueError(
+                    f"SelfTimed: {err}; pass clock=(default substeps, physics timestep)"
+                ) from None
+        self.default_substeps, self.physics_dt = int(clock[0]), float(clock[1])
         self.dt0 = self.default_substeps * self.physics_dt
         self.horizon_s, self.decision_cost = horizon_s, float(decision_cost)
         self.action_space = gym.spaces.Box(
@@ -83,7 +107,6 @@ class SelfTimed(gym.Wrapper):
             np.append(inner.high, 1.0).astype(inner.dtype),
             dtype=inner.dtype,
         )
-        self._step_dt = env.get_wrapper_attr("step_dt")
         try:  # a recorder below learns of the time limit (it sees no truncation of its own)
             self._end_episode = env.get_wrapper_attr("end_episode")
         except AttributeError:
@@ -102,7 +125,7 @@ class SelfTimed(gym.Wrapper):
         return obs, {**info, "decisions": 0, "elapsed": 0.0}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:
             raise ValueError(
                 f"self-timed action must have shape {self.action_space.shape} (the env's action "
@@ -125,7 +148,7 @@ class SelfTimed(gym.Wrapper):
         ):
             truncated = True
             self._end_episode(False, True)
-        reward = float(reward) * dt / self.dt0 - self.decision_cost
+        reward = float(timed_reward(reward, dt, self.dt0, self.decision_cost))
         return (
             obs,
             reward,

@@ -313,8 +313,21 @@ def test_member_spread_is_zero_for_identical_members():
 
 
 def test_a_self_timed_agent_learns_in_the_real_env_and_in_imagination(tmp_path):
-    cfg = DynaConfig(**TINY, self_timed=(2, 10), out=tmp_path / "dyna")
+    from agents.dyna_checkpoint import latest_checkpoint
+    from envs import EnvSpec
+    from envs.self_timed import hold_substeps, timed_reward
+
+    cfg = DynaConfig(**TINY, self_timed=(2, 10), decision_cost=0.1, out=tmp_path / "dyna")
     res = run_dyna(cfg)
+    # each imagined step lasted the hold its action asked for and is scored as SelfTimed scores
+    # the real env: the task's reward over that interval, integrated, minus the decision cost
+    with np.load(latest_checkpoint(cfg.out) / "buffer.npz") as z:
+        obs, nxt, act, rew = z["im_obs"], z["im_next_obs"], z["im_actions"], z["im_rewards"]
+    assert act.shape[1] == 4 and len(obs) == res["imagined_transitions"]
+    dt = hold_substeps(act[:, -1], 2, 10) * 0.002
+    task, _ = EnvSpec("Hopper-v5").task().reward(obs, act[:, :-1], nxt, dt)
+    want = timed_reward(task, dt, 0.008, 0.1)
+    assert np.allclose(rew[:, 0], want, rtol=1e-4, atol=1e-4)
     assert res["refits"] == 2 and res["imagined_transitions"] > 0
     # the decision rate lies between the longest and the shortest hold's (0.02 s, 0.004 s)
     assert all(50.0 - 1e-6 <= r <= 250.0 + 1e-6 for r in res["decision_rates"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from envs import EnvSpec, SelfTimed, make_env, make_self_timed
-from envs.self_timed import hold_substeps
+from envs.self_timed import hold_substeps, timed_reward
 
 SPEC = EnvSpec("Hopper-v5", env_kwargs={"terminate_when_unhealthy": False})
 
@@ -23,11 +23,11 @@ def test_holding_the_default_step_gives_the_fixed_step_return_exactly():
     env = make_self_timed(SPEC, (1, 15))
     u = -1 + 2 * (4 - 1) / 14  # 4 substeps: Hopper-v5's own frame_skip
     assert env.hold(u) == 4
-    a = np.array([0.3, -0.2, 0.1])
-    timed, n, info = _episode(env, np.append(a, u))
+    a = np.array([0.3, -0.2, 0.1], dtype=np.float32)
+    timed, n, info = _episode(env, np.append(a, np.float32(u)))
     fixed, m, _ = _episode(make_env(SPEC), a)
     assert n == m == 1000 and info["elapsed"] == pytest.approx(8.0)
-    assert timed == pytest.approx(fixed, rel=1e-9)  # the action passes as float32
+    assert timed == fixed
 
 
 def test_longer_holds_cover_the_same_time_in_fewer_decisions_and_the_recorder_sees_them():
@@ -52,6 +52,20 @@ def test_decision_cost_and_time_scaling_of_the_reward():
     fixed.reset(seed=3)
     r_fixed = fixed.get_wrapper_attr("step_substeps")(act[:3], 8)[1]
     assert r0 == pytest.approx(r_fixed * 8 / 4)  # the rate over 8 substeps, per default step
+
+
+def test_the_timed_reward_is_the_rate_over_the_interval_minus_the_cost():
+    got = timed_reward(np.array([1.0, 2.0]), np.array([0.004, 0.016]), 0.008, 0.25)
+    assert got.tolist() == [0.5 - 0.25, 4.0 - 0.25]
+
+
+def test_an_env_without_step_dt_or_a_clock_is_named():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="needs an env with step_dt"):
+        SelfTimed(gym.make("Hopper-v5"))
+    with pytest.raises(ValueError, match=r"got \(2, 2\)"):
+        make_self_timed(SPEC).step(np.zeros((2, 2)))  # not the action's shape
 
 
 def test_hold_mapping_clips_and_refuses_nan():
