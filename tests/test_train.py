@@ -509,6 +509,32 @@ def test_validation_windows_can_be_longer_than_the_training_ones(tmp_path, data)
         Trainer(cfg(eval_window=2), data, tmp_path / "short")
 
 
+def test_long_windows_keep_the_short_context_and_score_a_longer_open_loop(tmp_path, data):
+    c = cfg(long_window=16, long_share=0.5, observed_min=1.0)  # every context point observed
+    trainer = Trainer(c, data, tmp_path / "run")
+    lengths, contexts = set(), set()
+    for _ in range(12):
+        batch = trainer._train_batch()
+        n = int(batch.exists.sum(1).max())
+        lengths.add(n)
+        full = batch.exists.sum(1) == n  # windows not cut short by an episode's end
+        contexts.add(int((batch.exists & batch.context).sum(1)[full].max()))
+        assert batch.obs.shape[0] == trainer.config.batch_size
+    assert lengths == {10, 16} and contexts == {5}  # 5 context points in either
+    assert math.isfinite(trainer.fit()["val/score"])
+    # without a long window the batches are drawn exactly as before the setting existed
+    plain, again = (Trainer(cfg(), data, tmp_path / name) for name in ("a", "b"))
+    assert torch.equal(plain._train_batch().obs, again._train_batch().obs)
+    for bad, message in (
+        ({"long_window": 10}, "must be longer than window"),
+        ({"long_window": 16, "long_share": 0.0}, "long_share must be in"),
+        ({"long_share": 0.5}, "long_share is used only with a long_window"),
+        ({"long_window": 16, "horizon_start": 2}, "do not mix"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Trainer(cfg(**bad), data, tmp_path / "bad")
+
+
 def test_a_weight_average_is_validated_saved_and_resumed_exactly(tmp_path, data):
     one = Trainer(cfg(epochs=1, ema_decay=0.9), data, tmp_path / "one")
     one.fit()

@@ -212,6 +212,13 @@ class TrainConfig:
     data set of both envs and it leads the mlp-ensemble at every horizon to 30 on the mixed
     policy data, at some cost at long horizons on random episodes; the mlp models change
     little (``docs/benchmarks/world_models.md``)."""
+    long_window: int | None = None
+    """Also train on windows of this many observations, ``long_share`` of the batches (each of
+    ``batch_size`` windows), their context as many points as a ``window``'s, so that the rest,
+    a longer open loop, is scored: long horizons in the loss without giving up the short
+    windows' one-step accuracy. None: every batch of ``window`` observations."""
+    long_share: float = 0.25
+    """Share of the training batches drawn at ``long_window`` (with ``long_window`` only)."""
     lr: float = 3e-3
     """Peak learning rate (Adam). 3e-3 was better than 1e-3 on validation for latent-ode,
     mlp-ensemble and mlp-delta alike (benchmarks/world_models.py, seed 0)."""
@@ -295,6 +302,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 3:
             raise ValueError(f"window must be >= 3 observations, got {self.window}")
+        if self.long_window is not None:
+            if self.long_window <= self.window:
+                raise ValueError(
+                    f"long_window ({self.long_window}) must be longer than window ({self.window})"
+                )
+            if not 0 < self.long_share <= 1:
+                raise ValueError(f"long_share must be in (0, 1], got {self.long_share}")
+            if self.horizon_start is not None:
+                raise ValueError("long_window and a horizon schedule (horizon_start) do not mix")
+        elif self.long_share != type(self).long_share:
+            raise ValueError("long_share is used only with a long_window")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.eval_window is not None and self.eval_window < 3:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldmodel.batching import Batch, Normalizer, make_batch, sample_windows
+from worldmodel.batching import Batch, Normalizer, context_points, make_batch, sample_windows
 from worldmodel.config import TrainConfig
 from worldmodel.data import Dataset, Episode, episode_lengths, field_chunks
 
@@ -107,14 +107,19 @@ class TrainBatches:
         c = self.config
         mode = c.mode if c.mode != "both" else ("interp", "extrap")[int(rng.integers(2))]
         observed = float(rng.uniform(c.observed_min, c.observed_max))
-        windows = sample_windows(self.episodes, c.batch_size, c.window, rng)
+        length, context_fraction = c.window, c.context_fraction
+        if c.long_window is not None and rng.uniform() < c.long_share:
+            # a long window keeps a short one's context points and scores the longer rest
+            length = c.long_window
+            context_fraction = context_points(c.window, c.context_fraction) / length
+        windows = sample_windows(self.episodes, c.batch_size, length, rng)
         return make_batch(
             self.episodes,
             windows,
             self.normalizer,
             mode=mode,
             observed=observed,
-            context_fraction=c.context_fraction,
+            context_fraction=context_fraction,
             rng=rng,
         )
 
