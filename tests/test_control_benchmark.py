@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import agents.dyna
@@ -303,3 +304,35 @@ def test_a_bad_timing_env_or_mpc_under_irregular_timing_fails_before_any_run(con
     assert calls == [] and control.timing_tag("geometric:0.3:12") != control.timing_tag(
         "geometric:0.31:2"
     )
+
+
+def test_experience_counts_the_simulated_seconds_behind_each_real_step(tmp_path, monkeypatch):
+    from agents.dyna import run_dyna
+    from worldmodel.config import DynaConfig
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sys.modules.pop("experience", None)
+    experience = importlib.import_module("experience")
+    cfg = DynaConfig(
+        steps=150,
+        init_steps=50,
+        use_model=False,
+        eval_every=150,
+        eval_episodes=1,
+        self_timed=(2, 10),
+        out=tmp_path / "run",
+    )
+    run_dyna(cfg)
+    steps, secs = experience.experience(cfg.out)
+    assert steps[0] == 1 and len(steps) == len(secs) <= 150
+    holds = np.diff(np.concatenate([[0.0], secs])) / 0.002  # physics substeps of each step
+    assert np.allclose(holds, np.rint(holds))
+    assert 2 - 1e-9 <= holds.min() and holds.max() <= 10 + 1e-9
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["experience.py", str(cfg.out), "--seconds", "0.5", "--out", str(tmp_path / "x.csv")],
+    )
+    experience.main()
+    row = (tmp_path / "x.csv").read_text().splitlines()[1].split(",")
+    assert row[0] == "run" and int(row[4]) == int(np.searchsorted(secs, 0.5)) + 1
