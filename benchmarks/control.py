@@ -329,6 +329,7 @@ def main() -> None:
     curves: dict[str, list[dict]] = {m: [] for m in LEARNERS if m in methods}
     wall: dict[str, list[float]] = {m: [] for m in methods}
     seeds_of: dict[str, list[int]] = {}  # the seeds of each learner's curves, in order
+    rates: dict[str, list[dict]] = {}  # self-timed learners: decisions per second per budget
     mpc: dict[str, list[dict]] = {m: [] for m in MPC_MODELS if m in methods}
     for seed in seeds:
         for name in curves:
@@ -349,6 +350,8 @@ def main() -> None:
             curves[name].append({int(s): r for s, r in res["curve"].items()})
             seeds_of.setdefault(name, []).append(seed)
             wall[name].append(res["wall_s"])
+            if "decisions_per_s" in res:
+                rates.setdefault(name, []).append(res["decisions_per_s"])
             print(
                 f"seed {seed} {name} ({res['wall_s']:.0f} s): "
                 + ", ".join(f"{s}: {r:.1f}" for s, r in res["curve"].items())
@@ -403,6 +406,11 @@ def main() -> None:
             )
             for b, v in zip(budgets, vals)
         ]
+    for name, rs in rates.items():  # what the self-timed return cost in decisions
+        print(
+            f"  {name}: decisions per simulated second (mean over seeds; the fixed step's "
+            "1 / dt): " + ", ".join(f"{b}: {np.mean([r[str(b)] for r in rs]):.1f}" for b in budgets)
+        )
     top = budgets[-1]
     if "sac-utd" in curves:  # the bar of issue #16: the model's value beyond the update ratio
         free = dict(zip(seeds_of["sac-utd"], curves["sac-utd"]))
@@ -477,7 +485,8 @@ def _plot(
         xlabel="real env steps",
         ylabel="mean real return (min-max over seeds)",
         title=f"{env}, real-env evaluation"
-        + ("" if timing == "fixed" else f", control intervals {timing}"),
+        + ("" if timing == "fixed" else f", control intervals {timing}")
+        + ("" if self_timed is None else f", self-timed {self_timed[0]}-{self_timed[1]} substeps"),
     )
     ax.legend()
     fig.tight_layout()

@@ -57,6 +57,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "control.md", "benchmark"): (CONTROL, (1,)),
     (BENCH + "control.md", "seed 0, mean real return"): ([RESULTS + "control_runs"], (1,)),
     (BENCH + "control.md", "batch160 refits, mean real return"): ([RESULTS + "control_runs"], (1,)),
+    (BENCH + "control.md", "self-timed SAC, mean real return"): (
+        [RESULTS + "control_runs"],
+        (1,),
+    ),
     (BENCH + "control.md", "variant"): ([RESULTS + "sac_step.csv"], (1,)),
     (BENCH + "paper_hopper.md", "test MSE x 1e-2"): (PAPER[:1], (1e-2,)),
     # "first at or below the paper" reads the traces
