@@ -139,6 +139,9 @@ class DynaConfig:
     """Real observations encoded before each branch."""
     gradient_steps: int = 1
     """SAC updates per real step."""
+    gamma: float = 0.99
+    """SAC's discount per real step (stable-baselines3's default; per decision when
+    self-timed)."""
     eval_every: int = 2_500
     """Real steps between evaluations on the real env."""
     eval_episodes: int = 3
@@ -197,6 +200,8 @@ class DynaConfig:
                 raise ValueError(f"dyna: decision_cost must be finite, got {self.decision_cost}")
         elif self.decision_cost:
             raise ValueError("dyna: decision_cost is used only with self_timed")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"dyna: gamma must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.real_ratio <= 1.0:
             raise ValueError(f"dyna: real_ratio must be in [0, 1], got {self.real_ratio}")
         if self.rollout_length_max is not None and self.rollout_length_max < self.rollout_length:

@@ -368,6 +368,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         env,
         learning_starts=cfg.init_steps,
         gradient_steps=cfg.gradient_steps,
+        gamma=cfg.gamma,
         seed=cfg.seed,
         device="cpu",
         verbose=0,

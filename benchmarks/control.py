@@ -11,6 +11,9 @@ deterministic episodes):
 - ``sac+imagination``: ``worldmodel dyna`` (MBPO-style: mlp-ensemble refits, short imagined
   branches in a ring beside the real buffer, ``--utd`` gradient steps per real step);
 - ``sac-utd``: ablation, model-free SAC with the same ``--utd`` (is the gain the model's?);
+- ``sac-gamma995``: ``sac`` discounting 0.995 per step instead of 0.99, the discount per second
+  a self-timed agent (``--self-timed``) has at ~60 decisions a second (is its gain the
+  horizon's?);
 - ``sac+latent-ode`` and ``sac+ensemble``: ``worldmodel dyna`` with issue #16's refits and
   MBPO's branch-length schedule (``SCHEDULE_16``), the Latent ODE or the mlp-ensemble as the
   model, all else equal; each run's ``out/model.csv`` logs the model's error on the real
@@ -67,6 +70,7 @@ RESULTS = Path(__file__).parent / "results" / "control.csv"
 SUMMARIES = RESULTS.parent / "control_runs"
 LEARNERS = (
     "sac",
+    "sac-gamma995",
     "sac+imagination",
     "sac-utd",
     "sac+latent-ode",
@@ -104,8 +108,13 @@ MODELS = {
     "sac+latent-ode+batch160": "latent-ode",
     "sac+latent-ode+real50": "latent-ode",
 }
+# the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
+UTD1 = {"sac", "sac-gamma995"}
 # learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
 SETTINGS = {
+    # the self-timed agent's control: its discount per second at the fixed step (0.99 per
+    # decision at the ~60 decisions a second it makes is ~0.995 per 8 ms step)
+    "sac-gamma995": {"gamma": 0.995},
     "sac+latent-ode": SCHEDULE_16,
     "sac+ensemble": SCHEDULE_16,
     "sac+latent-ode+wide": SCHEDULE_16 | WIDE,
@@ -185,7 +194,7 @@ def _learner(
         use_model=name in MODELS,
         model=MODELS.get(name, "mlp-ensemble"),
         seed=seed,
-        gradient_steps=1 if name == "sac" else utd,
+        gradient_steps=1 if name in UTD1 else utd,
         eval_every=reduce(math.gcd, budgets),
         out=out / f"{name}{tag}-seed{seed}",
         timing=timing,
@@ -389,7 +398,7 @@ def main() -> None:
     )
     for name, cs in curves.items():
         vals = [[c[b] for c in cs] for b in budgets]
-        label = (name if name == "sac" else f"{name} (utd {args.utd})") + tag
+        label = (name if name in UTD1 else f"{name} (utd {args.utd})") + tag
         print(
             f"  {label:<24}"
             + "".join(f"{np.mean(v):>9.1f} ({np.std(v):>4.1f})" for v in vals)
@@ -473,7 +482,7 @@ def _plot(
     for name, cs in curves.items():
         steps = sorted(cs[0])
         vals = np.array([[c[s] for s in steps] for c in cs])
-        label = (name if name == "sac" else f"{name} (utd {utd})") + f", {len(cs)} seeds"
+        label = (name if name in UTD1 else f"{name} (utd {utd})") + f", {len(cs)} seeds"
         ax.plot(steps, vals.mean(0), marker="o", label=label)
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
     for (name, runs), color in zip(mpc.items(), ("k", "m", "c")):
