@@ -129,8 +129,12 @@ class DynaCallback(BaseCallback):
 
     def _dataset(self) -> Dataset:
         space = self.recorder.action_space  # the physical actions (not a self-timed hold)
-        # the env spec goes into every refit's config.json, where ImaginationCore reads its task
-        spec = EnvSpec(self.cfg.env, timing=self.cfg.timing).metadata()
+        # the env spec goes into every refit's config.json, where ImaginationCore reads its task;
+        # a self-timed agent's intervals are its own, within the range it picks from, which
+        # stands as their timing (what `worldmodel evaluate` tests a refit at by default)
+        c = self.cfg
+        own = None if c.self_timed is None else f"uniform:{c.self_timed[0]}-{c.self_timed[1]}"
+        spec = EnvSpec(c.env, timing=own or c.timing).metadata()
         return Dataset(
             list(self.recorder.episodes),
             {**spec, "action_low": space.low.tolist(), "action_high": space.high.tolist()},

@@ -338,6 +338,9 @@ def test_a_self_timed_agent_learns_in_the_real_env_and_in_imagination(tmp_path):
 
     model = load(tmp_path / "dyna" / "model" / "refit_001")
     assert model.act_dim == 3
+    from envs import env_spec_of
+
+    assert env_spec_of(model).timing == "uniform:2-10"  # the range the agent picked from
 
 
 def test_self_timed_settings_are_checked():
