@@ -13,7 +13,8 @@ deterministic episodes):
 - ``sac-utd``: ablation, model-free SAC with the same ``--utd`` (is the gain the model's?);
 - ``sac-gamma995``: ``sac`` discounting 0.995 per step instead of 0.99, the discount per second
   a self-timed agent (``--self-timed``) has at ~60 decisions a second (is its gain the
-  horizon's?);
+  horizon's?); ``sac-gamma98``: ``sac`` at 0.98, with ``--self-timed`` the fixed-step agent's
+  discount per second at ~60 decisions a second;
 - ``sac+latent-ode`` and ``sac+ensemble``: ``worldmodel dyna`` with issue #16's refits and
   MBPO's branch-length schedule (``SCHEDULE_16``), the Latent ODE or the mlp-ensemble as the
   model, all else equal; each run's ``out/model.csv`` logs the model's error on the real
@@ -71,6 +72,7 @@ SUMMARIES = RESULTS.parent / "control_runs"
 LEARNERS = (
     "sac",
     "sac-gamma995",
+    "sac-gamma98",
     "sac+imagination",
     "sac-utd",
     "sac+latent-ode",
@@ -109,12 +111,15 @@ MODELS = {
     "sac+latent-ode+real50": "latent-ode",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
-UTD1 = {"sac", "sac-gamma995"}
+UTD1 = {"sac", "sac-gamma995", "sac-gamma98"}
 # learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
 SETTINGS = {
     # the self-timed agent's control: its discount per second at the fixed step (0.99 per
     # decision at the ~60 decisions a second it makes is ~0.995 per 8 ms step)
     "sac-gamma995": {"gamma": 0.995},
+    # and the other way round, with --self-timed: the fixed-step agent's discount per second
+    # (0.99 per 8 ms) at ~60 decisions a second is ~0.98 per decision
+    "sac-gamma98": {"gamma": 0.98},
     "sac+latent-ode": SCHEDULE_16,
     "sac+ensemble": SCHEDULE_16,
     "sac+latent-ode+wide": SCHEDULE_16 | WIDE,

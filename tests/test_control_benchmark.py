@@ -338,12 +338,15 @@ def test_experience_counts_the_simulated_seconds_behind_each_real_step(tmp_path,
     assert row[0] == "run" and int(row[4]) == int(np.searchsorted(secs, 0.5)) + 1
 
 
-def test_sac_gamma995_is_sac_with_another_discount(control, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("name", "gamma"), [("sac-gamma995", 0.995), ("sac-gamma98", 0.98)])
+def test_the_gamma_variants_are_sac_with_another_discount(
+    control, tmp_path, monkeypatch, name, gamma
+):
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    for name in ("sac", "sac-gamma995"):
-        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
+    for learner in ("sac", name):
+        control._learner(learner, 0, [1000], utd=5, out=tmp_path / "runs")
     base, other = (control._settings(c) for c in calls)
-    assert {k for k in base if base[k] != other[k]} == {"gamma"} and other["gamma"] == 0.995
+    assert {k for k in base if base[k] != other[k]} == {"gamma"} and other["gamma"] == gamma
     assert calls[1].gradient_steps == 1
-    assert (tmp_path / "summaries" / "sac-gamma995-utd1-seed0.json").exists()
+    assert (tmp_path / "summaries" / f"{name}-utd1-seed0.json").exists()
