@@ -57,6 +57,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "control.md", "benchmark"): (CONTROL, (1,)),
     (BENCH + "control.md", "seed 0, mean real return"): ([RESULTS + "control_runs"], (1,)),
     (BENCH + "control.md", "batch160 refits, mean real return"): ([RESULTS + "control_runs"], (1,)),
+    (BENCH + "control.md", "real50, mean real return"): ([RESULTS + "control_runs"], (1,)),
     (BENCH + "control.md", "self-timed SAC, mean real return"): (
         [RESULTS + "control_runs"],
         (1,),
