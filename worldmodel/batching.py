@@ -299,6 +299,7 @@ def make_batch(
     mode: Mode = "interp",
     observed: float = 1.0,
     context_fraction: float = 0.5,
+    context_count: int | None = None,
     rng: np.random.Generator,
 ) -> Batch:
     """Build a :class:`Batch` from windows of episodes.
@@ -306,6 +307,9 @@ def make_batch(
     Args:
         observed: fraction ``p`` of the context region's points shown to the model (>= 1 point).
         context_fraction: ``extrap`` only, the share of each window's points that is context.
+        context_count: ``extrap`` only, instead: this many context points in every window (at
+            most all but one of a window's points, so a window cut short by its episode's end
+            keeps it too).
         rng: draws the observed subset (a fixed seed gives a fixed evaluation mask).
     """
     if mode not in MODES:
@@ -349,7 +353,11 @@ def make_batch(
         if mode == "interp":
             region, scored = idx, idx
         else:
-            n_ctx = context_points(n, context_fraction)
+            n_ctx = (
+                context_points(n, context_fraction)
+                if context_count is None
+                else min(max(1, context_count), n - 1)
+            )
             region, scored = idx[:n_ctx], idx[n_ctx:]
         k = max(1, int(round(observed * len(region))))
         context[b, rng.choice(region, size=k, replace=False)] = True

@@ -107,11 +107,11 @@ class TrainBatches:
         c = self.config
         mode = c.mode if c.mode != "both" else ("interp", "extrap")[int(rng.integers(2))]
         observed = float(rng.uniform(c.observed_min, c.observed_max))
-        length, context_fraction = c.window, c.context_fraction
+        length, count = c.window, None
         if c.long_window is not None and rng.uniform() < c.long_share:
             # a long window keeps a short one's context points and scores the longer rest
-            length = c.long_window
-            context_fraction = context_points(c.window, c.context_fraction) / length
+            # (a window cut short by its episode's end too)
+            length, count = c.long_window, context_points(c.window, c.context_fraction)
         windows = sample_windows(self.episodes, c.batch_size, length, rng)
         return make_batch(
             self.episodes,
@@ -119,7 +119,8 @@ class TrainBatches:
             self.normalizer,
             mode=mode,
             observed=observed,
-            context_fraction=context_fraction,
+            context_fraction=c.context_fraction,
+            context_count=count,
             rng=rng,
         )
 
