@@ -225,7 +225,8 @@ def _learner(
     }
     if self_timed is not None:
         steps = [s for s, _, _ in res["curve"]]
-        rates = res["decision_rates"]
+        # an evaluation from before a resumed checkpoint kept its rate: null, never a bare NaN
+        rates = [None if math.isnan(r) else r for r in res["decision_rates"]]
         result["decisions_per_s"] = dict(zip(map(str, steps), rates, strict=True))
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, json.dumps(result, indent=1) + "\n")
@@ -423,7 +424,11 @@ def main() -> None:
     for name, rs in rates.items():  # what the self-timed return cost in decisions
         print(
             f"  {name}: decisions per simulated second (mean over seeds; the fixed step's "
-            "1 / dt): " + ", ".join(f"{b}: {np.mean([r[str(b)] for r in rs]):.1f}" for b in budgets)
+            "1 / dt): "
+            + ", ".join(
+                f"{b}: {np.mean([r[str(b)] for r in rs if r[str(b)] is not None]):.1f}"
+                for b in budgets
+            )
         )
     top = budgets[-1]
     if "sac-utd" in curves:  # the bar of issue #16: the model's value beyond the update ratio

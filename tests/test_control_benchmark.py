@@ -335,7 +335,8 @@ def test_experience_counts_the_simulated_seconds_behind_each_real_step(tmp_path,
     )
     experience.main()
     row = (tmp_path / "x.csv").read_text().splitlines()[1].split(",")
-    assert row[0] == "run" and int(row[4]) == int(np.searchsorted(secs, 0.5)) + 1
+    assert row[0] == "run" and row[1] == "150" and int(row[2]) == min(150, len(secs))
+    assert float(row[3]) == pytest.approx(secs[int(row[2]) - 1], abs=0.06)
 
 
 @pytest.mark.parametrize(("name", "gamma"), [("sac-gamma995", 0.995), ("sac-gamma98", 0.98)])

@@ -216,7 +216,8 @@ class TrainConfig:
     """Also train on windows of this many observations, ``long_share`` of the batches (each of
     ``batch_size`` windows), their context as many points as a ``window``'s, so that the rest,
     a longer open loop, is scored: long horizons in the loss without giving up the short
-    windows' one-step accuracy. None: every batch of ``window`` observations."""
+    windows' one-step accuracy. None: every batch of ``window`` observations. ``steps_per_epoch``
+    None still counts ``window``-long batches (an epoch then covers more transitions)."""
     long_share: float = 0.25
     """Share of the training batches drawn at ``long_window`` (with ``long_window`` only)."""
     lr: float = 3e-3
