@@ -123,21 +123,23 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
 
 
 @pytest.mark.parametrize(
-    ("variant", "changed"),
+    ("base_name", "variant", "changed"),
     [
-        ("sac+latent-ode+wide", {"rollouts", "imagined_capacity"}),
-        ("sac+latent-ode+batch160", {"refit_batch"}),
-        ("sac+latent-ode+real50", {"refit_batch", "real_ratio"}),
+        ("sac+latent-ode", "sac+latent-ode+wide", {"rollouts", "imagined_capacity"}),
+        ("sac+latent-ode", "sac+latent-ode+batch160", {"refit_batch"}),
+        ("sac+latent-ode", "sac+latent-ode+real50", {"refit_batch", "real_ratio"}),
+        ("sac", "sac-gamma995", {"gamma"}),
+        ("sac", "sac-gamma98", {"gamma"}),
     ],
 )
-def test_a_variant_differs_from_sac_latent_ode_only_in_its_own_settings(
-    control, tmp_path, monkeypatch, variant, changed
+def test_a_variant_differs_from_its_base_only_in_its_own_settings(
+    control, tmp_path, monkeypatch, base_name, variant, changed
 ):
     from worldmodel.config import TrainConfig
 
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    for name in ("sac+latent-ode", variant):
+    for name in (base_name, variant):
         control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
     base, other = (control._settings(c) for c in calls)
     assert {k for k in base if base[k] != other[k]} == changed
@@ -145,6 +147,10 @@ def test_a_variant_differs_from_sac_latent_ode_only_in_its_own_settings(
         assert other["rollouts"] == 5 * base["rollouts"]
         # the ring holds one batch of the longest branches, up to the 100k-step budget
         dataclasses.replace(calls[1], steps=100_000).check()
+    elif "gamma" in variant:  # at the base's 1 gradient step, named for it
+        assert other["gamma"] == float("0." + variant.split("gamma")[1])
+        assert calls[1].gradient_steps == 1
+        assert (tmp_path / "summaries" / f"{variant}-utd1-seed0.json").exists()
     else:  # worldmodel train's batch, against the dyna default's
         assert other["refit_batch"] == TrainConfig().batch_size and base["refit_batch"] == 32
 
@@ -337,17 +343,3 @@ def test_experience_counts_the_simulated_seconds_behind_each_real_step(tmp_path,
     row = (tmp_path / "x.csv").read_text().splitlines()[1].split(",")
     assert row[0] == "run" and row[1] == "150" and int(row[2]) == min(150, len(secs))
     assert float(row[3]) == pytest.approx(secs[int(row[2]) - 1], abs=0.06)
-
-
-@pytest.mark.parametrize(("name", "gamma"), [("sac-gamma995", 0.995), ("sac-gamma98", 0.98)])
-def test_the_gamma_variants_are_sac_with_another_discount(
-    control, tmp_path, monkeypatch, name, gamma
-):
-    calls = []
-    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    for learner in ("sac", name):
-        control._learner(learner, 0, [1000], utd=5, out=tmp_path / "runs")
-    base, other = (control._settings(c) for c in calls)
-    assert {k for k in base if base[k] != other[k]} == {"gamma"} and other["gamma"] == gamma
-    assert calls[1].gradient_steps == 1
-    assert (tmp_path / "summaries" / f"{name}-utd1-seed0.json").exists()
