@@ -171,9 +171,10 @@ def make_self_timed(
 ) -> SelfTimed:
     """The real env of ``spec`` (at its fixed step: the agent picks the timing) as a
     :class:`SelfTimed` env whose episodes last the fixed-step env's ``max_episode_steps x
-    dt0`` seconds. The step limit below is lifted (one decision per substep could not reach
-    it); with ``record``, the :class:`envs.TrajectoryRecorder` under it records the physical
-    actions and times (``.env`` of the returned env)."""
+    dt0`` seconds. It is built without Gymnasium's step limit (and checkers) below, since one
+    decision per substep would reach that limit early; with ``record``, the
+    :class:`envs.TrajectoryRecorder` under it records the physical actions and times (``.env``
+    of the returned env)."""
     if str(TimingSpec.parse(spec.timing)) != "fixed":
         raise ValueError(
             f"a self-timed env picks its own intervals: its spec's timing must be 'fixed', "
@@ -182,9 +183,7 @@ def make_self_timed(
     steps = spec.max_episode_steps or gym.spec(spec.env_id).max_episode_steps
     if steps is None:
         raise ValueError(f"{spec.env_id} has no step limit to turn into a time limit")
-    probe = make_env(spec, bare=True)
-    frame_skip, physics_dt = control_clock(probe)
-    probe.close()
-    horizon_s = steps * frame_skip * physics_dt
-    inner = make_env(spec.replace(max_episode_steps=steps * frame_skip + 1), record=record)
-    return SelfTimed(inner, substeps, horizon_s, decision_cost=decision_cost)
+    # no step limit below: the time limit is SelfTimed's (built once, no probe env for the clock)
+    inner = make_env(spec, record=record, bare=True)
+    frame_skip, physics_dt = control_clock(inner)
+    return SelfTimed(inner, substeps, steps * frame_skip * physics_dt, decision_cost=decision_cost)
