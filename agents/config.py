@@ -95,6 +95,10 @@ class DynaConfig:
     decision_cost: float = 0.0
     """With ``self_timed``: subtracted from the reward of every decision (a price on control
     frequency)."""
+    timed_discount: bool = False
+    """With ``self_timed``: discount each transition by ``gamma ** (dt / dt0)`` (a semi-MDP;
+    :class:`agents.replay.TimedReplayBuffer`), so that ``gamma`` is per fixed step of time
+    (``dt0``, the env's own step) rather than per decision. Needs stable-baselines3 >= 2.7."""
     init_steps: int = 2_000
     """Random real steps before SAC learns and the model is first fitted."""
     refit_every: int = 1_000
@@ -141,7 +145,7 @@ class DynaConfig:
     """SAC updates per real step."""
     gamma: float = 0.99
     """SAC's discount per real step (stable-baselines3's default; per decision when
-    self-timed)."""
+    self-timed, unless ``timed_discount``)."""
     eval_every: int = 2_500
     """Real steps between evaluations on the real env."""
     eval_episodes: int = 3
@@ -198,8 +202,9 @@ class DynaConfig:
                 )
             if not math.isfinite(self.decision_cost):
                 raise ValueError(f"dyna: decision_cost must be finite, got {self.decision_cost}")
-        elif self.decision_cost:
-            raise ValueError("dyna: decision_cost is used only with self_timed")
+        elif self.decision_cost or self.timed_discount:
+            name = "decision_cost" if self.decision_cost else "timed_discount"
+            raise ValueError(f"dyna: {name} is used only with self_timed")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"dyna: gamma must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.real_ratio <= 1.0:

@@ -32,7 +32,7 @@ from agents.dyna_checkpoint import (
     load_dyna_checkpoint,
     save_dyna_checkpoint,
 )
-from agents.replay import MixedReplayBuffer
+from agents.replay import MixedReplayBuffer, TimedReplayBuffer
 from envs.factory import EnvSpec, make_env
 from envs.imagined import ImaginationCore
 from envs.self_timed import SelfTimed, hold_substeps, make_self_timed, timed_reward
@@ -358,6 +358,13 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     cfg.out.mkdir(parents=True, exist_ok=True)
     env = real_env(cfg, record=True)
     recorder = recorder_of(env)
+    timed: dict[str, Any] = {}
+    if cfg.timed_discount:  # each transition discounted over its own interval
+        timed = {
+            "self_timed": cfg.self_timed,
+            "gamma": cfg.gamma,
+            "default_substeps": control_clock(env)[0],
+        }
     buffer: dict[str, Any] = {}
     if cfg.use_model:
         buffer = {
@@ -365,8 +372,11 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
             "replay_buffer_kwargs": {
                 "imagined_capacity": cfg.imagined_capacity,
                 "real_ratio": cfg.real_ratio,
-            },
+            }
+            | timed,
         }
+    elif timed:
+        buffer = {"replay_buffer_class": TimedReplayBuffer, "replay_buffer_kwargs": timed}
     agent = SAC(
         "MlpPolicy",
         env,

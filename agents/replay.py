@@ -1,4 +1,10 @@
-"""A SAC replay buffer that mixes real transitions with a separate FIFO of imagined ones (MBPO).
+"""SAC replay buffers: per-transition discounts for a self-timed agent (a semi-MDP), and one that
+mixes real transitions with a separate FIFO of imagined ones (MBPO).
+
+:class:`TimedReplayBuffer` gives each sampled transition its own discount ``gamma ** (dt /
+dt0)`` when the agent picks its own hold (:class:`envs.SelfTimed`), so that ``gamma`` is a
+discount per fixed step of *time* rather than per decision (stable-baselines3 >= 2.7 reads
+``ReplayBufferSamples.discounts`` in SAC's target).
 
 Real env steps go to the ordinary stable-baselines3 buffer. Imagined transitions go to their own
 fixed-capacity ring (``add_imagined``), so stale rollouts from an old model and an old policy
@@ -15,9 +21,63 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
+from envs.self_timed import hold_substeps
 
-class MixedReplayBuffer(ReplayBuffer):
-    """``ReplayBuffer`` plus an imagined-transition ring of ``imagined_capacity`` entries."""
+
+class TimedReplayBuffer(ReplayBuffer):
+    """``ReplayBuffer`` whose samples discount each transition by ``gamma ** (substeps /
+    default_substeps)`` when ``self_timed`` is ``(low, high)``: the hold is read back from the
+    stored action's last component (:class:`envs.SelfTimed`'s timing component; its bounds are
+    [-1, 1], so SB3's scaled buffer action is the action itself). ``self_timed=None``: samples
+    unchanged (SAC then discounts every transition by its own ``gamma``).
+
+    The last interval of an episode cut at its time limit keeps its full hold's discount (a
+    truncation, so SAC bootstraps through it either way)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        self_timed: tuple[int, int] | None = None,
+        gamma: float = 0.99,
+        default_substeps: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if self_timed is not None:
+            if "discounts" not in ReplayBufferSamples._fields:
+                import stable_baselines3
+
+                raise ValueError(
+                    "per-transition discounts need stable-baselines3 >= 2.7 (SAC's "
+                    f"ReplayBufferSamples.discounts); {stable_baselines3.__version__} is installed"
+                )
+            if not 0.0 < gamma <= 1.0 or default_substeps < 1:
+                raise ValueError(
+                    f"timed discounts need 0 < gamma <= 1 and default_substeps >= 1, got "
+                    f"{gamma} and {default_substeps}"
+                )
+        self.self_timed, self.gamma, self.default_substeps = self_timed, gamma, default_substeps
+
+    def discounts(self, actions: np.ndarray) -> np.ndarray:
+        """``(N, 1)`` float32 discounts of transitions with buffer actions ``(N, act_dim)``."""
+        if self.self_timed is None:
+            return np.full((len(actions), 1), self.gamma, dtype=np.float32)
+        substeps = hold_substeps(np.asarray(actions)[:, -1], *self.self_timed)
+        return (self.gamma ** (substeps / self.default_substeps)).astype(np.float32)[:, None]
+
+    def _discounted(self, samples: ReplayBufferSamples) -> ReplayBufferSamples:
+        if self.self_timed is None:
+            return samples
+        d = self.discounts(samples.actions.cpu().numpy())
+        return samples._replace(discounts=self.to_torch(d))
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> ReplayBufferSamples:
+        return self._discounted(super()._get_samples(batch_inds, env=env))
+
+
+class MixedReplayBuffer(TimedReplayBuffer):
+    """``TimedReplayBuffer`` plus an imagined-transition ring of ``imagined_capacity``
+    entries (imagined transitions are discounted by the same rule as real ones)."""
 
     def __init__(
         self, *args: Any, imagined_capacity: int = 100_000, real_ratio: float = 0.1, **kwargs: Any
@@ -91,7 +151,7 @@ class MixedReplayBuffer(ReplayBuffer):
                 self.im_dones[i],
                 self.im_rewards[i],
             )
-            parts.append(ReplayBufferSamples(*(self.to_torch(a) for a in data)))
+            parts.append(self._discounted(ReplayBufferSamples(*(self.to_torch(a) for a in data))))
         if len(parts) == 1:
             return parts[0]
         return _concat(parts)

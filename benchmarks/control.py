@@ -14,7 +14,9 @@ deterministic episodes):
 - ``sac-gamma995``: ``sac`` discounting 0.995 per step instead of 0.99, the discount per second
   a self-timed agent (``--self-timed``) has at ~60 decisions a second (is its gain the
   horizon's?); ``sac-gamma98``: ``sac`` at 0.98, with ``--self-timed`` the fixed-step agent's
-  discount per second at ~60 decisions a second;
+  discount per second at ~60 decisions a second; ``sac-timed-discount`` (``--self-timed``
+  only): ``sac`` discounting each transition by ``0.99 ** (dt / dt0)``, the fixed-step agent's
+  discount per second whatever the hold (a semi-MDP; ``DynaConfig.timed_discount``);
 - ``sac+latent-ode`` and ``sac+ensemble``: ``worldmodel dyna`` with issue #16's refits and
   MBPO's branch-length schedule (``SCHEDULE_16``), the Latent ODE or the mlp-ensemble as the
   model, all else equal; each run's ``out/model.csv`` logs the model's error on the real
@@ -73,6 +75,7 @@ LEARNERS = (
     "sac",
     "sac-gamma995",
     "sac-gamma98",
+    "sac-timed-discount",
     "sac+imagination",
     "sac-utd",
     "sac+latent-ode",
@@ -111,7 +114,9 @@ MODELS = {
     "sac+latent-ode+real50": "latent-ode",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
-UTD1 = {"sac", "sac-gamma995", "sac-gamma98"}
+UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount"}
+# learners that only a self-timed run has (--self-timed)
+SELF_TIMED_ONLY = {"sac-timed-discount"}
 # learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
 SETTINGS = {
     # the self-timed agent's control: its discount per second at the fixed step (0.99 per
@@ -120,6 +125,8 @@ SETTINGS = {
     # and the other way round, with --self-timed: the fixed-step agent's discount per second
     # (0.99 per 8 ms) at ~60 decisions a second is ~0.98 per decision
     "sac-gamma98": {"gamma": 0.98},
+    # the principled form of both: 0.99 per 8 ms of the transition's own interval
+    "sac-timed-discount": {"timed_discount": True},
     "sac+latent-ode": SCHEDULE_16,
     "sac+ensemble": SCHEDULE_16,
     "sac+latent-ode+wide": SCHEDULE_16 | WIDE,
@@ -331,6 +338,10 @@ def main() -> None:
                 f"--self-timed {args.self_timed}: need 1 <= LOW <= HIGH and --timing fixed"
             )
         args.self_timed = (low, high)
+    if args.self_timed is None and set(methods) & SELF_TIMED_ONLY:
+        raise SystemExit(
+            f"{sorted(set(methods) & SELF_TIMED_ONLY)}: a self-timed learner; pass --self-timed"
+        )
     if (args.timing != "fixed" or args.self_timed) and set(methods) & set(MPC_MODELS):
         raise SystemExit(
             "--timing, --self-timed: the MPC methods plan at the env's fixed step only; "
@@ -394,6 +405,8 @@ def main() -> None:
     rows = []
     curves = {name: cs for name, cs in curves.items() if cs}
     where = "" if args.timing == "fixed" else f", control intervals {args.timing}"
+    if args.self_timed is not None:
+        where += f", self-timed {args.self_timed[0]}-{args.self_timed[1]} substeps"
     # MPC runs only at the fixed step: its tag too
     tag = timing_tag(args.timing, args.env, args.self_timed)
     print(f"\nmean real return (std over seeds), {args.env}{where}")

@@ -16,8 +16,10 @@ simulated time, not a number of decisions:
   ``max_episode_steps x dt0``: 8 s on Hopper-v5), the last interval cut to end there.
 
 ``info`` gains ``decisions`` (this episode's so far), ``elapsed`` (seconds since reset) and the
-wrapped env's ``dt``/``substeps``. Discounting stays per decision (stable-baselines3 has no
-per-transition discount): a longer hold is discounted as one step, which favours long holds.
+wrapped env's ``dt``/``substeps``. An agent's discount is per decision unless its replay buffer
+discounts each transition over its own interval (:class:`agents.replay.TimedReplayBuffer`,
+``DynaConfig.timed_discount``): per decision, a longer hold is discounted as one step, which
+favours long holds.
 """
 
 from __future__ import annotations

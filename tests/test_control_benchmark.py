@@ -130,6 +130,7 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
         ("sac+latent-ode", "sac+latent-ode+real50", {"refit_batch", "real_ratio"}),
         ("sac", "sac-gamma995", {"gamma"}),
         ("sac", "sac-gamma98", {"gamma"}),
+        ("sac", "sac-timed-discount", {"timed_discount"}),
     ],
 )
 def test_a_variant_differs_from_its_base_only_in_its_own_settings(
@@ -147,8 +148,9 @@ def test_a_variant_differs_from_its_base_only_in_its_own_settings(
         assert other["rollouts"] == 5 * base["rollouts"]
         # the ring holds one batch of the longest branches, up to the 100k-step budget
         dataclasses.replace(calls[1], steps=100_000).check()
-    elif "gamma" in variant:  # at the base's 1 gradient step, named for it
-        assert other["gamma"] == float("0." + variant.split("gamma")[1])
+    elif "gamma" in variant or "timed" in variant:  # at the base's 1 gradient step
+        if "gamma" in variant:
+            assert other["gamma"] == float("0." + variant.split("gamma")[1])
         assert calls[1].gradient_steps == 1
         assert (tmp_path / "summaries" / f"{variant}-utd1-seed0.json").exists()
     else:  # worldmodel train's batch, against the dyna default's
@@ -302,6 +304,7 @@ def test_a_bad_timing_env_or_mpc_under_irregular_timing_fails_before_any_run(con
         (["--self-timed", "1-15", "--methods", "sac,mpc"], "pass --methods without"),
         (["--self-timed", "9-3", "--methods", "sac"], "1 <= LOW <= HIGH"),
         (["--self-timed", "x", "--methods", "sac"], "expected LOW-HIGH"),
+        (["--methods", "sac,sac-timed-discount"], "a self-timed learner; pass --self-timed"),
         (["--self-timed", "1-8", "--timing", "uniform:3-5", "--methods", "sac"], "--timing fixed"),
     ):
         monkeypatch.setattr(sys, "argv", ["control.py", *argv])

@@ -312,13 +312,38 @@ def test_member_spread_is_zero_for_identical_members():
     torch.testing.assert_close(model.member_spread(s, a, d), torch.zeros(5))
 
 
-def test_a_self_timed_agent_learns_in_the_real_env_and_in_imagination(tmp_path):
+def _spy_on_sac(monkeypatch) -> list:
+    """The SAC agents ``run_dyna`` makes, as it makes them."""
+    import agents.dyna
+
+    made = []
+
+    class Spy(agents.dyna.SAC):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(agents.dyna, "SAC", Spy)
+    return made
+
+
+def test_a_self_timed_agent_learns_in_the_real_env_and_in_imagination(tmp_path, monkeypatch):
     from agents.dyna_checkpoint import latest_checkpoint
+    from agents.replay import MixedReplayBuffer
     from envs import EnvSpec
     from envs.self_timed import hold_substeps, timed_reward
 
-    cfg = DynaConfig(**TINY, self_timed=(2, 10), decision_cost=0.1, out=tmp_path / "dyna")
+    made = _spy_on_sac(monkeypatch)
+    cfg = DynaConfig(
+        **TINY, self_timed=(2, 10), decision_cost=0.1, timed_discount=True, out=tmp_path / "dyna"
+    )
     res = run_dyna(cfg)
+    # real and imagined transitions alike discounted over their own interval (dt0: 4 substeps)
+    buf = made[0].replay_buffer
+    assert isinstance(buf, MixedReplayBuffer) and buf.im_size > 0
+    batch = buf.sample(256)
+    want = 0.99 ** (hold_substeps(batch.actions[:, -1].numpy(), 2, 10) / 4)
+    np.testing.assert_allclose(batch.discounts[:, 0].numpy(), want, rtol=1e-6)
     # each imagined step lasted the hold its action asked for and is scored as SelfTimed scores
     # the real env: the task's reward over that interval, integrated, minus the decision cost
     with np.load(latest_checkpoint(cfg.out) / "buffer.npz") as z:
@@ -343,6 +368,21 @@ def test_a_self_timed_agent_learns_in_the_real_env_and_in_imagination(tmp_path):
     assert env_spec_of(model).timing == "uniform:2-10"  # the range the agent picked from
 
 
+def test_a_model_free_self_timed_agent_can_discount_per_interval(tmp_path, monkeypatch):
+    from agents.replay import TimedReplayBuffer
+
+    made = _spy_on_sac(monkeypatch)
+    cfg = DynaConfig(
+        **TINY, use_model=False, self_timed=(1, 15), timed_discount=True, out=tmp_path / "d"
+    )
+    run_dyna(cfg)
+    buf = made[0].replay_buffer
+    assert type(buf) is TimedReplayBuffer and buf.self_timed == (1, 15)
+    assert buf.gamma == 0.99 and buf.default_substeps == 4  # Hopper-v5's frame_skip
+    d = buf.sample(256).discounts[:, 0].numpy()
+    assert d.min() < 0.99 < d.max() and d.max() <= 0.99**0.25 + 1e-6  # holds of 1 to 15
+
+
 def test_self_timed_settings_are_checked():
     with pytest.raises(ValueError, match="timing must be 'fixed'"):
         DynaConfig(self_timed=(1, 8), timing="uniform:1-3").check()
@@ -350,3 +390,5 @@ def test_self_timed_settings_are_checked():
         DynaConfig(self_timed=(3, 2)).check()
     with pytest.raises(ValueError, match="decision_cost is used only with self_timed"):
         DynaConfig(decision_cost=0.1).check()
+    with pytest.raises(ValueError, match="timed_discount is used only with self_timed"):
+        DynaConfig(timed_discount=True).check()
