@@ -62,7 +62,8 @@ class SelfTimed(gym.Wrapper):
         env: an env with ``step_dt(action, dt)`` (possibly under other wrappers).
         substeps: ``(low, high)``, the shortest and longest hold in physics substeps.
         horizon_s: episode length in simulated seconds (None: no time limit of its own).
-        clock: ``(default substeps, physics timestep [s])``; None reads the MuJoCo env's
+        clock: ``(default substeps, physics timestep [s])``; None reads the env's ``clock``
+            attribute (:class:`envs.ImaginedEnv`) or the MuJoCo env's
             (:func:`envs.wrappers.control_clock`).
         decision_cost: subtracted from the reward of every decision.
     """
@@ -94,6 +95,11 @@ class SelfTimed(gym.Wrapper):
         if not isinstance(inner, gym.spaces.Box) or len(inner.shape) != 1:
             raise ValueError(f"SelfTimed needs a 1-D Box action space, got {inner}")
         self.low, self.high = low, high
+        if clock is None:
+            try:  # an env that is not MuJoCo's may tell its own (ImaginedEnv.clock)
+                clock = env.get_wrapper_attr("clock")
+            except AttributeError:
+                clock = None
         if clock is None:
             try:
                 clock = control_clock(env)

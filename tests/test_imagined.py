@@ -270,3 +270,22 @@ def test_bf16_imagination_tracks_float32(tiny_run):
         ImaginedEnv(tiny_run("latent-ode"), precision="fp16")
     with pytest.raises(ValueError, match="mlp-ensemble has none"):
         ImaginedEnv(tiny_run("mlp-ensemble"), precision="bf16")
+
+
+def test_a_self_timed_agent_imagines_at_its_own_holds(run):
+    """SelfTimed over the imagined env reads the real env's clock and holds as asked."""
+    from envs import SelfTimed
+    from envs.self_timed import timed_reward
+
+    env = SelfTimed(ImaginedEnv(run, deterministic=True), (2, 10), horizon_s=0.05)
+    assert env.default_substeps == 4 and env.physics_dt == pytest.approx(0.002)
+    twin = ImaginedEnv(run, deterministic=True)
+    env.reset(seed=3)
+    twin.reset(seed=3)
+    a = np.array([0.2, -0.1, 0.4])
+    for dt, truncated in ((0.02, False), (0.02, False), (0.01, True)):  # the last one cut
+        obs, r, _, trunc, info = env.step(np.append(a, 1.0))
+        want_obs, want_r, *_ = twin.step_dt(a, dt)
+        assert info["dt"] == pytest.approx(dt) and trunc == truncated
+        np.testing.assert_allclose(obs, want_obs)
+        assert r == pytest.approx(float(timed_reward(want_r, dt, 0.008)))

@@ -75,6 +75,13 @@ class ImaginedEnv(BatchView, gym.Env):
         """The real env's control step in seconds (the default step length)."""
         return self.real.dt
 
+    @property
+    def clock(self) -> tuple[int, float]:
+        """``(default substeps, physics timestep [s])`` of the real env (what
+        :func:`envs.wrappers.control_clock` reads from a MuJoCo env; :class:`envs.SelfTimed`
+        reads this)."""
+        return self.real.frame_skip, self.real.physics_dt
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
