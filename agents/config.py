@@ -203,8 +203,9 @@ class DynaConfig:
             if not math.isfinite(self.decision_cost):
                 raise ValueError(f"dyna: decision_cost must be finite, got {self.decision_cost}")
         elif self.decision_cost or self.timed_discount:
-            name = "decision_cost" if self.decision_cost else "timed_discount"
-            raise ValueError(f"dyna: {name} is used only with self_timed")
+            names = [n for n in ("decision_cost", "timed_discount") if getattr(self, n)]
+            verb = "are" if len(names) > 1 else "is"
+            raise ValueError(f"dyna: {' and '.join(names)} {verb} used only with self_timed")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"dyna: gamma must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.real_ratio <= 1.0:

@@ -363,7 +363,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         timed = {
             "self_timed": cfg.self_timed,
             "gamma": cfg.gamma,
-            "default_substeps": control_clock(env)[0],
+            "default_substeps": env.get_wrapper_attr("default_substeps"),  # SelfTimed's dt0
         }
     buffer: dict[str, Any] = {}
     if cfg.use_model:

@@ -27,18 +27,20 @@ from envs.self_timed import hold_substeps
 class TimedReplayBuffer(ReplayBuffer):
     """``ReplayBuffer`` whose samples discount each transition by ``gamma ** (substeps /
     default_substeps)`` when ``self_timed`` is ``(low, high)``: the hold is read back from the
-    stored action's last component (:class:`envs.SelfTimed`'s timing component; its bounds are
-    [-1, 1], so SB3's scaled buffer action is the action itself). ``self_timed=None``: samples
+    stored action's last component (:class:`envs.SelfTimed`'s timing component, bounds
+    [-1, 1], where SB3 stores the value the env was given). ``self_timed=None``: samples
     unchanged (SAC then discounts every transition by its own ``gamma``).
 
-    The last interval of an episode cut at its time limit keeps its full hold's discount (a
-    truncation, so SAC bootstraps through it either way)."""
+    An approximation: the last interval of an episode that :class:`envs.SelfTimed` cut short at
+    its time limit is discounted as the full hold its action asked for (one transition per
+    truncated episode; SAC bootstraps through it, so e.g. 0.99 ** (15 / 4) = 0.963 where
+    0.99 ** (10 / 4) = 0.975 was run)."""
 
     def __init__(
         self,
         *args: Any,
         self_timed: tuple[int, int] | None = None,
-        gamma: float = 0.99,
+        gamma: float | None = None,
         default_substeps: int = 1,
         **kwargs: Any,
     ) -> None:
@@ -51,12 +53,24 @@ class TimedReplayBuffer(ReplayBuffer):
                     "per-transition discounts need stable-baselines3 >= 2.7 (SAC's "
                     f"ReplayBufferSamples.discounts); {stable_baselines3.__version__} is installed"
                 )
-            if not 0.0 < gamma <= 1.0 or default_substeps < 1:
+            low, high = self_timed
+            if not 1 <= low <= high:
                 raise ValueError(
-                    f"timed discounts need 0 < gamma <= 1 and default_substeps >= 1, got "
+                    f"self_timed must be (low, high) with 1 <= low <= high, got {self_timed}"
+                )
+            if gamma is None or not 0.0 < gamma <= 1.0 or default_substeps < 1:
+                raise ValueError(
+                    f"timed discounts need SAC's gamma in (0, 1] and default_substeps >= 1, got "
                     f"{gamma} and {default_substeps}"
                 )
-        self.self_timed, self.gamma, self.default_substeps = self_timed, gamma, default_substeps
+            space = self.action_space
+            if not (space.low[-1] == -1.0 and space.high[-1] == 1.0):
+                raise ValueError(
+                    "timed discounts read the hold from the action's last component, which must "
+                    f"have bounds [-1, 1] (envs.SelfTimed's), got {space}"
+                )
+        self.self_timed, self.default_substeps = self_timed, default_substeps
+        self.gamma = 0.99 if gamma is None else gamma
 
     def discounts(self, actions: np.ndarray) -> np.ndarray:
         """``(N, 1)`` float32 discounts of transitions with buffer actions ``(N, act_dim)``."""

@@ -199,6 +199,8 @@ def _learner(
     from worldmodel.config import DynaConfig
     from worldmodel.io import atomic_write_text
 
+    if name in SELF_TIMED_ONLY and self_timed is None:
+        raise ValueError(f"{name} is a self-timed learner: it needs self_timed")
     tag = timing_tag(timing, env, self_timed)
     cfg = DynaConfig(
         env=env,

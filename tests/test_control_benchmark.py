@@ -27,6 +27,7 @@ def control(tmp_path, monkeypatch):
 
 def _fake_run(calls):
     def run(cfg):
+        cfg.check()
         calls.append(cfg)
         curve = [
             (s, float(s) / 100, 0.0) for s in range(cfg.eval_every, cfg.steps + 1, cfg.eval_every)
@@ -140,8 +141,9 @@ def test_a_variant_differs_from_its_base_only_in_its_own_settings(
 
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    own = (1, 15) if variant in control.SELF_TIMED_ONLY else None
     for name in (base_name, variant):
-        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
+        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs", self_timed=own)
     base, other = (control._settings(c) for c in calls)
     assert {k for k in base if base[k] != other[k]} == changed
     if variant.endswith("wide"):
@@ -152,7 +154,8 @@ def test_a_variant_differs_from_its_base_only_in_its_own_settings(
         if "gamma" in variant:
             assert other["gamma"] == float("0." + variant.split("gamma")[1])
         assert calls[1].gradient_steps == 1
-        assert (tmp_path / "summaries" / f"{variant}-utd1-seed0.json").exists()
+        tag = "" if own is None else "-self_1-15"
+        assert (tmp_path / "summaries" / f"{variant}-utd1{tag}-seed0.json").exists()
     else:  # worldmodel train's batch, against the dyna default's
         assert other["refit_batch"] == TrainConfig().batch_size and base["refit_batch"] == 32
 

@@ -381,6 +381,17 @@ def test_a_model_free_self_timed_agent_can_discount_per_interval(tmp_path, monke
     assert buf.gamma == 0.99 and buf.default_substeps == 4  # Hopper-v5's frame_skip
     d = buf.sample(256).discounts[:, 0].numpy()
     assert d.min() < 0.99 < d.max() and d.max() <= 0.99**0.25 + 1e-6  # holds of 1 to 15
+    # the hold read back from each stored action is the interval the real env ran
+    from agents.dyna_checkpoint import latest_checkpoint
+    from envs.self_timed import hold_substeps
+    from worldmodel.data import load_dataset
+
+    ran = np.concatenate(
+        [np.diff(ep.t) for ep in load_dataset(latest_checkpoint(cfg.out) / "episodes.npz").episodes]
+    )
+    read = hold_substeps(buf.actions[: buf.pos, 0, -1], 1, 15) * 0.002
+    assert len(read) == 200 and 100 < len(ran) <= 200  # the checkpoint's finished episodes
+    np.testing.assert_allclose(read[: len(ran)], ran, atol=1e-9)
 
 
 def test_self_timed_settings_are_checked():
@@ -392,3 +403,5 @@ def test_self_timed_settings_are_checked():
         DynaConfig(decision_cost=0.1).check()
     with pytest.raises(ValueError, match="timed_discount is used only with self_timed"):
         DynaConfig(timed_discount=True).check()
+    with pytest.raises(ValueError, match="decision_cost and timed_discount are used only"):
+        DynaConfig(decision_cost=0.1, timed_discount=True).check()
