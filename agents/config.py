@@ -67,6 +67,10 @@ class PlanConfig(PlannerConfig):
     horizon`` (TD-MPC's terminal value; None: returns over the horizon only)."""
     value_discount: float = 0.99
     """Discount of the terminal value (the agent's own gamma)."""
+    dynamics: Literal["model", "simulator"] = "model"
+    """What the planner predicts with: the world model, or the real simulator from the real
+    env's exact state (a perfect model: the ceiling of the planner at these settings; the
+    model then only names the env)."""
 
 
 @dataclass

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from agents.config import PlanConfig
-from agents.planners import make_planner, model_objective
-from envs.factory import env_spec_of, make_env
+from agents.planners import make_planner, model_objective, simulator_objective
+from envs.factory import EnvSpec, env_spec_of, make_env
 from envs.timing import TimingSpec
 from envs.wrappers import control_clock
 from worldmodel.batching import context_batch, context_window
@@ -23,14 +23,31 @@ from worldmodel.data import Dataset
 from worldmodel.models import WorldModel
 
 
-def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
+def run_mpc(
+    model: WorldModel | None, cfg: PlanConfig, spec: EnvSpec | None = None
+) -> dict[str, Any]:
     """Run ``cfg.episodes`` real episodes under MPC; returns real returns, time per action (ms)
     and the recorded real episodes (``"episodes"``, a :class:`worldmodel.data.Dataset`).
 
+    The real env is the model's (``env_spec_of(model)``), or ``spec`` when given; with
+    ``cfg.dynamics == "simulator"`` the planner predicts with the real simulator and
+    ``model`` may be None.
+
     Raises:
-        ValueError: an env without a task in :mod:`envs.tasks` (the message lists them).
+        ValueError: an env without a task in :mod:`envs.tasks` (the message lists them); no
+            model to plan with, or no env.
     """
-    spec = env_spec_of(model).replace(timing=cfg.timing, max_episode_steps=cfg.max_episode_steps)
+    if model is None and (cfg.dynamics == "model" or spec is None):
+        raise ValueError(
+            "plan: planning with the model needs one (dynamics='simulator' needs a spec)"
+        )
+    if cfg.dynamics not in ("model", "simulator"):
+        raise ValueError(
+            f"plan: unknown dynamics {cfg.dynamics!r}; expected 'model' or 'simulator'"
+        )
+    spec = (spec if spec is not None else env_spec_of(model)).replace(
+        timing=cfg.timing, max_episode_steps=cfg.max_episode_steps
+    )
     task = spec.task()  # refuses an env it cannot score before anything runs
     env = make_env(spec, record=True)
     space = env.action_space
@@ -50,8 +67,7 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
         from agents.policies import critic_value
 
         terminal = critic_value(cfg.value, env.observation_space, space)
-    norm = model.normalizer
-    device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
+    substeps = max(1, round(dt_plan / physics_dt))  # the simulator's hold per planned action
     returns, ms = [], []
     for ep in range(cfg.episodes):
         obs, info = env.reset(seed=cfg.seed + ep)
@@ -60,29 +76,14 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
         total, done = 0.0, False
         while not done:
             start = time.perf_counter()
-            ctx = context_window(
-                np.asarray(ts),
-                np.asarray(xs),
-                np.asarray(acts, dtype=np.float64).reshape(-1, space.shape[0]),
-                len(ts) - 1,
-                cfg.context,
-            )
-            with torch.no_grad():  # [gen]: drawn on the CPU (the same draws), moved to device
-                batch = context_batch([ctx], norm).to(device)
-                state = model.encode(batch, cfg.particles, generator=[gen])[:, 0]
-            action = planner.plan(
-                model_objective(
-                    model,
-                    task,
-                    state,
-                    torch.as_tensor(obs),
-                    dt_plan,
-                    cfg.particles,
-                    gen,
-                    terminal=terminal,
-                    discount=cfg.value_discount,
+            if cfg.dynamics == "simulator":
+                objective = simulator_objective(
+                    env, task, obs, substeps, terminal=terminal, discount=cfg.value_discount
                 )
-            )
+            else:
+                history = (ts, xs, np.asarray(acts, dtype=np.float64).reshape(-1, space.shape[0]))
+                objective = _model_objective(model, cfg, task, history, obs, dt_plan, gen, terminal)
+            action = planner.plan(objective)
             ms.append(1000 * (time.perf_counter() - start))
             a = action.numpy().astype(space.dtype)
             obs, r, term, trunc, info = env.step(a)
@@ -92,9 +93,10 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
             acts.append(a)
             done = term or trunc
         returns.append(total)
+    own = "-simulator" if cfg.dynamics == "simulator" else ""
     episodes = Dataset(
         env.get_wrapper_attr("episodes"),
-        {**spec.metadata(), "policy": {"name": f"mpc-{cfg.planner}"}},
+        {**spec.metadata(), "policy": {"name": f"mpc-{cfg.planner}{own}"}},
     )
     return {
         "returns": returns,
@@ -104,3 +106,34 @@ def run_mpc(model: WorldModel, cfg: PlanConfig) -> dict[str, Any]:
         "steps": episodes.num_steps,
         "episodes": episodes,
     }
+
+
+def _model_objective(
+    model: WorldModel,
+    cfg: PlanConfig,
+    task: Any,
+    history: tuple[list, list, np.ndarray],
+    obs: np.ndarray,
+    dt_plan: float,
+    gen: torch.Generator,
+    terminal: Any,
+) -> Any:
+    """The planner's objective under ``model``, its state encoded from the last ``cfg.context``
+    real observations (``history``: times, observations, ``(K, act_dim)`` actions so far)."""
+    ts, xs, acts = history
+    ctx = context_window(np.asarray(ts), np.asarray(xs), acts, len(ts) - 1, cfg.context)
+    device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
+    with torch.no_grad():  # [gen]: drawn on the CPU (the same draws), moved to device
+        batch = context_batch([ctx], model.normalizer).to(device)
+        state = model.encode(batch, cfg.particles, generator=[gen])[:, 0]
+    return model_objective(
+        model,
+        task,
+        state,
+        torch.as_tensor(obs),
+        dt_plan,
+        cfg.particles,
+        gen,
+        terminal=terminal,
+        discount=cfg.value_discount,
+    )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import mujoco
+import numpy as np
 import torch
 
 from agents.config import PlannerConfig
@@ -163,26 +165,104 @@ def model_objective(
         idx = torch.arange(N * P, device=device) % state.shape[0]
         s = state[idx]
         a_all = actions.to(device=device, dtype=state.dtype).repeat_interleave(P, 0)
-        o = obs.to(device=device, dtype=torch.float64).expand(N * P, -1)
         d = torch.full((N * P,), float(dt), dtype=state.dtype, device=device)
-        total = torch.zeros(N * P, dtype=torch.float64, device=device)
-        alive = torch.ones(N * P, dtype=torch.bool, device=device)
+        nxt = []
         for h in range(H):
             if sample is not None:
                 s, o_norm = sample(s, a_all[:, h], d, generator)
             else:
                 s, o_norm = model.step(s, a_all[:, h], d)
-            nxt = model.denormalize(o_norm).to(torch.float64)
-            a64 = a_all[:, h].to(torch.float64)
-            r, _ = task.reward(o, a64, nxt, d.to(torch.float64))
-            total += torch.where(alive, torch.nan_to_num(r, nan=0.0), torch.zeros_like(r))
-            alive &= ~task.terminated(o, a64, nxt, d.to(torch.float64)) & torch.isfinite(nxt).all(
-                -1
-            )
-            o = nxt
-        if terminal is not None:
-            v = terminal(o).to(device=device, dtype=torch.float64)
-            total += torch.where(alive, discount**H * torch.nan_to_num(v, nan=0.0), 0.0)
+            nxt.append(model.denormalize(o_norm).to(torch.float64))
+        o = obs.to(device=device, dtype=torch.float64).expand(N * P, -1)
+        total = plan_returns(task, o, a_all, torch.stack(nxt, 1), dt, terminal, discount)
         return total.view(N, P).mean(1).to(device=actions.device, dtype=torch.float32)
+
+    return objective
+
+
+def plan_returns(
+    task,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    next_obs: torch.Tensor,
+    dt: float,
+    terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    discount: float = 0.99,
+) -> torch.Tensor:
+    """Undiscounted task returns ``(M,)`` float64 of ``M`` predicted trajectories: ``obs (M,
+    obs_dim)`` the start, ``actions (M, H, act_dim)``, ``next_obs (M, H, obs_dim)`` the
+    observation after each action held ``dt`` seconds. A trajectory stops scoring at its first
+    terminal or non-finite step; ``terminal`` (see :func:`model_objective`) adds ``discount **
+    H`` times its value of the last observation to those still alive."""
+    M, H, _ = actions.shape
+    d = torch.full((M,), float(dt), dtype=torch.float64, device=obs.device)
+    total = torch.zeros(M, dtype=torch.float64, device=obs.device)
+    alive = torch.ones(M, dtype=torch.bool, device=obs.device)
+    o = obs
+    for h in range(H):
+        nxt, a64 = next_obs[:, h], actions[:, h].to(torch.float64)
+        r, _ = task.reward(o, a64, nxt, d)
+        total += torch.where(alive, torch.nan_to_num(r, nan=0.0), torch.zeros_like(r))
+        alive &= ~task.terminated(o, a64, nxt, d) & torch.isfinite(nxt).all(-1)
+        o = nxt
+    if terminal is not None:
+        v = terminal(o).to(device=obs.device, dtype=torch.float64)
+        total += torch.where(alive, discount**H * torch.nan_to_num(v, nan=0.0), 0.0)
+    return total
+
+
+def simulator_objective(
+    env,
+    task,
+    obs: np.ndarray,
+    substeps: int,
+    terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    discount: float = 0.99,
+) -> Objective:
+    """Returns of candidate action sequences under the real simulator from ``env``'s current
+    physics state (MuJoCo's batched ``rollout``, one thread), scored exactly as
+    :func:`model_objective` scores a model's predictions: MPC with a perfect model, the
+    ceiling of a planner at its settings.
+
+    Args:
+        env: the real MuJoCo env (any wrappers), at the state the plan starts from.
+        task: its :class:`envs.tasks.Task` (rebuilds observations from physics states).
+        obs: ``(obs_dim,)`` the env's current observation (checked against the rebuilt one).
+        substeps: physics steps each action is held.
+
+    Raises:
+        ValueError: an env whose observation the task cannot rebuild from its physics state.
+    """
+    from mujoco import rollout
+
+    from envs.wrappers import mujoco_base
+
+    base = mujoco_base(env)
+    m, data = base.model, base.data
+    nq, nv = m.nq, m.nv
+    full = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.empty(mujoco.mj_stateSize(m, full))
+    mujoco.mj_getState(m, data, state, full)
+    start = task.obs_from_state(data.qpos, data.qvel)
+    if not np.allclose(start, obs, atol=1e-6):
+        raise ValueError(
+            f"simulator planning: {task.env_id}'s observation is not rebuilt from its physics "
+            "state (qpos without the excluded positions, then qvel)"
+        )
+    worker = mujoco.MjData(m)
+
+    @torch.no_grad()
+    def objective(actions: torch.Tensor) -> torch.Tensor:
+        N, H, _ = actions.shape
+        ctrl = np.repeat(actions.double().cpu().numpy(), substeps, axis=1)
+        states, _ = rollout.rollout(
+            m, worker, state[None], ctrl, initial_warmstart=data.qacc_warmstart[None]
+        )
+        after = states[:, substeps - 1 :: substeps]  # (N, H, nstate): time, qpos, qvel, ...
+        nxt = task.obs_from_state(after[..., 1 : 1 + nq], after[..., 1 + nq : 1 + nq + nv])
+        o = torch.as_tensor(start, dtype=torch.float64).expand(N, -1)
+        dt = substeps * float(m.opt.timestep)
+        total = plan_returns(task, o, actions, torch.as_tensor(nxt), dt, terminal, discount)
+        return total.to(device=actions.device, dtype=torch.float32)
 
     return objective

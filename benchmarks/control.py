@@ -33,7 +33,9 @@ deterministic episodes):
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
   critic as the value of each plan's last state (TD-MPC's terminal value);
-  ``mpc+latent-ode+batch160``: CEM MPC with the last model of ``sac+latent-ode+batch160``.
+  ``mpc+latent-ode+batch160``: CEM MPC with the last model of ``sac+latent-ode+batch160``;
+  ``mpc+simulator``: the same CEM with the real simulator, restored to the real env's exact
+  state before every plan, as its model (a perfect model: what the planner's settings allow).
 
 Every finished (method, seed) run leaves a summary (learning curve, wall-clock, settings) in
 ``benchmarks/results/control_runs/`` and is not run again while its settings match, so seeds can
@@ -133,9 +135,11 @@ SETTINGS = {
     "sac+latent-ode+batch160": SCHEDULE_16 | BATCH160,
     "sac+latent-ode+real50": SCHEDULE_16 | BATCH160 | REAL50,
 }
-# MPC method -> the learner whose last model refit it plans with, and whether the learner's
-# final SAC critic values each plan's last state (TD-MPC's terminal value)
+# MPC method -> the learner whose last model refit it plans with (None: the real simulator, a
+# perfect model), and whether the learner's final SAC critic values each plan's last state
+# (TD-MPC's terminal value)
 MPC_MODELS = {
+    "mpc+simulator": (None, False),
     "mpc": ("sac+imagination", False),
     "mpc+latent-ode": ("sac+latent-ode", False),
     "mpc+latent-ode+value": ("sac+latent-ode", True),
@@ -247,18 +251,26 @@ def _mpc(
 ) -> dict | None:
     """CEM MPC with the last refit model of the seed's run of ``MPC_MODELS[method]`` on ``env``
     (``env`` names the summary and the learner's run; the real env it plans in is the model's
-    own); None when neither its model nor a summary is here (or, with ``run`` False, when no
-    summary is)."""
+    own), or with the real simulator from the real env's exact state (``mpc+simulator``: the
+    planner's ceiling, a perfect model); None when neither its model nor a summary is here (or,
+    with ``run`` False, when no summary is)."""
     from agents.dyna import refit_runs
     from agents.mpc import run_mpc
     from worldmodel.config import PlanConfig
-    from worldmodel.io import atomic_write_text
     from worldmodel.train import load
 
     tag = timing_tag("fixed", env)
     done = SUMMARIES / f"{method}{tag}-seed{seed}.json"
     old = json.loads(done.read_text()) if done.exists() else None
     learner, valued = MPC_MODELS[method]
+    if learner is None:  # the planner's ceiling: the real simulator as its model
+        if old is not None or not run:
+            return old
+        from envs import EnvSpec
+
+        cfg = PlanConfig(planner="cem", episodes=3, seed=seed, dynamics="simulator")
+        res = run_mpc(None, cfg, spec=EnvSpec(env))
+        return _mpc_summary(done, res, "simulator")
     refits = refit_runs(out / f"{learner}{tag}-seed{seed}")
     if not run or not refits:  # its run was in another session or directory
         return old
@@ -267,15 +279,22 @@ def _mpc(
         return old  # the same model, however the summary spelled its path
     value = out / f"{learner}{tag}-seed{seed}" / "agent.zip" if valued else None
     cfg = PlanConfig(run=model_dir, planner="cem", episodes=3, seed=seed, value=value)
-    res = run_mpc(load(model_dir), cfg)
+    return _mpc_summary(done, run_mpc(load(model_dir), cfg), str(model_dir))
+
+
+def _mpc_summary(path: Path, res: dict, model: str) -> dict:
+    """Write (atomically) and return the summary of an MPC run ``res`` that planned with
+    ``model`` (a run directory, or ``"simulator"``)."""
+    from worldmodel.io import atomic_write_text
+
     result = {
         "mean_return": res["mean_return"],
         "ms_per_action": res["ms_per_action"],
         "steps": res["steps"],
-        "model": str(model_dir),
+        "model": model,
     }
-    done.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(done, json.dumps(result, indent=1) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -466,9 +485,14 @@ def main() -> None:
         extra = int(np.mean([r["steps"] for r in runs]))
         ms = np.mean([r["ms_per_action"] for r in runs])
         label = name.replace("mpc", "mpc (cem)") + tag
+        source = (
+            "the real simulator"
+            if MPC_MODELS[name][0] is None
+            else f"the model of {budgets[-1]} real steps"
+        )
         print(
-            f"  {label:<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with the model of "
-            f"{budgets[-1]} real steps (+{extra} of its own), {ms:.0f} ms/action, "
+            f"  {label:<24}{np.mean(m):>9.1f} ({np.std(m):>4.1f}) with {source} "
+            f"(+{extra} real steps of its own), {ms:.0f} ms/action, "
             f"seeds {[r['seed'] for r in runs]}"
         )
         rows.append(

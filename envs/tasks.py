@@ -183,6 +183,7 @@ class Task:
     n_skipped: ClassVar[int] = 1  # x (Swimmer, Ant: x and y)
     terms: ClassVar[tuple[str, ...]] = ("reward_forward", "reward_ctrl")
     exact_displacement: ClassVar[bool] = True  # is (x_after - x_before) / dt the env's own?
+    obs_velocity_clip: ClassVar[float | None] = None  # the observation clips qvel to +-this
 
     forward_reward_weight: float = 1.0
     ctrl_cost_weight: float = 1e-3
@@ -231,6 +232,16 @@ class Task:
         if k < self._skip:
             raise ValueError(f"qpos[{k}] is excluded from this observation")
         return k - self._skip
+
+    def obs_from_state(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """The env's observation of physics states ``qpos (..., nq)``, ``qvel (..., nv)``:
+        ``qpos`` less the excluded positions, then ``qvel`` (clipped as the env clips it).
+        Not for an env whose observation holds more (Ant's contact forces)."""
+        if self.obs_dim != self.nq + self.nv - self._skip:
+            raise ValueError(f"{self.env_id}'s observation is not qpos and qvel alone")
+        if self.obs_velocity_clip is not None:
+            qvel = np.clip(qvel, -self.obs_velocity_clip, self.obs_velocity_clip)
+        return np.concatenate([qpos[..., self._skip :], qvel], -1)
 
     @property
     def x_velocity_index(self) -> int:
@@ -401,6 +412,7 @@ class HopperTask(_UprightTask):
     nq: ClassVar[int] = 6
     nv: ClassVar[int] = 6
     act_dim: ClassVar[int] = 3
+    obs_velocity_clip: ClassVar[float | None] = 10.0
 
     healthy_z_range: tuple[float, float] = (0.7, math.inf)
     healthy_angle_range: tuple[float, float] = (-0.2, 0.2)
@@ -427,6 +439,7 @@ class Walker2dTask(_UprightTask):
     nq: ClassVar[int] = 9
     nv: ClassVar[int] = 9
     act_dim: ClassVar[int] = 6
+    obs_velocity_clip: ClassVar[float | None] = 10.0
 
     healthy_z_range: tuple[float, float] = (0.8, 2.0)
     healthy_angle_range: tuple[float, float] = (-1.0, 1.0)

@@ -349,3 +349,21 @@ def test_experience_counts_the_simulated_seconds_behind_each_real_step(tmp_path,
     row = (tmp_path / "x.csv").read_text().splitlines()[1].split(",")
     assert row[0] == "run" and row[1] == "150" and int(row[2]) == min(150, len(secs))
     assert float(row[3]) == pytest.approx(secs[int(row[2]) - 1], abs=0.06)
+
+
+def test_mpc_with_the_simulator_plans_without_a_learners_run(control, tmp_path, monkeypatch):
+    import agents.mpc
+
+    seen = []
+
+    def fake_mpc(model, cfg, spec=None):
+        seen.append((model, cfg.dynamics, spec.env_id))
+        return {"mean_return": 1234.0, "ms_per_action": 50.0, "steps": 3000}
+
+    monkeypatch.setattr(agents.mpc, "run_mpc", fake_mpc)
+    res = control._mpc(0, tmp_path / "runs", method="mpc+simulator", env="Walker2d-v5")
+    assert seen == [(None, "simulator", "Walker2d-v5")] and res["model"] == "simulator"
+    summary = tmp_path / "summaries" / "mpc+simulator-Walker2d-v5-seed0.json"
+    assert json.loads(summary.read_text())["mean_return"] == 1234.0
+    assert control._mpc(0, tmp_path / "runs", method="mpc+simulator", env="Walker2d-v5") == res
+    assert len(seen) == 1  # a finished summary is reused

@@ -88,3 +88,28 @@ def test_plan_command(run):
     )
     assert proc.returncode == 0, proc.stderr
     assert "mean return" in proc.stdout and "ms per action" in proc.stdout
+
+
+def test_mpc_with_the_simulator_needs_no_model_and_keeps_the_hopper_up():
+    from envs import EnvSpec
+
+    spec = EnvSpec("Hopper-v5")
+    cfg = PlanConfig(
+        planner="cem",
+        episodes=1,
+        horizon=8,
+        population=32,
+        iterations=2,
+        elites=4,
+        max_episode_steps=40,
+        dynamics="simulator",
+    )
+    res = run_mpc(None, cfg, spec=spec)
+    ep = res["episodes"][0]
+    assert res["episodes"].metadata["policy"]["name"] == "mpc-cem-simulator"
+    np.testing.assert_allclose(res["returns"], [ep.rewards.sum()])
+    assert len(ep) - 1 == 40  # it keeps the hopper up for the whole (short) episode
+    with pytest.raises(ValueError, match="needs one"):
+        run_mpc(None, PlanConfig(), spec=spec)
+    with pytest.raises(ValueError, match="needs a spec"):
+        run_mpc(None, PlanConfig(dynamics="simulator"))

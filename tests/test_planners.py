@@ -1,5 +1,6 @@
 """Planners against problems with a closed-form best action."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,3 +199,43 @@ def test_a_terminal_value_is_added_discounted_to_the_rows_still_alive():
     torch.testing.assert_close(got, torch.tensor([0.25 * 20.0, 0.0, 0.0]))
     plain = model_objective(Drift(), Task(), torch.zeros(1, 1), torch.zeros(1), 0.1)(cands)
     assert torch.equal(plain, torch.zeros(3))
+
+
+def test_the_simulator_objective_scores_what_the_real_env_does():
+    """MPC with a perfect model: each candidate's return is the task's return along the
+    observations the real env produces under those actions, and the env is left untouched."""
+    from agents.planners import plan_returns, simulator_objective
+    from envs import EnvSpec, make_env
+
+    spec = EnvSpec("Hopper-v5")
+    task = spec.task()
+    env = make_env(spec)
+    obs, _ = env.reset(seed=3)
+    for a in np.random.default_rng(0).uniform(-1, 1, (5, 3)):  # a state away from the reset
+        obs, *_ = env.step(a)
+    qpos = env.unwrapped.data.qpos.copy()
+    cand = torch.rand((4, 6, 3), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    got = simulator_objective(env, task, obs, substeps=4)(cand)
+    assert got.shape == (4,) and got.dtype == torch.float32
+    np.testing.assert_array_equal(env.unwrapped.data.qpos, qpos)  # planning did not move it
+    for i, plan in enumerate(cand):
+        twin = make_env(spec)
+        twin.reset(seed=3)
+        for a in np.random.default_rng(0).uniform(-1, 1, (5, 3)):
+            twin.step(a)
+        nxt = np.stack([twin.step(a.numpy())[0] for a in plan])
+        want = plan_returns(
+            task, torch.as_tensor(obs)[None], plan[None].double(), torch.as_tensor(nxt)[None], 0.008
+        )
+        assert float(got[i]) == pytest.approx(float(want[0]), rel=1e-5, abs=1e-5)
+
+
+def test_the_simulator_objective_refuses_an_observation_it_cannot_rebuild():
+    from agents.planners import simulator_objective
+    from envs import EnvSpec, make_env
+
+    spec = EnvSpec("Ant-v5")  # its observation holds contact forces
+    env = make_env(spec)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match="not qpos and qvel alone"):
+        simulator_objective(env, spec.task(), obs, substeps=5)
