@@ -37,13 +37,13 @@ def run_mpc(
         ValueError: an env without a task in :mod:`envs.tasks` (the message lists them); no
             model to plan with, or no env.
     """
-    if model is None and (cfg.dynamics == "model" or spec is None):
-        raise ValueError(
-            "plan: planning with the model needs one (dynamics='simulator' needs a spec)"
-        )
     if cfg.dynamics not in ("model", "simulator"):
         raise ValueError(
             f"plan: unknown dynamics {cfg.dynamics!r}; expected 'model' or 'simulator'"
+        )
+    if model is None and (cfg.dynamics == "model" or spec is None):
+        raise ValueError(
+            "plan: planning with the model needs one (dynamics='simulator' needs a spec)"
         )
     spec = (spec if spec is not None else env_spec_of(model)).replace(
         timing=cfg.timing, max_episode_steps=cfg.max_episode_steps
@@ -67,7 +67,13 @@ def run_mpc(
         from agents.policies import critic_value
 
         terminal = critic_value(cfg.value, env.observation_space, space)
-    substeps = max(1, round(dt_plan / physics_dt))  # the simulator's hold per planned action
+    mean_substeps = TimingSpec.parse(cfg.timing).mean(frame_skip)
+    substeps = int(round(mean_substeps))  # the simulator's hold per planned action
+    if cfg.dynamics == "simulator" and abs(mean_substeps - substeps) > 1e-9:
+        raise ValueError(
+            f"plan: the simulator holds each planned action a whole number of physics steps; "
+            f"timing {cfg.timing!r} has a mean of {mean_substeps:g}"
+        )
     returns, ms = [], []
     for ep in range(cfg.episodes):
         obs, info = env.reset(seed=cfg.seed + ep)

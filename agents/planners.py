@@ -243,8 +243,9 @@ def simulator_objective(
     full = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state = np.empty(mujoco.mj_stateSize(m, full))
     mujoco.mj_getState(m, data, state, full)
+    warmstart = data.qacc_warmstart.copy()  # what the env's next mj_step starts from
     start = task.obs_from_state(data.qpos, data.qvel)
-    if not np.allclose(start, obs, atol=1e-6):
+    if not np.allclose(start, obs, rtol=0.0, atol=1e-9):
         raise ValueError(
             f"simulator planning: {task.env_id}'s observation is not rebuilt from its physics "
             "state (qpos without the excluded positions, then qvel)"
@@ -255,11 +256,13 @@ def simulator_objective(
     def objective(actions: torch.Tensor) -> torch.Tensor:
         N, H, _ = actions.shape
         ctrl = np.repeat(actions.double().cpu().numpy(), substeps, axis=1)
-        states, _ = rollout.rollout(
-            m, worker, state[None], ctrl, initial_warmstart=data.qacc_warmstart[None]
-        )
+        states, _ = rollout.rollout(m, worker, state[None], ctrl, initial_warmstart=warmstart[None])
         after = states[:, substeps - 1 :: substeps]  # (N, H, nstate): time, qpos, qvel, ...
         nxt = task.obs_from_state(after[..., 1 : 1 + nq], after[..., 1 + nq : 1 + nq + nv])
+        # after a MuJoCo warning a rollout repeats its last state: not a live trajectory
+        frozen = np.diff(states[..., 0], axis=1, prepend=state[0]) <= 0  # (N, H * substeps)
+        stopped = frozen.reshape(N, H, substeps).any(-1)
+        nxt[np.cumsum(stopped, axis=1) > 0] = np.nan  # scored as ended there
         o = torch.as_tensor(start, dtype=torch.float64).expand(N, -1)
         dt = substeps * float(m.opt.timestep)
         total = plan_returns(task, o, actions, torch.as_tensor(nxt), dt, terminal, discount)

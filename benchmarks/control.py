@@ -534,7 +534,7 @@ def _plot(
         label = (name if name in UTD1 else f"{name} (utd {utd})") + f", {len(cs)} seeds"
         ax.plot(steps, vals.mean(0), marker="o", label=label)
         ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
-    for (name, runs), color in zip(mpc.items(), ("k", "m", "c")):
+    for (name, runs), color in zip(mpc.items(), ("k", "m", "c", "y", "r"), strict=False):
         if runs:
             m = np.mean([r["mean_return"] for r in runs])
             label = f"{name.replace('mpc', 'mpc (cem)')}, {len(runs)} seeds"

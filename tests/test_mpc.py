@@ -113,3 +113,7 @@ def test_mpc_with_the_simulator_needs_no_model_and_keeps_the_hopper_up():
         run_mpc(None, PlanConfig(), spec=spec)
     with pytest.raises(ValueError, match="needs a spec"):
         run_mpc(None, PlanConfig(dynamics="simulator"))
+    with pytest.raises(ValueError, match="unknown dynamics 'exact'"):
+        run_mpc(None, PlanConfig(dynamics="exact"), spec=spec)
+    with pytest.raises(ValueError, match="whole number of physics steps"):
+        run_mpc(None, PlanConfig(dynamics="simulator", timing="uniform:1-4"), spec=spec)

@@ -386,3 +386,44 @@ def test_unknown_env_and_bad_arguments():
     with pytest.raises(ValueError, match=r"\(\.\.\., 17\)"):
         Walker2dTask().is_healthy(np.zeros((4, 11)))
     assert get_task("Hopper-v5") == HopperTask() and get_task("Walker2d-v5") == Walker2dTask()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("Hopper-v5", {}),
+        ("Walker2d-v5", {}),
+        ("HalfCheetah-v5", {}),
+        ("HalfCheetah-v5", {"exclude_current_positions_from_observation": False}),
+        ("Swimmer-v5", {}),
+        ("Ant-v5", {"include_cfrc_ext_in_observation": False}),
+    ],
+)
+def test_obs_from_state_is_the_envs_own_observation(env_id, kwargs):
+    """Including the velocity clipping of Hopper and Walker2d (speeds of 20 > 10)."""
+    import gymnasium as gym
+
+    from envs.tasks import get_task
+    from envs.wrappers import set_physics_state
+
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0)
+    base = env.unwrapped
+    rng = np.random.default_rng(0)
+    qpos = base.init_qpos + rng.uniform(-0.1, 0.1, base.model.nq)
+    qvel = rng.choice([-20.0, 20.0], base.model.nv) * rng.uniform(0.5, 1.0, base.model.nv)
+    want = set_physics_state(env, qpos, qvel)
+    task = get_task(env_id, **kwargs)
+    np.testing.assert_array_equal(task.obs_from_state(qpos, qvel), want)
+    # batched: (2, 3, nq), (2, 3, nv) -> (2, 3, obs_dim)
+    many = task.obs_from_state(
+        np.broadcast_to(qpos, (2, 3, len(qpos))), np.broadcast_to(qvel, (2, 3, len(qvel)))
+    )
+    assert many.shape == (2, 3, len(want))
+
+
+def test_obs_from_state_refuses_observations_with_more_than_the_state():
+    from envs.tasks import get_task
+
+    with pytest.raises(ValueError, match="not qpos and qvel alone"):
+        get_task("Ant-v5").obs_from_state(np.zeros(15), np.zeros(14))
