@@ -1,0 +1,113 @@
+"""What CEM MPC reaches with a perfect model: the real simulator as the planner's model, over a
+grid of planner settings (issue #16's MPC bar: is the gap to 1,000 the model's or the planner's?).
+
+    python benchmarks/mpc_ceiling.py [--env Hopper-v5] [--horizons 10,20,30]
+        [--populations 128] [--iterations 3] [--episodes 1] [--max-steps 300] [--seed 0]
+
+Each setting plans with ``worldmodel plan --dynamics simulator`` (the real simulator restored to
+the real env's exact state before every plan, scored with the task's reward and termination as a
+model's predictions are) for ``--episodes`` real episodes of at most ``--max-steps`` steps.
+Prints the real return, the steps survived and the time per action for each, against the
+committed default (horizon 10, population 128, 3 iterations) measured in the same run, and
+appends them to ``benchmarks/results/mpc_ceiling.csv``. A setting already in that file (same
+env, settings, episodes, steps and seed) is not run again, so a long grid can be resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from _results import append_rows
+
+RESULTS = Path(__file__).parent / "results" / "mpc_ceiling.csv"
+HEADER = [
+    "env",
+    "horizon",
+    "population",
+    "iterations",
+    "episodes",
+    "max_steps",
+    "seed",
+    "mean_return",
+    "mean_steps",
+    "ms_per_action",
+]
+KEY = HEADER[:7]
+
+
+def _done() -> dict[tuple[str, ...], dict[str, str]]:
+    """The rows already measured, by their settings."""
+    if not RESULTS.exists():
+        return {}
+    with RESULTS.open() as f:
+        return {tuple(r[k] for k in KEY): r for r in csv.DictReader(f)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="Hopper-v5")
+    ap.add_argument("--horizons", default="10,20,30")
+    ap.add_argument("--populations", default="128")
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--episodes", type=int, default=1)
+    ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = ap.parse_args()
+    import torch
+
+    from agents.config import PlanConfig
+    from agents.mpc import run_mpc
+    from envs import EnvSpec
+    from envs.tasks import check_env_id
+
+    try:
+        check_env_id(args.env)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    torch.set_num_threads(args.threads)
+    grid = [(10, 128)] + [
+        (int(h), int(p))
+        for h in args.horizons.split(",")
+        for p in args.populations.split(",")
+        if (int(h), int(p)) != (10, 128)
+    ]
+    done = _done()
+    for h, p in grid:
+        settings = (args.env, h, p, args.iterations, args.episodes, args.max_steps, args.seed)
+        key = tuple(str(v) for v in settings)
+        if key in done:
+            r = done[key]
+            print(f"H={h:<3} pop={p:<5} (measured before) return {float(r['mean_return']):8.1f}")
+            continue
+        cfg = PlanConfig(
+            planner="cem",
+            horizon=h,
+            population=p,
+            iterations=args.iterations,
+            elites=max(2, p // 8),
+            episodes=args.episodes,
+            max_episode_steps=args.max_steps,
+            seed=args.seed,
+            dynamics="simulator",
+        )
+        res = run_mpc(None, cfg, spec=EnvSpec(args.env))
+        steps = res["steps"] / args.episodes
+        print(
+            f"H={h:<3} pop={p:<5} return {res['mean_return']:8.1f}  steps {steps:6.1f} "
+            f"of {args.max_steps}  {res['ms_per_action']:6.0f} ms/action"
+        )
+        # one row per setting as it finishes: an interrupted grid keeps what it measured
+        row = (
+            *settings,
+            f"{res['mean_return']:.2f}",
+            f"{steps:.1f}",
+            f"{res['ms_per_action']:.1f}",
+        )
+        append_rows(RESULTS, HEADER, [row])
+
+
+if __name__ == "__main__":
+    main()
