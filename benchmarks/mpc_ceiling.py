@@ -3,13 +3,16 @@ grid of planner settings (issue #16's MPC bar: is the gap to 1,000 the model's o
 
     python benchmarks/mpc_ceiling.py [--env Hopper-v5] [--horizons 10,20,30]
         [--populations 128] [--iterations 3] [--episodes 1] [--max-steps 300] [--seed 0]
+        [--value AGENT.zip]
 
 Each setting plans with ``worldmodel plan --dynamics simulator`` (the real simulator restored to
 the real env's exact state before every plan, scored with the task's reward and termination as a
 model's predictions are) for ``--episodes`` real episodes of at most ``--max-steps`` steps.
 Prints the real return, the steps survived and the time per action for each, against the
 committed default (horizon 10, population 128, 3 iterations) measured in the same run, and
-appends them to ``benchmarks/results/mpc_ceiling.csv``. A setting already in that file (same
+appends them to ``benchmarks/results/mpc_ceiling.csv``. ``--value`` adds a SAC agent's critic as
+the terminal value of each plan's last state (``worldmodel plan --value``; TD-MPC's idea): with
+a perfect model, whatever that adds is the critic's. A setting already in that file (same
 env, settings, episodes, steps and seed) is not run again, so a long grid can be resumed.
 """
 
@@ -30,11 +33,12 @@ HEADER = [
     "episodes",
     "max_steps",
     "seed",
+    "value",
     "mean_return",
     "mean_steps",
     "ms_per_action",
 ]
-KEY = HEADER[:7]
+KEY = HEADER[:8]
 
 
 def _done() -> dict[tuple[str, ...], dict[str, str]]:
@@ -54,6 +58,12 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=1)
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--value",
+        type=Path,
+        default=None,
+        help="a SAC agent zip: its critic values each plan's last state",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
     import torch
@@ -76,7 +86,17 @@ def main() -> None:
     ]
     done = _done()
     for h, p in grid:
-        settings = (args.env, h, p, args.iterations, args.episodes, args.max_steps, args.seed)
+        value = "none" if args.value is None else str(args.value)
+        settings = (
+            args.env,
+            h,
+            p,
+            args.iterations,
+            args.episodes,
+            args.max_steps,
+            args.seed,
+            value,
+        )
         key = tuple(str(v) for v in settings)
         if key in done:
             r = done[key]
@@ -92,6 +112,7 @@ def main() -> None:
             max_episode_steps=args.max_steps,
             seed=args.seed,
             dynamics="simulator",
+            value=args.value,
         )
         res = run_mpc(None, cfg, spec=EnvSpec(args.env))
         steps = res["steps"] / args.episodes
