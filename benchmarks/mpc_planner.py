@@ -1,19 +1,23 @@
-"""What CEM MPC reaches with a perfect model: the real simulator as the planner's model, over a
-grid of planner settings (issue #16's MPC bar: is the gap to 1,000 the model's or the planner's?).
+"""CEM MPC over a grid of planner settings, with the real simulator as its model (a perfect model)
+or with a trained world model, with or without a SAC critic's terminal value (issue #16's MPC
+bar: is the gap to 1,000 the model's or the planner's?).
 
-    python benchmarks/mpc_ceiling.py [--env Hopper-v5] [--horizons 10,20,30]
+    python benchmarks/mpc_planner.py [--env Hopper-v5] [--model RUN] [--horizons 10,20,30]
         [--populations 128] [--iterations 3] [--episodes 1] [--max-steps 300] [--seed 0]
         [--value AGENT.zip]
 
-Each setting plans with ``worldmodel plan --dynamics simulator`` (the real simulator restored to
-the real env's exact state before every plan, scored with the task's reward and termination as a
-model's predictions are) for ``--episodes`` real episodes of at most ``--max-steps`` steps.
-Prints the real return, the steps survived and the time per action for each, against the
-committed default (horizon 10, population 128, 3 iterations) measured in the same run, and
-appends them to ``benchmarks/results/mpc_ceiling.csv``. ``--value`` adds a SAC agent's critic as
-the terminal value of each plan's last state (``worldmodel plan --value``; TD-MPC's idea): with
-a perfect model, whatever that adds is the critic's. A setting already in that file (same
-env, settings, episodes, steps and seed) is not run again, so a long grid can be resumed.
+Without ``--model`` each setting plans with ``worldmodel plan --dynamics simulator`` (the real
+simulator restored to the real env's exact state before every plan, scored with the task's
+reward and termination as a model's predictions are): what the planner's settings allow. With
+``--model RUN`` (a ``worldmodel train`` or dyna refit run) it plans with that model in the env the
+model was trained on. ``--value`` adds a SAC agent's critic as the terminal value of each plan's
+last state (``worldmodel plan --value``; TD-MPC's idea).
+
+Prints the real return, the steps survived and the time per action of each setting, the
+default setting (horizon 10, population 128, 3 iterations) measured first in the same run, and
+appends one row per setting to ``benchmarks/results/mpc_planner.csv`` as it finishes. A setting
+already in that file (same dynamics, env, settings, episodes, steps, seed and value) is not run
+again, so a long grid can be resumed.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from pathlib import Path
 
 from _results import append_rows
 
-RESULTS = Path(__file__).parent / "results" / "mpc_ceiling.csv"
+RESULTS = Path(__file__).parent / "results" / "mpc_planner.csv"
 HEADER = [
+    "dynamics",
     "env",
     "horizon",
     "population",
@@ -38,7 +43,7 @@ HEADER = [
     "mean_steps",
     "ms_per_action",
 ]
-KEY = HEADER[:8]
+KEY = HEADER[:9]
 
 
 def _done() -> dict[tuple[str, ...], dict[str, str]]:
@@ -51,7 +56,8 @@ def _done() -> dict[tuple[str, ...], dict[str, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--env", default="Hopper-v5")
+    ap.add_argument("--env", default="Hopper-v5", help="the real env (with the simulator)")
+    ap.add_argument("--model", type=Path, default=None, help="plan with this run's model")
     ap.add_argument("--horizons", default="10,20,30")
     ap.add_argument("--populations", default="128")
     ap.add_argument("--iterations", type=int, default=3)
@@ -59,10 +65,7 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--value",
-        type=Path,
-        default=None,
-        help="a SAC agent zip: its critic values each plan's last state",
+        "--value", type=Path, default=None, help="a SAC agent zip: its critic values plans' ends"
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
@@ -70,9 +73,15 @@ def main() -> None:
 
     from agents.config import PlanConfig
     from agents.mpc import run_mpc
-    from envs import EnvSpec
+    from envs import EnvSpec, env_spec_of
     from envs.tasks import check_env_id
 
+    model = None
+    if args.model is not None:
+        from worldmodel.train import load
+
+        model = load(args.model)
+        args.env = env_spec_of(model).env_id
     try:
         check_env_id(args.env)
     except ValueError as err:
@@ -84,10 +93,12 @@ def main() -> None:
         for p in args.populations.split(",")
         if (int(h), int(p)) != (10, 128)
     ]
+    dynamics = "simulator" if model is None else str(args.model)
+    value = "none" if args.value is None else str(args.value)
     done = _done()
     for h, p in grid:
-        value = "none" if args.value is None else str(args.value)
         settings = (
+            dynamics,
             args.env,
             h,
             p,
@@ -111,10 +122,10 @@ def main() -> None:
             episodes=args.episodes,
             max_episode_steps=args.max_steps,
             seed=args.seed,
-            dynamics="simulator",
+            dynamics="simulator" if model is None else "model",
             value=args.value,
         )
-        res = run_mpc(None, cfg, spec=EnvSpec(args.env))
+        res = run_mpc(model, cfg, spec=EnvSpec(args.env) if model is None else None)
         steps = res["steps"] / args.episodes
         print(
             f"H={h:<3} pop={p:<5} return {res['mean_return']:8.1f}  steps {steps:6.1f} "
