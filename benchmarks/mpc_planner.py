@@ -11,7 +11,9 @@ simulator restored to the real env's exact state before every plan, scored with 
 reward and termination as a model's predictions are): what the planner's settings allow. With
 ``--model RUN`` (a ``worldmodel train`` or dyna refit run) it plans with that model in the env the
 model was trained on. ``--value`` adds a SAC agent's critic as the terminal value of each plan's
-last state (``worldmodel plan --value``; TD-MPC's idea).
+last state (``worldmodel plan --value``; TD-MPC's idea); the agent's own actor (its mean action)
+is then measured on the same episodes first, as the row ``dynamics=policy`` (horizon and
+population 0): what the plan adds to the policy whose critic it uses.
 
 Prints the real return, the steps survived and the time per action of each setting, the
 default setting (horizon 10, population 128, 3 iterations) measured first in the same run, and
@@ -96,6 +98,12 @@ def main() -> None:
     dynamics = "simulator" if model is None else str(args.model)
     value = "none" if args.value is None else str(args.value)
     done = _done()
+    if args.value is not None:  # the agent's own actor on the same episodes: the baseline
+        settings = ("policy", args.env, 0, 0, 0, args.episodes, args.max_steps, args.seed, value)
+        if tuple(str(v) for v in settings) not in done:
+            ret, steps = _actor(args.value, args.env, args.episodes, args.max_steps, args.seed)
+            print(f"the agent's actor: return {ret:8.1f}  steps {steps:6.1f} of {args.max_steps}")
+            append_rows(RESULTS, HEADER, [(*settings, f"{ret:.2f}", f"{steps:.1f}", "")])
     for h, p in grid:
         settings = (
             dynamics,
@@ -139,6 +147,30 @@ def main() -> None:
             f"{res['ms_per_action']:.1f}",
         )
         append_rows(RESULTS, HEADER, [row])
+
+
+def _actor(
+    agent: Path, env_id: str, episodes: int, max_steps: int, seed: int
+) -> tuple[float, float]:
+    """Mean return and steps of ``agent``'s deterministic actor (loaded without unpickling) on
+    the real env's episodes of seeds ``seed, seed + 1, ...``, at most ``max_steps`` each."""
+    import numpy as np
+
+    from agents.policies import make_policy
+    from envs import EnvSpec, make_env
+
+    env = make_env(EnvSpec(env_id, max_episode_steps=max_steps))
+    policy = make_policy(str(agent), env.observation_space, env.action_space)
+    returns, steps = [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total, n, done = 0.0, 0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(policy(obs))
+            total, n, done = total + float(r), n + 1, term or trunc
+        returns.append(total)
+        steps.append(n)
+    return float(np.mean(returns)), float(np.mean(steps))
 
 
 if __name__ == "__main__":

@@ -67,3 +67,25 @@ def test_a_grid_with_a_trained_model_plans_with_it_in_its_env(planner, monkeypat
     with planner.RESULTS.open() as f:
         rows = list(csv.DictReader(f))
     assert {r["dynamics"] for r in rows} == {str(run)} and rows[0]["env"] == "Hopper-v5"
+
+
+def test_with_a_value_the_agents_own_actor_is_measured_first(planner, monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(
+        agents.mpc,
+        "run_mpc",
+        lambda m, cfg, spec=None: (
+            seen.append(cfg.value) or {"mean_return": 2.0, "ms_per_action": 5.0, "steps": 10}
+        ),
+    )
+    monkeypatch.setattr(planner, "_actor", lambda *a: seen.append(a) or (7.0, 300.0))
+    agent = tmp_path / "agent.zip"
+    monkeypatch.setattr(sys, "argv", ["mpc_planner.py", "--value", str(agent), "--horizons", "10"])
+    planner.main()
+    assert seen == [(agent, "Hopper-v5", 1, 300, 0), agent]
+    with planner.RESULTS.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["dynamics"], r["mean_return"]) for r in rows] == [
+        ("policy", "7.00"),
+        ("simulator", "2.00"),
+    ]
