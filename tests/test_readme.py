@@ -63,6 +63,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
         (1,),
     ),
     (BENCH + "control.md", "variant"): ([RESULTS + "sac_step.csv"], (1,)),
+    (BENCH + "control.md", "MPC planner, mean real return"): (
+        [RESULTS + "mpc_planner.csv"],
+        (1,),
+    ),
     (BENCH + "paper_hopper.md", "test MSE x 1e-2"): (PAPER[:1], (1e-2,)),
     # "first at or below the paper" reads the traces
     (BENCH + "paper_hopper.md", "cell"): (PAPER, (1, 1e-2)),
