@@ -67,6 +67,10 @@ class PlanConfig(PlannerConfig):
     horizon`` (TD-MPC's terminal value; None: returns over the horizon only)."""
     value_discount: float = 0.99
     """Discount of the terminal value (the agent's own gamma)."""
+    policy_prior: bool = False
+    """With ``value`` and the model: start every plan's search from the value agent's actor
+    (its mean action) rolled through the model from the current state, instead of the shifted
+    previous plan (TD-MPC plans around its policy too); that sequence is always scored."""
     dynamics: Literal["model", "simulator"] = "model"
     """What the planner predicts with: the world model, or the real simulator from the real
     env's exact state (a perfect model: the ceiling of the planner at these settings; the

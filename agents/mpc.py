@@ -62,11 +62,15 @@ def run_mpc(
     dt_plan = TimingSpec.parse(cfg.timing).mean(frame_skip) * physics_dt
     if not 0.0 < cfg.value_discount <= 1.0:
         raise ValueError(f"plan: value_discount must be in (0, 1], got {cfg.value_discount}")
-    terminal = None
+    terminal, actor = None, None
     if cfg.value is not None:
-        from agents.policies import critic_value
+        from agents.policies import critic_value, make_policy
 
         terminal = critic_value(cfg.value, env.observation_space, space)
+        if cfg.policy_prior:
+            actor = make_policy(str(cfg.value), env.observation_space, space)
+    if cfg.policy_prior and (cfg.value is None or cfg.dynamics != "model"):
+        raise ValueError("plan: policy_prior needs value (the agent) and dynamics 'model'")
     mean_substeps = TimingSpec.parse(cfg.timing).mean(frame_skip)
     substeps = int(round(mean_substeps))  # the simulator's hold per planned action
     if cfg.dynamics == "simulator" and abs(mean_substeps - substeps) > 1e-9:
@@ -86,10 +90,23 @@ def run_mpc(
                 objective = simulator_objective(
                     env, task, obs, substeps, terminal=terminal, discount=cfg.value_discount
                 )
+                prior = None
             else:
                 history = (ts, xs, np.asarray(acts, dtype=np.float64).reshape(-1, space.shape[0]))
-                objective = _model_objective(model, cfg, task, history, obs, dt_plan, gen, terminal)
-            action = planner.plan(objective)
+                state = _encode(model, cfg, history, gen)
+                objective = model_objective(
+                    model,
+                    task,
+                    state,
+                    torch.as_tensor(obs),
+                    dt_plan,
+                    cfg.particles,
+                    gen,
+                    terminal=terminal,
+                    discount=cfg.value_discount,
+                )
+                prior = None if actor is None else _rollout(model, actor, state, obs, dt_plan, cfg)
+            action = planner.plan(objective, prior)
             ms.append(1000 * (time.perf_counter() - start))
             a = action.numpy().astype(space.dtype)
             obs, r, term, trunc, info = env.step(a)
@@ -114,32 +131,30 @@ def run_mpc(
     }
 
 
-def _model_objective(
-    model: WorldModel,
-    cfg: PlanConfig,
-    task: Any,
-    history: tuple[list, list, np.ndarray],
-    obs: np.ndarray,
-    dt_plan: float,
-    gen: torch.Generator,
-    terminal: Any,
-) -> Any:
-    """The planner's objective under ``model``, its state encoded from the last ``cfg.context``
-    real observations (``history``: times, observations, ``(K, act_dim)`` actions so far)."""
+def _encode(
+    model: WorldModel, cfg: PlanConfig, history: tuple[list, list, np.ndarray], gen: torch.Generator
+) -> torch.Tensor:
+    """``(particles, D)`` model states from the last ``cfg.context`` real observations
+    (``history``: times, observations, ``(K, act_dim)`` actions so far)."""
     ts, xs, acts = history
     ctx = context_window(np.asarray(ts), np.asarray(xs), acts, len(ts) - 1, cfg.context)
     device = next(model.parameters()).device  # contexts go there; the planner stays on the CPU
     with torch.no_grad():  # [gen]: drawn on the CPU (the same draws), moved to device
         batch = context_batch([ctx], model.normalizer).to(device)
-        state = model.encode(batch, cfg.particles, generator=[gen])[:, 0]
-    return model_objective(
-        model,
-        task,
-        state,
-        torch.as_tensor(obs),
-        dt_plan,
-        cfg.particles,
-        gen,
-        terminal=terminal,
-        discount=cfg.value_discount,
-    )
+        return model.encode(batch, cfg.particles, generator=[gen])[:, 0]
+
+
+@torch.no_grad()
+def _rollout(
+    model: WorldModel, actor: Any, state: torch.Tensor, obs: np.ndarray, dt: float, cfg: PlanConfig
+) -> torch.Tensor:
+    """``(horizon, act_dim)``: ``actor``'s actions along the model's mean prediction from the
+    first of ``state``'s particles and the real observation ``obs``."""
+    s, o, out = state[:1], np.asarray(obs), []
+    d = torch.full((1,), float(dt), dtype=state.dtype, device=state.device)
+    for _ in range(cfg.horizon):
+        a = np.asarray(actor(o), dtype=np.float64)
+        out.append(a)
+        s, o_norm = model.step(s, torch.as_tensor(a[None], dtype=state.dtype, device=s.device), d)
+        o = model.denormalize(o_norm)[0].double().cpu().numpy()
+    return torch.as_tensor(np.stack(out), dtype=torch.float32)

@@ -53,10 +53,16 @@ class Planner:
     def _std0(self) -> torch.Tensor:
         return (self.high - self.low) / 2 * self.config.init_std
 
-    def plan(self, objective: Objective) -> torch.Tensor:
-        """The first action ``(act_dim,)`` of the best plan found."""
+    def plan(self, objective: Objective, start: torch.Tensor | None = None) -> torch.Tensor:
+        """The first action ``(act_dim,)`` of the best plan found, searching from ``start``
+        ``(H, act_dim)`` (e.g. a policy's actions along the predicted states; scored first,
+        as the mean always is) or else from the warm-started previous plan."""
         c = self.config
-        mean, std = self.mean.clone(), self._std0().expand_as(self.mean).clone()
+        mean = (self.mean if start is None else start.to(self.mean.dtype)).clone()
+        if mean.shape != self.mean.shape:
+            raise ValueError(f"start must be (horizon, act_dim) {tuple(self.mean.shape)}")
+        mean = torch.maximum(torch.minimum(mean, self.high), self.low)
+        std = self._std0().expand_as(self.mean).clone()
         for _ in range(c.iterations):
             eps = torch.randn((c.population, *mean.shape), generator=self.generator)
             cand = torch.maximum(torch.minimum(mean + std * eps, self.high), self.low)

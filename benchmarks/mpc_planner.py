@@ -4,7 +4,7 @@ bar: is the gap to 1,000 the model's or the planner's?).
 
     python benchmarks/mpc_planner.py [--env Hopper-v5] [--model RUN] [--horizons 10,20,30]
         [--populations 128] [--iterations 3] [--episodes 1] [--max-steps 300] [--seed 0]
-        [--value AGENT.zip]
+        [--value AGENT.zip [--policy-prior]]
 
 Without ``--model`` each setting plans with ``worldmodel plan --dynamics simulator`` (the real
 simulator restored to the real env's exact state before every plan, scored with the task's
@@ -13,7 +13,8 @@ reward and termination as a model's predictions are): what the planner's setting
 model was trained on. ``--value`` adds a SAC agent's critic as the terminal value of each plan's
 last state (``worldmodel plan --value``; TD-MPC's idea); the agent's own actor (its mean action)
 is then measured on the same episodes first, as the row ``dynamics=policy`` (horizon and
-population 0): what the plan adds to the policy whose critic it uses.
+population 0): what the plan adds to the policy whose critic it uses. ``--policy-prior`` (with
+``--model`` and ``--value``) starts each plan's search from that actor rolled through the model.
 
 Prints the real return, the steps survived and the time per action of each setting, the
 default setting (horizon 10, population 128, 3 iterations) measured first in the same run, and
@@ -41,11 +42,12 @@ HEADER = [
     "max_steps",
     "seed",
     "value",
+    "policy_prior",
     "mean_return",
     "mean_steps",
     "ms_per_action",
 ]
-KEY = HEADER[:9]
+KEY = HEADER[:10]
 
 
 def _done() -> dict[tuple[str, ...], dict[str, str]]:
@@ -68,6 +70,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--value", type=Path, default=None, help="a SAC agent zip: its critic values plans' ends"
+    )
+    ap.add_argument(
+        "--policy-prior", action="store_true", help="search from the value agent's actor's plan"
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
@@ -99,7 +104,18 @@ def main() -> None:
     value = "none" if args.value is None else str(args.value)
     done = _done()
     if args.value is not None:  # the agent's own actor on the same episodes: the baseline
-        settings = ("policy", args.env, 0, 0, 0, args.episodes, args.max_steps, args.seed, value)
+        settings = (
+            "policy",
+            args.env,
+            0,
+            0,
+            0,
+            args.episodes,
+            args.max_steps,
+            args.seed,
+            value,
+            "no",
+        )
         if tuple(str(v) for v in settings) not in done:
             ret, steps = _actor(args.value, args.env, args.episodes, args.max_steps, args.seed)
             print(f"the agent's actor: return {ret:8.1f}  steps {steps:6.1f} of {args.max_steps}")
@@ -115,6 +131,7 @@ def main() -> None:
             args.max_steps,
             args.seed,
             value,
+            "yes" if args.policy_prior else "no",
         )
         key = tuple(str(v) for v in settings)
         if key in done:
@@ -132,6 +149,7 @@ def main() -> None:
             seed=args.seed,
             dynamics="simulator" if model is None else "model",
             value=args.value,
+            policy_prior=args.policy_prior,
         )
         res = run_mpc(model, cfg, spec=EnvSpec(args.env) if model is None else None)
         steps = res["steps"] / args.episodes

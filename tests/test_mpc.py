@@ -117,3 +117,41 @@ def test_mpc_with_the_simulator_needs_no_model_and_keeps_the_hopper_up():
         run_mpc(None, PlanConfig(dynamics="exact"), spec=spec)
     with pytest.raises(ValueError, match="whole number of physics steps"):
         run_mpc(None, PlanConfig(dynamics="simulator", timing="uniform:1-4"), spec=spec)
+
+
+def test_a_policy_prior_starts_the_search_from_the_agents_actor(run, tmp_path):
+    """With a search too narrow to move (init_std ~ 0), the plan is the actor's own rollout
+    through the model: every executed action is the actor's action at the real observation."""
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    from agents.policies import make_policy
+
+    agent = SAC("MlpPolicy", gym.make("Hopper-v5"), policy_kwargs={"net_arch": [8]}, seed=0)
+    agent.save(tmp_path / "agent.zip")
+    cfg = PlanConfig(
+        run=run,
+        episodes=1,
+        horizon=3,
+        population=8,
+        iterations=1,
+        elites=2,
+        init_std=1e-7,
+        max_episode_steps=5,
+        value=tmp_path / "agent.zip",
+        policy_prior=True,
+    )
+    res = run_mpc(load(run), cfg)
+    ep = res["episodes"][0]
+    actor = make_policy(str(tmp_path / "agent.zip"), *_spaces())
+    want = np.stack([actor(o) for o in ep.obs[:-1]])
+    np.testing.assert_allclose(ep.actions, want, atol=1e-5)
+    with pytest.raises(ValueError, match="policy_prior needs value"):
+        run_mpc(load(run), PlanConfig(run=run, policy_prior=True, episodes=1))
+
+
+def _spaces():
+    import gymnasium as gym
+
+    env = gym.make("Hopper-v5")
+    return env.observation_space, env.action_space

@@ -255,3 +255,14 @@ def test_a_simulator_rollout_stopped_by_a_mujoco_warning_ends_its_plan_there():
     full = simulator_objective(env, spec.task(), obs, 4)(cand)
     first_two = simulator_objective(env, spec.task(), obs, 4)(cand[:, :2])
     assert full[0] > first_two[0] and full[1] == first_two[1]
+
+
+def test_a_given_start_is_searched_from_and_scored_first():
+    low, high = -torch.ones(2), torch.ones(2)
+    planner = make_planner("cem", low, high, PlannerConfig(horizon=3, population=4, iterations=1))
+    start = torch.tensor([[0.5, -0.5], [0.2, 0.1], [2.0, 0.0]])  # the last beyond the bounds
+    seen = []
+    planner.plan(lambda c: seen.append(c.clone()) or torch.zeros(len(c)), start)
+    torch.testing.assert_close(seen[0][0], start.clamp(-1, 1))
+    with pytest.raises(ValueError, match="start must be"):
+        planner.plan(lambda c: torch.zeros(len(c)), torch.zeros(2, 2))
