@@ -55,7 +55,13 @@ def _done() -> dict[tuple[str, ...], dict[str, str]]:
     if not RESULTS.exists():
         return {}
     with RESULTS.open() as f:
-        return {tuple(r[k] for k in KEY): r for r in csv.DictReader(f)}
+        reader = csv.DictReader(f)
+        if reader.fieldnames != ["timestamp", "machine", *HEADER]:
+            raise SystemExit(
+                f"{RESULTS}: its columns {reader.fieldnames} are not this benchmark's "
+                f"{HEADER}; move it aside"
+            )
+        return {tuple(r[k] for k in KEY): r for r in reader}
 
 
 def main() -> None:
@@ -76,6 +82,8 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
+    if args.policy_prior and (args.model is None or args.value is None):
+        raise SystemExit("--policy-prior searches from the --value agent's actor in the --model")
     import torch
 
     from agents.config import PlanConfig
@@ -83,12 +91,13 @@ def main() -> None:
     from envs import EnvSpec, env_spec_of
     from envs.tasks import check_env_id
 
-    model = None
+    model, spec = None, EnvSpec(args.env)
     if args.model is not None:
         from worldmodel.train import load
 
         model = load(args.model)
-        args.env = env_spec_of(model).env_id
+        spec = env_spec_of(model)  # the env the model was trained on, as run_mpc plans in it
+        args.env = spec.env_id
     try:
         check_env_id(args.env)
     except ValueError as err:
@@ -117,7 +126,7 @@ def main() -> None:
             "no",
         )
         if tuple(str(v) for v in settings) not in done:
-            ret, steps = _actor(args.value, args.env, args.episodes, args.max_steps, args.seed)
+            ret, steps = _actor(args.value, spec, args.episodes, args.max_steps, args.seed)
             print(f"the agent's actor: return {ret:8.1f}  steps {steps:6.1f} of {args.max_steps}")
             append_rows(RESULTS, HEADER, [(*settings, f"{ret:.2f}", f"{steps:.1f}", "")])
     for h, p in grid:
@@ -151,7 +160,7 @@ def main() -> None:
             value=args.value,
             policy_prior=args.policy_prior,
         )
-        res = run_mpc(model, cfg, spec=EnvSpec(args.env) if model is None else None)
+        res = run_mpc(model, cfg, spec=spec if model is None else None)
         steps = res["steps"] / args.episodes
         print(
             f"H={h:<3} pop={p:<5} return {res['mean_return']:8.1f}  steps {steps:6.1f} "
@@ -167,17 +176,16 @@ def main() -> None:
         append_rows(RESULTS, HEADER, [row])
 
 
-def _actor(
-    agent: Path, env_id: str, episodes: int, max_steps: int, seed: int
-) -> tuple[float, float]:
+def _actor(agent: Path, spec, episodes: int, max_steps: int, seed: int) -> tuple[float, float]:
     """Mean return and steps of ``agent``'s deterministic actor (loaded without unpickling) on
-    the real env's episodes of seeds ``seed, seed + 1, ...``, at most ``max_steps`` each."""
+    the real env of ``spec`` (an :class:`envs.EnvSpec`, at its fixed step, as MPC runs it),
+    episodes of seeds ``seed, seed + 1, ...``, at most ``max_steps`` each."""
     import numpy as np
 
     from agents.policies import make_policy
-    from envs import EnvSpec, make_env
+    from envs import make_env
 
-    env = make_env(EnvSpec(env_id, max_episode_steps=max_steps))
+    env = make_env(spec.replace(timing="fixed", max_episode_steps=max_steps))
     policy = make_policy(str(agent), env.observation_space, env.action_space)
     returns, steps = [], []
     for k in range(episodes):

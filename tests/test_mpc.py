@@ -155,3 +155,37 @@ def _spaces():
 
     env = gym.make("Hopper-v5")
     return env.observation_space, env.action_space
+
+
+def test_the_policy_prior_is_the_actor_along_the_models_own_prediction(run):
+    """Every step of the prior, not only the first: the actor at the model's predicted
+    observation (real units) after the prior's own earlier actions."""
+    import torch
+
+    from agents.mpc import _rollout
+    from envs import EnvSpec
+    from worldmodel.batching import context_batch, context_window
+
+    model = load(run)
+    seen = []
+
+    def actor(o):
+        seen.append(np.array(o))
+        return np.tanh(np.asarray(o)[:3])  # depends on the observation
+
+    obs = np.linspace(-0.5, 0.5, 11) + np.r_[1.25, np.zeros(10)]
+    ctx = context_window(np.zeros(1), obs[None], np.zeros((0, 3)), 0, 5)
+    with torch.no_grad():
+        state = model.encode(context_batch([ctx], model.normalizer), 1, mean=True)[:, 0]
+        prior = _rollout(model, actor, state, obs, 0.008, PlanConfig(run=run, horizon=4))
+        assert prior.shape == (4, 3) and prior.dtype == torch.float32
+        s, o, d = state[:1], obs, torch.full((1,), 0.008)
+        for k in range(4):
+            np.testing.assert_allclose(seen[k], o)
+            np.testing.assert_allclose(prior[k].numpy(), np.tanh(o[:3]), rtol=1e-6)
+            s, o_norm = model.step(s, torch.as_tensor(np.tanh(o[:3])[None], dtype=s.dtype), d)
+            o = model.denormalize(o_norm)[0].double().numpy()
+    with pytest.raises(ValueError, match="policy_prior needs value"):
+        run_mpc(
+            None, PlanConfig(policy_prior=True, dynamics="simulator"), spec=EnvSpec("Hopper-v5")
+        )

@@ -82,10 +82,23 @@ def test_with_a_value_the_agents_own_actor_is_measured_first(planner, monkeypatc
     agent = tmp_path / "agent.zip"
     monkeypatch.setattr(sys, "argv", ["mpc_planner.py", "--value", str(agent), "--horizons", "10"])
     planner.main()
-    assert seen == [(agent, "Hopper-v5", 1, 300, 0), agent]
+    assert [a[0] for a in seen[:1]] == [agent] and seen[0][1].env_id == "Hopper-v5"
+    assert seen[0][2:] == (1, 300, 0) and seen[1] == agent
     with planner.RESULTS.open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["dynamics"], r["mean_return"]) for r in rows] == [
         ("policy", "7.00"),
         ("simulator", "2.00"),
     ]
+
+
+def test_a_results_file_with_other_columns_and_a_prior_without_its_agent_are_refused(
+    planner, monkeypatch
+):
+    planner.RESULTS.write_text("timestamp,machine,env,horizon\n")
+    monkeypatch.setattr(sys, "argv", ["mpc_planner.py"])
+    with pytest.raises(SystemExit, match="move it aside"):
+        planner.main()
+    monkeypatch.setattr(sys, "argv", ["mpc_planner.py", "--policy-prior"])
+    with pytest.raises(SystemExit, match="--policy-prior searches"):
+        planner.main()
