@@ -1,5 +1,7 @@
 """The replay buffers: timed discounts, mixed batch composition, FIFO ring, bad input."""
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,18 @@ from gymnasium import spaces
 from agents.replay import MixedReplayBuffer, TimedReplayBuffer
 
 OBS = spaces.Box(-np.inf, np.inf, (3,), np.float64)
+
+
+class OldSamples(NamedTuple):
+    """stable_baselines3 2.6's ReplayBufferSamples (no ``discounts``; 2.7 added it)."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    next_observations: torch.Tensor
+    dones: torch.Tensor
+    rewards: torch.Tensor
+
+
 ACT = spaces.Box(-1.0, 1.0, (2,), np.float32)
 
 
@@ -66,19 +80,9 @@ def test_rejects_non_finite_and_bad_settings():
 
 def test_mixed_batches_with_the_samples_of_sb3_before_2_7(monkeypatch):
     """SB3 2.3-2.6 (pyproject allows >= 2.3) have no ``discounts`` field; 2.7 added it."""
-    from typing import NamedTuple
-
     import stable_baselines3.common.buffers as sb3_buffers
-    import torch
 
     import agents.replay
-
-    class OldSamples(NamedTuple):  # stable_baselines3 2.6's ReplayBufferSamples
-        observations: torch.Tensor
-        actions: torch.Tensor
-        next_observations: torch.Tensor
-        dones: torch.Tensor
-        rewards: torch.Tensor
 
     monkeypatch.setattr(sb3_buffers, "ReplayBufferSamples", OldSamples)
     monkeypatch.setattr(agents.replay, "ReplayBufferSamples", OldSamples)
@@ -142,19 +146,10 @@ def test_without_a_hold_range_samples_carry_no_discounts():
 
 
 def test_timed_discounts_refuse_old_sb3_and_bad_settings(monkeypatch):
-    from typing import NamedTuple
-
     import agents.replay
 
     with pytest.raises(ValueError, match="default_substeps >= 1"):
         TimedReplayBuffer(10, OBS, ACT, device="cpu", self_timed=(1, 4), default_substeps=0)
-
-    class OldSamples(NamedTuple):  # stable_baselines3 2.6's ReplayBufferSamples
-        observations: torch.Tensor
-        actions: torch.Tensor
-        next_observations: torch.Tensor
-        dones: torch.Tensor
-        rewards: torch.Tensor
 
     monkeypatch.setattr(agents.replay, "ReplayBufferSamples", OldSamples)
     with pytest.raises(ValueError, match="stable-baselines3 >= 2.7"):
