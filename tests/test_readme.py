@@ -62,6 +62,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
         [RESULTS + "control_runs"],
         (1,),
     ),
+    (BENCH + "control.md", "self-timed SAC with a per-interval discount, mean real return"): (
+        [RESULTS + "control_runs"],
+        (1,),
+    ),
     (BENCH + "control.md", "self-timed in imagination, mean real return"): (
         [RESULTS + "control_runs"],
         (1,),
