@@ -59,7 +59,8 @@ def run_mpc(
     # plan at the run's mean control interval (the env's own step under fixed timing): the
     # next intervals are not known when the plan is made
     frame_skip, physics_dt = control_clock(env)
-    dt_plan = TimingSpec.parse(cfg.timing).mean(frame_skip) * physics_dt
+    mean_substeps = TimingSpec.parse(cfg.timing).mean(frame_skip)
+    dt_plan = mean_substeps * physics_dt
     if not 0.0 < cfg.value_discount <= 1.0:
         raise ValueError(f"plan: value_discount must be in (0, 1], got {cfg.value_discount}")
     terminal, actor = None, None
@@ -71,7 +72,6 @@ def run_mpc(
             actor = make_policy(str(cfg.value), env.observation_space, space)
     if cfg.policy_prior and (cfg.value is None or cfg.dynamics != "model"):
         raise ValueError("plan: policy_prior needs value (the agent) and dynamics 'model'")
-    mean_substeps = TimingSpec.parse(cfg.timing).mean(frame_skip)
     substeps = int(round(mean_substeps))  # the simulator's hold per planned action
     if cfg.dynamics == "simulator" and abs(mean_substeps - substeps) > 1e-9:
         raise ValueError(

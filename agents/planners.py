@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import mujoco
 import numpy as np
 import torch
 
@@ -239,6 +238,7 @@ def simulator_objective(
     Raises:
         ValueError: an env whose observation the task cannot rebuild from its physics state.
     """
+    import mujoco
     from mujoco import rollout
 
     from envs.wrappers import mujoco_base
