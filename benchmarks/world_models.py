@@ -2,7 +2,7 @@
 
     python benchmarks/world_models.py --env Hopper-v5 [--regime irregular] [--seeds 0,1,2]
         [--models latent-ode,mlp-ensemble,mlp-delta] [--episodes 400] [--out runs/world_models]
-        [--data random|medium|expert|mix] [--policy-episodes 100]
+        [--data random|medium|expert|mix] [--policy-episodes 100] [--seed-average]
 
 For one env and one timing regime: collect random-policy episodes (``worldmodel collect``'s
 code, seed 0), train every model on them at the same budget (``--epochs`` x ``--steps``
@@ -25,6 +25,9 @@ the model follow any action an agent or planner might try? On policy data one mo
 recorded intervals, from starts with ``--horizon`` recorded steps after them, so only episodes
 of at least ``--context`` + ``--horizon`` observations take part): the model along the trajectories
 it will be asked to imagine in control.
+
+``--seed-average`` also scores each model's seeds averaged (rows ``MODEL-avgN``: an ensemble
+of N independently trained runs, the mean of their predictions).
 
 Resumable: a finished run (``model.safetensors`` with all its epochs) is reused, an
 interrupted one resumed. Writes ``benchmarks/results/world_models.csv`` (one row per env,
@@ -223,6 +226,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=RESULTS, help="where the CSVs and plots go")
     ap.add_argument("--no-csv", action="store_true", help="print only")
     ap.add_argument(
+        "--seed-average",
+        action="store_true",
+        help="also score each model's seeds averaged (an ensemble of independent runs)",
+    )
+    ap.add_argument(
         "--summary-only",
         action="store_true",
         help="rewrite world_models_summary.csv from world_models.csv and stop",
@@ -241,7 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     from worldmodel.data import load_dataset
     from worldmodel.evaluate import CEILING as CEIL
     from worldmodel.evaluate import FLOOR as FLR
-    from worldmodel.evaluate import ModelPredictor, compare_to_simulator, heldout_split
+    from worldmodel.evaluate import (
+        MeanPredictor,
+        ModelPredictor,
+        compare_to_simulator,
+        heldout_split,
+    )
     from worldmodel.metrics import trained_seconds
     from worldmodel.train import load
 
@@ -278,6 +291,17 @@ def main(argv: list[str] | None = None) -> None:
                 }
             ),
         }
+    if args.seed_average and len(seeds) > 1:
+        for m in models:
+            members = [p for p in predictors if info[p.name]["model"] == m + args.tag]
+            name = f"{m}{args.tag}-avg{len(members)}"
+            predictors.append(MeanPredictor(members, name))
+            info[name] = {
+                **info[members[0].name],
+                "model": name,
+                "seed": "",
+                "train_s": sum(info[p.name]["train_s"] for p in members),
+            }
     import matplotlib
 
     matplotlib.use("Agg")

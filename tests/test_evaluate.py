@@ -12,6 +12,7 @@ from worldmodel.config import EvaluateConfig
 from worldmodel.evaluate import (
     CEILING,
     FLOOR,
+    MeanPredictor,
     ModelPredictor,
     SimulatorPredictor,
     compare_to_simulator,
@@ -188,3 +189,18 @@ def test_recorded_error_scores_along_the_recorded_actions_against_holding():
     np.testing.assert_allclose(off["model"], (0.1 / 0.5) ** 2)  # normalised units
     np.testing.assert_allclose(off["hold"], exact["hold"])  # same starts for the same seed
     assert recorded_error(_Exact(), data.episodes, norm, horizon=9, context=5) is None
+
+
+def test_mean_predictor_averages_its_members_and_needs_one():
+    class Const:
+        def __init__(self, value, name):
+            self.value, self.name = value, name
+
+        def predict(self, contexts, actions, dts):
+            return np.full((len(contexts), actions.shape[1], 2), self.value)
+
+    mean = MeanPredictor([Const(1.0, "a"), Const(4.0, "b")], "ab")
+    out = mean.predict([None, None, None], np.zeros((3, 5, 1)), np.ones((3, 5)))
+    assert mean.name == "ab" and out.shape == (3, 5, 2) and np.all(out == 2.5)
+    with pytest.raises(ValueError, match="at least one"):
+        MeanPredictor([], "none")

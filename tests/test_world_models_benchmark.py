@@ -73,6 +73,17 @@ def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
     stamp = run.stat().st_mtime_ns
     bench.main(argv)  # finished runs are reused, not retrained
     assert run.stat().st_mtime_ns == stamp
+    avg = tmp_path / "res_avg"
+    bench.main([*argv[: argv.index("--results")], "--results", str(avg), "--seed-average"])
+    with (avg / "world_models.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for test in tests:  # squared error is convex: the averaged prediction is never worse
+        for model in ("latent-ode", "mlp-delta"):
+            mean = next(r for r in rows if r["model"] == f"{model}-avg2" and r["test"] == test)
+            each = [r for r in rows if r["model"] == model and r["test"] == test]
+            for h in (1, 2, 5):
+                seeds_mean = sum(float(r[f"h{h}"]) for r in each) / len(each)
+                assert float(mean[f"h{h}"]) <= seeds_mean * (1 + 1e-6)
     other = argv[:]
     other[other.index("--batch") + 1] = "8"
     with pytest.raises(SystemExit, match="trained with batch_size=4, not 8"):

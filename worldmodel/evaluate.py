@@ -142,6 +142,21 @@ class ModelPredictor:
         return m.denormalize(pred.mean).mean(0).double().cpu().numpy()
 
 
+class MeanPredictor:
+    """The mean of several predictors' predictions (an ensemble of independently trained
+    models, as bagging averages them): ``(B, H, obs_dim)``, real units."""
+
+    def __init__(self, predictors: Sequence[Predictor], name: str) -> None:
+        if not predictors:
+            raise ValueError("MeanPredictor needs at least one predictor")
+        self.predictors, self.name = list(predictors), name
+
+    def predict(
+        self, contexts: Sequence[Context], actions: np.ndarray, dts: np.ndarray
+    ) -> np.ndarray:
+        return np.mean([p.predict(contexts, actions, dts) for p in self.predictors], axis=0)
+
+
 def _as_spec(env: EnvSpec | str) -> EnvSpec:
     """An env id alone means the plain ``gym.make(env_id)`` env."""
     return env if isinstance(env, EnvSpec) else EnvSpec(str(env))
