@@ -29,6 +29,7 @@ import argparse
 import csv
 from pathlib import Path
 
+import numpy as np
 from _results import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "mpc_planner.csv"
@@ -46,6 +47,8 @@ HEADER = [
     "mean_return",
     "mean_steps",
     "ms_per_action",
+    "std_return",
+    "returns",
 ]
 KEY = HEADER[:10]
 
@@ -126,9 +129,11 @@ def main() -> None:
             "no",
         )
         if tuple(str(v) for v in settings) not in done:
-            ret, steps = _actor(args.value, spec, args.episodes, args.max_steps, args.seed)
+            rets, steps = _actor(args.value, spec, args.episodes, args.max_steps, args.seed)
+            ret = float(np.mean(rets))
             print(f"the agent's actor: return {ret:8.1f}  steps {steps:6.1f} of {args.max_steps}")
-            append_rows(RESULTS, HEADER, [(*settings, f"{ret:.2f}", f"{steps:.1f}", "")])
+            row = (*settings, f"{ret:.2f}", f"{steps:.1f}", "", *_spread(rets))
+            append_rows(RESULTS, HEADER, [row])
     for h, p in grid:
         settings = (
             dynamics,
@@ -172,16 +177,23 @@ def main() -> None:
             f"{res['mean_return']:.2f}",
             f"{steps:.1f}",
             f"{res['ms_per_action']:.1f}",
+            *_spread(res["returns"]),
         )
         append_rows(RESULTS, HEADER, [row])
 
 
-def _actor(agent: Path, spec, episodes: int, max_steps: int, seed: int) -> tuple[float, float]:
-    """Mean return and steps of ``agent``'s deterministic actor (loaded without unpickling) on
-    the real env of ``spec`` (an :class:`envs.EnvSpec`, at its fixed step, as MPC runs it),
-    episodes of seeds ``seed, seed + 1, ...``, at most ``max_steps`` each."""
-    import numpy as np
+def _spread(returns: list[float]) -> tuple[str, str]:
+    """The ``std_return`` and ``returns`` cells: the std over episodes and each episode's return."""
+    return f"{np.std(returns):.2f}", " ".join(f"{r:.1f}" for r in returns)
 
+
+def _actor(
+    agent: Path, spec, episodes: int, max_steps: int, seed: int
+) -> tuple[list[float], float]:
+    """Each episode's return, and the mean steps, of ``agent``'s deterministic actor (loaded
+    without unpickling) on the real env of ``spec`` (an :class:`envs.EnvSpec`, at its fixed
+    step, as MPC runs it), episodes of seeds ``seed, seed + 1, ...``, at most ``max_steps``
+    each."""
     from agents.policies import make_policy
     from envs import make_env
 
@@ -196,7 +208,7 @@ def _actor(agent: Path, spec, episodes: int, max_steps: int, seed: int) -> tuple
             total, n, done = total + float(r), n + 1, term or trunc
         returns.append(total)
         steps.append(n)
-    return float(np.mean(returns)), float(np.mean(steps))
+    return returns, float(np.mean(steps))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def test_a_grid_plans_with_the_simulator_and_resumes(planner, monkeypatch):
 
     def fake_mpc(model, cfg, spec=None):
         seen.append((model, cfg.dynamics, spec.env_id, cfg.horizon, cfg.population, cfg.elites))
-        return {"mean_return": 10.0 * cfg.horizon, "ms_per_action": 5.0, "steps": 100}
+        r = 10.0 * cfg.horizon
+        return {"mean_return": r, "returns": [r - 1, r + 1], "ms_per_action": 5.0, "steps": 100}
 
     monkeypatch.setattr(agents.mpc, "run_mpc", fake_mpc)
     argv = ["mpc_planner.py", "--horizons", "20,10", "--populations", "64", "--max-steps", "50"]
@@ -42,6 +43,10 @@ def test_a_grid_plans_with_the_simulator_and_resumes(planner, monkeypatch):
     with planner.RESULTS.open() as f:
         rows = list(csv.DictReader(f))
     assert [r["mean_return"] for r in rows] == ["100.00", "200.00", "100.00"]
+    assert [(r["std_return"], r["returns"]) for r in rows[:2]] == [
+        ("1.00", "99.0 101.0"),
+        ("1.00", "199.0 201.0"),
+    ]
     planner.main()  # all measured: nothing runs again
     assert len(seen) == 3
 
@@ -58,7 +63,7 @@ def test_a_grid_with_a_trained_model_plans_with_it_in_its_env(planner, monkeypat
 
     def fake_mpc(model, cfg, spec=None):
         seen.append((model.name, cfg.dynamics, spec, cfg.horizon))
-        return {"mean_return": 1.0, "ms_per_action": 5.0, "steps": 10}
+        return {"mean_return": 1.0, "returns": [1.0], "ms_per_action": 5.0, "steps": 10}
 
     monkeypatch.setattr(agents.mpc, "run_mpc", fake_mpc)
     monkeypatch.setattr(sys, "argv", ["mpc_planner.py", "--model", str(run), "--horizons", "3"])
@@ -75,10 +80,11 @@ def test_with_a_value_the_agents_own_actor_is_measured_first(planner, monkeypatc
         agents.mpc,
         "run_mpc",
         lambda m, cfg, spec=None: (
-            seen.append(cfg.value) or {"mean_return": 2.0, "ms_per_action": 5.0, "steps": 10}
+            seen.append(cfg.value)
+            or {"mean_return": 2.0, "returns": [2.0], "ms_per_action": 5.0, "steps": 10}
         ),
     )
-    monkeypatch.setattr(planner, "_actor", lambda *a: seen.append(a) or (7.0, 300.0))
+    monkeypatch.setattr(planner, "_actor", lambda *a: seen.append(a) or ([6.0, 8.0], 300.0))
     agent = tmp_path / "agent.zip"
     monkeypatch.setattr(sys, "argv", ["mpc_planner.py", "--value", str(agent), "--horizons", "10"])
     planner.main()
@@ -86,9 +92,9 @@ def test_with_a_value_the_agents_own_actor_is_measured_first(planner, monkeypatc
     assert seen[0][2:] == (1, 300, 0) and seen[1] == agent
     with planner.RESULTS.open() as f:
         rows = list(csv.DictReader(f))
-    assert [(r["dynamics"], r["mean_return"]) for r in rows] == [
-        ("policy", "7.00"),
-        ("simulator", "2.00"),
+    assert [(r["dynamics"], r["mean_return"], r["returns"]) for r in rows] == [
+        ("policy", "7.00", "6.0 8.0"),
+        ("simulator", "2.00", "2.0"),
     ]
 
 
