@@ -129,6 +129,11 @@ class DynaConfig:
     """Real steps between batches of imagined rollouts (with the current policy and model)."""
     rollouts: int = 5_000
     """Imagined branches per batch, each from a random real state."""
+    branch_starts: Literal["states", "episodes"] = "states"
+    """How a branch's real start state is drawn: ``states``, uniformly over every state with
+    a future (MBPO's uniform draw over real transitions); ``episodes``, an episode first,
+    then a state in it (the rule of the control runs before 2026-11-28, which gives the short
+    episodes of the first random steps most of the branches)."""
     rollout_length: int = 3
     """Imagined steps per branch (at the start of ``rollout_ramp`` when
     ``rollout_length_max`` is set)."""
@@ -214,6 +219,10 @@ class DynaConfig:
             names = [n for n in ("decision_cost", "timed_discount") if getattr(self, n)]
             verb = "are" if len(names) > 1 else "is"
             raise ValueError(f"dyna: {' and '.join(names)} {verb} used only with self_timed")
+        if self.branch_starts not in ("states", "episodes"):
+            raise ValueError(
+                f"dyna: branch_starts must be 'states' or 'episodes', got {self.branch_starts!r}"
+            )
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"dyna: gamma must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.real_ratio <= 1.0:

@@ -44,6 +44,7 @@ from worldmodel.config import DynaConfig, TrainConfig
 from worldmodel.data import Dataset
 from worldmodel.io import atomic_write, atomic_write_csv
 from worldmodel.models import ModelConfig
+from worldmodel.models.base import DATA_BUFFERS
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +196,9 @@ class DynaCallback(BaseCallback):
             tensorboard=False,
         )
         trainer = Trainer(tc, data, run)
-        if self.world_model is not None:  # warm start; keep the new normalisation
-            keep = {
-                k: v
-                for k, v in self.world_model.state_dict().items()
-                if k not in ("obs_mean", "obs_std")
+        if self.world_model is not None:  # warm start; keep the new data's normalisation
+            keep = {  # and range (obs_low/high are normalised by the new mean and std)
+                k: v for k, v in self.world_model.state_dict().items() if k not in DATA_BUFFERS
             }
             trainer.model.load_state_dict(keep, strict=False)
         trainer.fit()
@@ -216,11 +215,10 @@ class DynaCallback(BaseCallback):
         c = self.cfg
         core = ImaginationCore(self.world_model)
         eps = [ep for ep in self.recorder.episodes if len(ep) >= 2]
-        contexts = []
-        for _ in range(c.rollouts):
-            ep = eps[int(self.rng.integers(len(eps)))]
-            k = int(self.rng.integers(len(ep) - 1 if ep.terminated else len(ep)))
-            contexts.append(context_window(ep.t, ep.obs, ep.actions, k, c.context))
+        contexts = [
+            context_window(ep.t, ep.obs, ep.actions, k, c.context)
+            for ep, k in self.branch_starts(eps)
+        ]
         gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
         state = core.encode(contexts, gen)
         obs = np.stack([ctx.obs[-1] for ctx in contexts])
@@ -249,12 +247,29 @@ class DynaCallback(BaseCallback):
                 dt0 = self.frame_skip * self.physics_dt
                 reward = timed_reward(reward, dt, dt0, c.decision_cost)
             keep = alive & ~div & confident
-            buf.add_imagined(obs[keep], nxt[keep], actions[keep], reward[keep], term[keep])
+            stored = self.model.policy.scale_action(actions)  # as SB3 stores real actions
+            buf.add_imagined(obs[keep], nxt[keep], stored[keep], reward[keep], term[keep])
             self.imagined += int(keep.sum())
             alive = keep & ~term
             obs = np.where(alive[:, None], nxt, obs)
             if not alive.any():
                 break
+
+    def branch_starts(self, eps: list) -> list[tuple[Any, int]]:
+        """``rollouts`` pairs ``(episode, index)`` of real start states drawn by
+        ``cfg.branch_starts`` (a terminated episode's last state excluded)."""
+        c = self.cfg
+        starts = [len(ep) - 1 if ep.terminated else len(ep) for ep in eps]
+        if c.branch_starts == "episodes":  # the draws (and so the runs) of the older rule
+            out = []
+            for _ in range(c.rollouts):
+                i = int(self.rng.integers(len(eps)))
+                out.append((eps[i], int(self.rng.integers(starts[i]))))
+            return out
+        ends = np.cumsum(starts)
+        flat = self.rng.integers(ends[-1], size=c.rollouts)
+        which = np.searchsorted(ends, flat, side="right")
+        return [(eps[i], int(f - (ends[i] - starts[i]))) for i, f in zip(which, flat)]
 
     def _on_step(self) -> bool:
         c, n = self.cfg, self.num_timesteps

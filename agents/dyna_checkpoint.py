@@ -47,6 +47,23 @@ def config_dict(cfg: DynaConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
+# settings added after runs were made whose older code did what another value does now (not
+# the new default): a saved config without one counts at this value
+LEGACY_VALUES = {"branch_starts": "episodes"}
+# settings that change nothing in a model-free run (use_model False)
+MODEL_ONLY = {"branch_starts"}
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or current :func:`config_dict` as runs compare: a setting it lacks (added since)
+    at :data:`LEGACY_VALUES`'s value, else at ``DynaConfig``'s default; the model-only
+    settings dropped when it runs without a model."""
+    out = {**config_dict(DynaConfig()), **LEGACY_VALUES, **config}
+    if not out["use_model"]:
+        out = {k: v for k, v in out.items() if k not in MODEL_ONLY}
+    return out
+
+
 def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes: Dataset) -> Path:
     """Write a checkpoint of ``agent`` at ``agent.num_timesteps`` real steps; returns its dir."""
     root = out / "checkpoint"
@@ -95,9 +112,8 @@ def load_dyna_checkpoint(
     ``step_dir``; returns the saved loop state and the real episodes. Raises ``ValueError``
     when the checkpoint was made with other settings."""
     state = json.loads((step_dir / "state.json").read_text())
-    # a setting added since the checkpoint was made counts at its default (what the code that
-    # made it did)
-    saved, now = {**config_dict(DynaConfig()), **state["config"]}, config_dict(cfg)
+    # a setting added since the checkpoint was made counts at what the code that made it did
+    saved, now = comparable(state["config"]), comparable(config_dict(cfg))
     differ = sorted(
         k
         for k in saved.keys() | now.keys()

@@ -29,6 +29,9 @@ deterministic episodes):
   Latent ODE leads the world-model benchmark at one step), all else equal;
 - ``sac+latent-ode+real50``: ``sac+latent-ode+batch160`` with half of each SAC batch from real
   steps instead of a tenth (``REAL50``: is the imagined share what costs SAC its return?);
+- ``sac+latent-ode+states``: ``sac+latent-ode+batch160`` with branches from real states drawn
+  uniformly (``STATE_STARTS``, MBPO's draw and ``DynaConfig``'s default) instead of an
+  episode first (the other learners' rule, kept so that their committed runs stay theirs);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -85,6 +88,7 @@ LEARNERS = (
     "sac+latent-ode+wide",
     "sac+latent-ode+batch160",
     "sac+latent-ode+real50",
+    "sac+latent-ode+states",
 )
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
@@ -92,6 +96,7 @@ LEARNERS = (
 # to 15 at 100k; MBPO's Walker2d keeps 1, but --env Walker2d-v5 runs this same schedule, so that
 # the envs differ in the env only). sac+imagination keeps the settings of the committed runs.
 SCHEDULE_16 = {
+    "branch_starts": "episodes",  # what these runs did (DynaConfig's default is now "states")
     "refit_epochs": 10,
     "refit_lr": 3e-3,
     "refit_mode": "extrap",
@@ -104,6 +109,10 @@ SCHEDULE_16 = {
 WIDE = {"rollouts": 25_000, "imagined_capacity": 400_000}
 # refits at worldmodel train's batch (TrainConfig.batch_size): 5x the windows per refit batch
 BATCH160 = {"refit_batch": 160}
+# branches from real states drawn uniformly (MBPO's draw, DynaConfig's default since
+# 2026-11-28) instead of an episode first; the committed runs above drew an episode first,
+# which gave the short episodes of the random start most of the branches
+STATE_STARTS = {"branch_starts": "states"}
 # half of each SAC batch from real steps (DynaConfig's default and MBPO's Hopper: a tenth and
 # 5 %): with the batch160 refits' model in the loop, does a smaller imagined share pay?
 REAL50 = {"real_ratio": 0.5}
@@ -114,6 +123,7 @@ MODELS = {
     "sac+latent-ode+wide": "latent-ode",
     "sac+latent-ode+batch160": "latent-ode",
     "sac+latent-ode+real50": "latent-ode",
+    "sac+latent-ode+states": "latent-ode",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
 UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount"}
@@ -134,6 +144,9 @@ SETTINGS = {
     "sac+latent-ode+wide": SCHEDULE_16 | WIDE,
     "sac+latent-ode+batch160": SCHEDULE_16 | BATCH160,
     "sac+latent-ode+real50": SCHEDULE_16 | BATCH160 | REAL50,
+    "sac+latent-ode+states": SCHEDULE_16 | BATCH160 | STATE_STARTS,
+    # the committed runs' rule (branches from an episode first)
+    "sac+imagination": {"branch_starts": "episodes"},
 }
 # MPC method -> the learner whose last model refit it plans with (None: the real simulator, a
 # perfect model), and whether the learner's final SAC critic values each plan's last state
@@ -155,13 +168,12 @@ def _settings(cfg) -> dict:
 
 
 def _same_settings(old: dict, now: dict) -> bool:
-    """A summary's settings equal ``now``'s, a setting added since it counting at its default
-    (the committed runs predate some)."""
-    from agents.dyna_checkpoint import config_dict
-    from worldmodel.config import DynaConfig
+    """A summary's settings equal ``now``'s, a setting added since it counting at what the
+    code that made it did (:func:`agents.dyna_checkpoint.comparable`; the committed runs
+    predate some)."""
+    from agents.dyna_checkpoint import comparable
 
-    default = config_dict(DynaConfig())
-    return all(old.get(k, default.get(k)) == v for k, v in now.items()) and old.keys() <= now.keys()
+    return comparable(old) == comparable(now) and old.keys() <= now.keys()
 
 
 DEFAULT_ENV = "Hopper-v5"

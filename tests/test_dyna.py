@@ -5,6 +5,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from agents.dyna import evaluate_real, run_dyna
 from worldmodel.config import DynaConfig
@@ -40,6 +41,13 @@ def test_dyna_loop_end_to_end(tmp_path, use_model):
         # batches of 20 two-step branches at real steps 100, 150 and 200; a branch ends early
         # only if its imagined hopper falls
         assert 3 * 20 < res["imagined_buffer"] == res["imagined_transitions"] <= 3 * 20 * 2
+        # each refit keeps its own data's observation range (a warm start once copied the
+        # first fit's, in the first fit's normalised units, into every later refit)
+        from worldmodel.train import load
+
+        fits = [load(tmp_path / "dyna" / "model" / f"refit_{i:03d}") for i in (0, 1)]
+        assert not torch.equal(fits[0].obs_low, fits[1].obs_low)
+        assert not torch.equal(fits[0].obs_high, fits[1].obs_high)
     else:
         assert res["refits"] == 0 and res["buffer"] == 200 and res["imagined_buffer"] == 0
 
@@ -104,6 +112,7 @@ def test_a_schedule_survives_the_checkpoint(tmp_path):
         {"rollout_ramp": (5, 5)},
         {"refit_lr": 0.0},
         {"imagined_capacity": 30},  # one batch of 20 two-step branches is 40
+        {"branch_starts": "transitions"},
     ],
 )
 def test_dyna_rejects_bad_settings(tmp_path, bad):
@@ -239,14 +248,21 @@ def _episode(n, terminated, base):  # observation = base + step index
 
 
 class _Agent:  # what imagine() reads of SB3's agent
+    stored: list = []
+
     class replay_buffer:
         @staticmethod
-        def add_imagined(*args):
-            pass
+        def add_imagined(obs, next_obs, actions, reward, done):
+            _Agent.stored.append(actions)
+
+    class policy:  # an action space of [-2, 2]: SB3 stores actions as its [-1, 1] image
+        @staticmethod
+        def scale_action(actions):
+            return actions / 2.0
 
     @staticmethod
     def predict(obs, deterministic):
-        return np.zeros((len(obs), 1)), None
+        return np.full((len(obs), 1), 1.5), None
 
 
 class _Recorder:
@@ -266,6 +282,38 @@ def test_imagined_branches_never_start_from_a_terminal_real_state(tmp_path, monk
     assert len(starts) == 300
     # not 11 and 22 (terminal); 31 is the truncated episode's last state: it has a future
     assert set(starts) == {10.0, 20.0, 21.0, 30.0, 31.0}
+
+
+@pytest.mark.parametrize(
+    "rule, shares", [("states", [1, 1, 1, 1, 1]), ("episodes", [2, 1, 1, 1, 1])]
+)
+def test_branches_start_uniformly_over_real_states_or_episodes(tmp_path, monkeypatch, rule, shares):
+    """``states``: every state with a future alike (MBPO); ``episodes``: the older rule, which
+    gives the 2-observation terminated episode's one start a third of all branches."""
+    import agents.dyna as dyna
+
+    starts = []
+    monkeypatch.setattr(dyna, "ImaginationCore", fake_core(starts=starts))
+    cfg = DynaConfig(out=tmp_path, rollouts=6000, rollout_length=1, branch_starts=rule)
+    cb = dyna.DynaCallback(cfg, _Recorder(), (1, 0.01))
+    cb.model = _Agent()
+    cb.imagine()
+    counts = [starts.count(v) for v in (10.0, 20.0, 21.0, 30.0, 31.0)]
+    expected = 6000 * np.array(shares) / (sum(shares) if rule == "states" else 6)
+    assert np.allclose(counts, expected, rtol=0.1)
+
+
+def test_imagined_actions_are_stored_as_sb3_stores_real_ones(tmp_path, monkeypatch):
+    import agents.dyna as dyna
+
+    monkeypatch.setattr(dyna, "ImaginationCore", fake_core())
+    _Agent.stored.clear()
+    cb = dyna.DynaCallback(
+        DynaConfig(out=tmp_path, rollouts=8, rollout_length=1), _Recorder(), (1, 0.01)
+    )
+    cb.model = _Agent()
+    cb.imagine()
+    assert np.all(np.concatenate(_Agent.stored) == 0.75)  # the policy's 1.5 in [-2, 2]
 
 
 @pytest.mark.parametrize(
@@ -405,3 +453,13 @@ def test_self_timed_settings_are_checked():
         DynaConfig(timed_discount=True).check()
     with pytest.raises(ValueError, match="decision_cost and timed_discount are used only"):
         DynaConfig(decision_cost=0.1, timed_discount=True).check()
+
+
+def test_a_run_saved_before_branch_starts_existed_compares_as_the_episode_rule():
+    from agents.dyna_checkpoint import comparable, config_dict
+
+    old = {k: v for k, v in config_dict(DynaConfig()).items() if k != "branch_starts"}
+    assert comparable(old)["branch_starts"] == "episodes"  # what the older code did
+    assert comparable(config_dict(DynaConfig()))["branch_starts"] == "states"
+    model_free = config_dict(DynaConfig(use_model=False))
+    assert comparable(model_free) == comparable({**old, "use_model": False})  # irrelevant there

@@ -170,6 +170,11 @@ def masked_mse(mean: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> tor
     return err.sum() / (mask.sum() * obs.shape[-1]).clamp(min=1)
 
 
+# the buffers a trainer sets from its data (normalisation, then the observation range in the
+# normalised units): a warm start onto other data keeps the new fit's, not the old model's
+DATA_BUFFERS = ("obs_mean", "obs_std", "obs_low", "obs_high")
+
+
 class WorldModel(nn.Module, ABC):
     """Base class of every model name in :data:`worldmodel.models.MODELS`."""
 
