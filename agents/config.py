@@ -132,8 +132,8 @@ class DynaConfig:
     branch_starts: Literal["states", "episodes"] = "states"
     """How a branch's real start state is drawn: ``states``, uniformly over every state with
     a future (MBPO's uniform draw over real transitions); ``episodes``, an episode first,
-    then a state in it (the rule of the control runs before 2026-11-28, which gives the short
-    episodes of the first random steps most of the branches)."""
+    then a state in it (the rule of the control runs made from 2026-11-27 to 2026-11-28, which
+    gives the short episodes of the first random steps most of the branches)."""
     rollout_length: int = 3
     """Imagined steps per branch (at the start of ``rollout_ramp`` when
     ``rollout_length_max`` is set)."""
@@ -148,6 +148,10 @@ class DynaConfig:
     members of the predicted next observation, normalised units, mean over dimensions;
     ``MLPEnsemble.member_spread``), dropping that step (None: never; a model without members
     refuses it)."""
+    refit_bounds: Literal["own", "first"] = "own"
+    """The range each refit clamps imagined observations to: ``own``, its own data's; ``first``,
+    the first fit's normalised bounds carried by every warm start (a fault of the control runs
+    made from 2026-11-27 to 2026-11-28, kept only to reproduce them)."""
     imagined_capacity: int = 60_000
     """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
     real_ratio: float = 0.1
@@ -219,6 +223,10 @@ class DynaConfig:
             names = [n for n in ("decision_cost", "timed_discount") if getattr(self, n)]
             verb = "are" if len(names) > 1 else "is"
             raise ValueError(f"dyna: {' and '.join(names)} {verb} used only with self_timed")
+        if self.refit_bounds not in ("own", "first"):
+            raise ValueError(
+                f"dyna: refit_bounds must be 'own' or 'first', got {self.refit_bounds!r}"
+            )
         if self.branch_starts not in ("states", "episodes"):
             raise ValueError(
                 f"dyna: branch_starts must be 'states' or 'episodes', got {self.branch_starts!r}"

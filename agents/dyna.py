@@ -197,9 +197,10 @@ class DynaCallback(BaseCallback):
         )
         trainer = Trainer(tc, data, run)
         if self.world_model is not None:  # warm start; keep the new data's normalisation
-            keep = {  # and range (obs_low/high are normalised by the new mean and std)
-                k: v for k, v in self.world_model.state_dict().items() if k not in DATA_BUFFERS
-            }
+            # and range (obs_low/high, normalised by the new mean and std), unless reproducing
+            # the runs that carried the first fit's range along (refit_bounds "first")
+            fresh = DATA_BUFFERS if c.refit_bounds == "own" else ("obs_mean", "obs_std")
+            keep = {k: v for k, v in self.world_model.state_dict().items() if k not in fresh}
             trainer.model.load_state_dict(keep, strict=False)
         trainer.fit()
         self.world_model, self.world_model_dir = load(run), run
@@ -260,7 +261,7 @@ class DynaCallback(BaseCallback):
         ``cfg.branch_starts`` (a terminated episode's last state excluded)."""
         c = self.cfg
         starts = [len(ep) - 1 if ep.terminated else len(ep) for ep in eps]
-        if c.branch_starts == "episodes":  # the draws (and so the runs) of the older rule
+        if c.branch_starts == "episodes":  # the older rule, drawing as its code drew
             out = []
             for _ in range(c.rollouts):
                 i = int(self.rng.integers(len(eps)))

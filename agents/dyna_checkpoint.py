@@ -49,9 +49,9 @@ def config_dict(cfg: DynaConfig) -> dict[str, Any]:
 
 # settings added after runs were made whose older code did what another value does now (not
 # the new default): a saved config without one counts at this value
-LEGACY_VALUES = {"branch_starts": "episodes"}
+LEGACY_VALUES = {"branch_starts": "episodes", "refit_bounds": "first"}
 # settings that change nothing in a model-free run (use_model False)
-MODEL_ONLY = {"branch_starts"}
+MODEL_ONLY = {"branch_starts", "refit_bounds"}
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,10 @@ def test_dyna_loop_end_to_end(tmp_path, use_model):
         fits = [load(tmp_path / "dyna" / "model" / f"refit_{i:03d}") for i in (0, 1)]
         assert not torch.equal(fits[0].obs_low, fits[1].obs_low)
         assert not torch.equal(fits[0].obs_high, fits[1].obs_high)
+        old = run_dyna(DynaConfig(**TINY, refit_bounds="first", out=tmp_path / "first"))
+        assert old["refits"] == 2  # ... as the runs that carried the first fit's range did
+        first = [load(tmp_path / "first" / "model" / f"refit_{i:03d}") for i in (0, 1)]
+        assert torch.equal(first[0].obs_low, first[1].obs_low)
     else:
         assert res["refits"] == 0 and res["buffer"] == 200 and res["imagined_buffer"] == 0
 
@@ -113,6 +117,7 @@ def test_a_schedule_survives_the_checkpoint(tmp_path):
         {"refit_lr": 0.0},
         {"imagined_capacity": 30},  # one batch of 20 two-step branches is 40
         {"branch_starts": "transitions"},
+        {"refit_bounds": "last"},
     ],
 )
 def test_dyna_rejects_bad_settings(tmp_path, bad):
@@ -248,7 +253,7 @@ def _episode(n, terminated, base):  # observation = base + step index
 
 
 class _Agent:  # what imagine() reads of SB3's agent
-    stored: list = []
+    stored: list = []  # what add_imagined got (a test sets its own list)
 
     class replay_buffer:
         @staticmethod
@@ -299,6 +304,7 @@ def test_branches_start_uniformly_over_real_states_or_episodes(tmp_path, monkeyp
     cb.model = _Agent()
     cb.imagine()
     counts = [starts.count(v) for v in (10.0, 20.0, 21.0, 30.0, 31.0)]
+    assert sum(counts) == 6000  # no branch from a terminal state (11.0, 22.0)
     expected = 6000 * np.array(shares) / (sum(shares) if rule == "states" else 6)
     assert np.allclose(counts, expected, rtol=0.1)
 
@@ -307,7 +313,7 @@ def test_imagined_actions_are_stored_as_sb3_stores_real_ones(tmp_path, monkeypat
     import agents.dyna as dyna
 
     monkeypatch.setattr(dyna, "ImaginationCore", fake_core())
-    _Agent.stored.clear()
+    monkeypatch.setattr(_Agent, "stored", [])
     cb = dyna.DynaCallback(
         DynaConfig(out=tmp_path, rollouts=8, rollout_length=1), _Recorder(), (1, 0.01)
     )
@@ -455,11 +461,13 @@ def test_self_timed_settings_are_checked():
         DynaConfig(decision_cost=0.1, timed_discount=True).check()
 
 
-def test_a_run_saved_before_branch_starts_existed_compares_as_the_episode_rule():
+def test_a_run_saved_before_the_branch_and_clamp_rules_compares_as_their_older_code():
     from agents.dyna_checkpoint import comparable, config_dict
 
-    old = {k: v for k, v in config_dict(DynaConfig()).items() if k != "branch_starts"}
+    added = ("branch_starts", "refit_bounds")
+    old = {k: v for k, v in config_dict(DynaConfig()).items() if k not in added}
     assert comparable(old)["branch_starts"] == "episodes"  # what the older code did
+    assert comparable(old)["refit_bounds"] == "first"
     assert comparable(config_dict(DynaConfig()))["branch_starts"] == "states"
     model_free = config_dict(DynaConfig(use_model=False))
     assert comparable(model_free) == comparable({**old, "use_model": False})  # irrelevant there
