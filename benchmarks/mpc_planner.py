@@ -183,8 +183,10 @@ def main() -> None:
 
 
 def _spread(returns: list[float]) -> tuple[str, str]:
-    """The ``std_return`` and ``returns`` cells: the std over episodes and each episode's return."""
-    return f"{np.std(returns):.2f}", " ".join(f"{r:.1f}" for r in returns)
+    """The ``std_return`` and ``returns`` cells: the sample std over episodes (blank for one)
+    and each episode's return."""
+    std = f"{np.std(returns, ddof=1):.2f}" if len(returns) > 1 else ""
+    return std, " ".join(f"{r:.1f}" for r in returns)
 
 
 def _actor(

@@ -44,8 +44,8 @@ def test_a_grid_plans_with_the_simulator_and_resumes(planner, monkeypatch):
         rows = list(csv.DictReader(f))
     assert [r["mean_return"] for r in rows] == ["100.00", "200.00", "100.00"]
     assert [(r["std_return"], r["returns"]) for r in rows[:2]] == [
-        ("1.00", "99.0 101.0"),
-        ("1.00", "199.0 201.0"),
+        ("1.41", "99.0 101.0"),  # the sample std of two returns 2 apart
+        ("1.41", "199.0 201.0"),
     ]
     planner.main()  # all measured: nothing runs again
     assert len(seen) == 3
