@@ -160,6 +160,12 @@ class DynaConfig:
     """Real observations encoded before each branch."""
     gradient_steps: int = 1
     """SAC updates per real step."""
+    batch_size: int = 256
+    """Transitions per SAC update (stable-baselines3's default), ``real_ratio`` of them real:
+    at 512 and ``real_ratio`` 0.5 each update sees model-free SAC's 256 real transitions
+    and as many imagined ones on top."""
+    target_entropy: float | None = None
+    """SAC's entropy target (None: stable-baselines3's ``-dim(action)``; MBPO's Hopper: -1)."""
     gamma: float = 0.99
     """SAC's discount per real step (stable-baselines3's default; per decision when
     self-timed, unless ``timed_discount``)."""
@@ -198,6 +204,7 @@ class DynaConfig:
             "imagined_capacity",
             "context",
             "gradient_steps",
+            "batch_size",
             "eval_every",
             "eval_episodes",
         ):
@@ -231,6 +238,8 @@ class DynaConfig:
             raise ValueError(
                 f"dyna: branch_starts must be 'states' or 'episodes', got {self.branch_starts!r}"
             )
+        if self.target_entropy is not None and not math.isfinite(self.target_entropy):
+            raise ValueError(f"dyna: target_entropy must be finite, got {self.target_entropy}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"dyna: gamma must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.real_ratio <= 1.0:

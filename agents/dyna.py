@@ -398,6 +398,8 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         env,
         learning_starts=cfg.init_steps,
         gradient_steps=cfg.gradient_steps,
+        batch_size=cfg.batch_size,
+        target_entropy="auto" if cfg.target_entropy is None else cfg.target_entropy,
         gamma=cfg.gamma,
         seed=cfg.seed,
         device="cpu",

@@ -33,6 +33,9 @@ deterministic episodes):
   uniformly (MBPO's draw) instead of an episode first, and refits clamping imagination to
   their own data's range instead of the first fit's (``STATE_STARTS``: ``DynaConfig``'s
   defaults; the other learners keep the rules their committed runs had, ``COMMITTED_RULES``);
+- ``sac+latent-ode+on-top``: ``sac+latent-ode+states`` whose SAC updates take 512
+  transitions, half real (``ON_TOP``): model-free SAC's 256 real ones per update, with as many
+  imagined ones added rather than put in their place;
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -90,6 +93,7 @@ LEARNERS = (
     "sac+latent-ode+batch160",
     "sac+latent-ode+real50",
     "sac+latent-ode+states",
+    "sac+latent-ode+on-top",
 )
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
@@ -116,6 +120,9 @@ BATCH160 = {"refit_batch": 160}
 # 2026-11-28) instead of an episode first, and each refit clamping to its own data's range
 # instead of the first fit's (both faults of the committed runs; docs/benchmarks/control.md)
 STATE_STARTS = {"branch_starts": "states", "refit_bounds": "own"}
+# every SAC update sees model-free SAC's 256 real transitions and 256 imagined ones on top (the
+# imagined data so far replaced real samples: 26 of 256 per update at real_ratio 0.1)
+ON_TOP = {"batch_size": 512, "real_ratio": 0.5}
 # half of each SAC batch from real steps (DynaConfig's default and MBPO's Hopper: a tenth and
 # 5 %): with the batch160 refits' model in the loop, does a smaller imagined share pay?
 REAL50 = {"real_ratio": 0.5}
@@ -127,6 +134,7 @@ MODELS = {
     "sac+latent-ode+batch160": "latent-ode",
     "sac+latent-ode+real50": "latent-ode",
     "sac+latent-ode+states": "latent-ode",
+    "sac+latent-ode+on-top": "latent-ode",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
 UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount"}
@@ -148,6 +156,7 @@ SETTINGS = {
     "sac+latent-ode+batch160": SCHEDULE_16 | BATCH160,
     "sac+latent-ode+real50": SCHEDULE_16 | BATCH160 | REAL50,
     "sac+latent-ode+states": SCHEDULE_16 | BATCH160 | STATE_STARTS,
+    "sac+latent-ode+on-top": SCHEDULE_16 | BATCH160 | STATE_STARTS | ON_TOP,
     # the nearest the code comes to its committed runs of 2026-11-26, which predate the clamp
     # and drew their starts from any state of an episode, terminal ones included
     "sac+imagination": COMMITTED_RULES,

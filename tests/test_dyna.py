@@ -118,6 +118,8 @@ def test_a_schedule_survives_the_checkpoint(tmp_path):
         {"imagined_capacity": 30},  # one batch of 20 two-step branches is 40
         {"branch_starts": "transitions"},
         {"refit_bounds": "last"},
+        {"batch_size": 0},
+        {"target_entropy": float("nan")},
     ],
 )
 def test_dyna_rejects_bad_settings(tmp_path, bad):
@@ -471,3 +473,21 @@ def test_a_run_saved_before_the_branch_and_clamp_rules_compares_as_their_older_c
     assert comparable(config_dict(DynaConfig()))["branch_starts"] == "states"
     model_free = config_dict(DynaConfig(use_model=False))
     assert comparable(model_free) == comparable({**old, "use_model": False})  # irrelevant there
+
+
+def test_sac_gets_the_batch_size_and_entropy_target(tmp_path, monkeypatch):
+    import agents.dyna as dyna
+
+    made = []
+
+    class Recording(dyna.SAC):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(dyna, "SAC", Recording)
+    small = {**TINY, "steps": 100, "eval_every": 100}
+    run_dyna(DynaConfig(**small, batch_size=64, target_entropy=-1.0, out=tmp_path / "a"))
+    run_dyna(DynaConfig(**small, out=tmp_path / "b"))
+    assert (made[0].batch_size, made[0].target_entropy) == (64, -1.0)
+    assert (made[1].batch_size, made[1].target_entropy) == (256, -3.0)  # SB3's: -dim(action)
