@@ -58,6 +58,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "control.md", "seed 0, mean real return"): ([RESULTS + "control_runs"], (1,)),
     (BENCH + "control.md", "batch160 refits, mean real return"): ([RESULTS + "control_runs"], (1,)),
     (BENCH + "control.md", "real50, mean real return"): ([RESULTS + "control_runs"], (1,)),
+    (BENCH + "control.md", "without the faults, mean real return"): (
+        [RESULTS + "control_runs"],
+        (1,),
+    ),
     (BENCH + "control.md", "self-timed SAC, mean real return"): (
         [RESULTS + "control_runs"],
         (1,),
