@@ -46,6 +46,8 @@ BENCHMARKS = [
 # Each result table, by its page and the first cell of its header row: the committed files its
 # figures come from, and the factors a printed figure may be multiplied by to read as in the
 # file ("x 1e-2"). Moving a table to another page moves its entry here.
+# the per-run summaries of benchmarks/control.py, read as printed
+RUNS = ([RESULTS + "control_runs"], (1,))
 SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     # the demo's table: its report's results.json, copied to docs/demo/ with its plot and video
     (README, "open-loop MSE (normalised)"): (["docs/demo/results.json"], (1,)),
@@ -55,25 +57,13 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     ),
     (BENCH + "control.md", "mean real return (std)"): (CONTROL, (1,)),
     (BENCH + "control.md", "benchmark"): (CONTROL, (1,)),
-    (BENCH + "control.md", "seed 0, mean real return"): ([RESULTS + "control_runs"], (1,)),
-    (BENCH + "control.md", "batch160 refits, mean real return"): ([RESULTS + "control_runs"], (1,)),
-    (BENCH + "control.md", "real50, mean real return"): ([RESULTS + "control_runs"], (1,)),
-    (BENCH + "control.md", "without the faults, mean real return"): (
-        [RESULTS + "control_runs"],
-        (1,),
-    ),
-    (BENCH + "control.md", "self-timed SAC, mean real return"): (
-        [RESULTS + "control_runs"],
-        (1,),
-    ),
-    (BENCH + "control.md", "self-timed SAC with a per-interval discount, mean real return"): (
-        [RESULTS + "control_runs"],
-        (1,),
-    ),
-    (BENCH + "control.md", "self-timed in imagination, mean real return"): (
-        [RESULTS + "control_runs"],
-        (1,),
-    ),
+    (BENCH + "control.md", "seed 0, mean real return"): RUNS,
+    (BENCH + "control.md", "batch160 refits, mean real return"): RUNS,
+    (BENCH + "control.md", "real50, mean real return"): RUNS,
+    (BENCH + "control.md", "without the faults, mean real return"): RUNS,
+    (BENCH + "control.md", "self-timed SAC, mean real return"): RUNS,
+    (BENCH + "control.md", "self-timed SAC with a per-interval discount, mean real return"): RUNS,
+    (BENCH + "control.md", "self-timed in imagination, mean real return"): RUNS,
     (BENCH + "control.md", "variant"): ([RESULTS + "sac_step.csv"], (1,)),
     (BENCH + "control.md", "MPC planner, mean real return"): (
         [RESULTS + "mpc_planner.csv"],
