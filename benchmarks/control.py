@@ -36,6 +36,8 @@ deterministic episodes):
 - ``sac+latent-ode+on-top``: ``sac+latent-ode+states`` whose SAC updates take 512
   transitions, half real (``ON_TOP``): model-free SAC's 256 real ones per update, with as many
   imagined ones added rather than put in their place;
+- ``sac+ensemble+states``: ``sac+latent-ode+states`` with the mlp-ensemble as the model, all
+  else equal (issue #16's bar: at least as well as imagination with the ensemble);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -94,6 +96,7 @@ LEARNERS = (
     "sac+latent-ode+real50",
     "sac+latent-ode+states",
     "sac+latent-ode+on-top",
+    "sac+ensemble+states",
 )
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
@@ -135,6 +138,7 @@ MODELS = {
     "sac+latent-ode+real50": "latent-ode",
     "sac+latent-ode+states": "latent-ode",
     "sac+latent-ode+on-top": "latent-ode",
+    "sac+ensemble+states": "mlp-ensemble",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
 UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount"}
@@ -157,6 +161,7 @@ SETTINGS = {
     "sac+latent-ode+real50": SCHEDULE_16 | BATCH160 | REAL50,
     "sac+latent-ode+states": SCHEDULE_16 | BATCH160 | STATE_STARTS,
     "sac+latent-ode+on-top": SCHEDULE_16 | BATCH160 | STATE_STARTS | ON_TOP,
+    "sac+ensemble+states": SCHEDULE_16 | BATCH160 | STATE_STARTS,
     # the nearest the code comes to its committed runs of 2026-11-26, which predate the clamp
     # and drew their starts from any state of an episode, terminal ones included
     "sac+imagination": COMMITTED_RULES,

@@ -115,12 +115,16 @@ def test_a_committed_summary_predating_a_setting_counts_it_at_its_default(contro
 def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    for name in ("sac+latent-ode", "sac+ensemble"):
-        control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
-    lat, ens = (control._settings(c) for c in calls)
-    assert lat["model"] == "latent-ode" and ens["model"] == "mlp-ensemble"
-    assert {k for k in lat if lat[k] != ens[k]} == {"model"}
-    assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5
+    pairs = [("sac+latent-ode", "sac+ensemble"), ("sac+latent-ode+states", "sac+ensemble+states")]
+    for pair in pairs:
+        for name in pair:
+            control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
+    settings = [control._settings(c) for c in calls]
+    for lat, ens in zip(settings[::2], settings[1::2], strict=True):
+        assert lat["model"] == "latent-ode" and ens["model"] == "mlp-ensemble"
+        assert {k for k in lat if lat[k] != ens[k]} == {"model"}
+        assert lat["use_model"] and lat["rollout_length_max"] == 15 and lat["gradient_steps"] == 5
+    assert settings[3]["branch_starts"] == "states" and settings[3]["refit_bounds"] == "own"
 
 
 @pytest.mark.parametrize(
