@@ -123,6 +123,9 @@ class DynaConfig:
     refit_mode: Literal["interp", "extrap", "both"] = "both"
     """Training task of the refits (``TrainConfig.mode``; ``extrap``, open-loop prediction
     from a context, is what imagination asks of the model)."""
+    refit_window_starts: Literal["whole", "any"] = "whole"
+    """Where the refits' training windows start (``TrainConfig.window_starts``): ``any`` also
+    scores an episode's last points, its fall, as often as the rest."""
     window: int = 10
     """Training window (observations)."""
     imagine_every: int = 250
@@ -233,6 +236,11 @@ class DynaConfig:
         if self.refit_bounds not in ("own", "first"):
             raise ValueError(
                 f"dyna: refit_bounds must be 'own' or 'first', got {self.refit_bounds!r}"
+            )
+        if self.refit_window_starts not in ("whole", "any"):
+            raise ValueError(
+                "dyna: refit_window_starts must be 'whole' or 'any', "
+                f"got {self.refit_window_starts!r}"
             )
         if self.branch_starts not in ("states", "episodes"):
             raise ValueError(

@@ -192,6 +192,7 @@ class DynaCallback(BaseCallback):
             patience=0,
             lr=c.refit_lr,
             mode=c.refit_mode,
+            window_starts=c.refit_window_starts,
             progress=False,
             tensorboard=False,
         )

@@ -51,7 +51,7 @@ def config_dict(cfg: DynaConfig) -> dict[str, Any]:
 # the new default): a saved config without one counts at this value
 LEGACY_VALUES = {"branch_starts": "episodes", "refit_bounds": "first"}
 # settings that change nothing in a model-free run (use_model False)
-MODEL_ONLY = {"branch_starts", "refit_bounds"}
+MODEL_ONLY = {"branch_starts", "refit_bounds", "refit_window_starts"}
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

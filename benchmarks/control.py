@@ -36,6 +36,9 @@ deterministic episodes):
 - ``sac+latent-ode+on-top``: ``sac+latent-ode+states`` whose SAC updates take 512
   transitions, half real (``ON_TOP``): model-free SAC's 256 real ones per update, with as many
   imagined ones added rather than put in their place;
+- ``sac+latent-ode+ends``: ``sac+latent-ode+states`` whose refits also train on windows cut
+  short by their episode's end (``ENDS``: ``TrainConfig.window_starts`` ``any``), so that the
+  last steps of an episode, its fall, are scored as often as the rest;
 - ``sac+ensemble+states``: ``sac+latent-ode+states`` with the mlp-ensemble as the model, all
   else equal (issue #16's bar: at least as well as imagination with the ensemble);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
@@ -97,6 +100,7 @@ LEARNERS = (
     "sac+latent-ode+states",
     "sac+latent-ode+on-top",
     "sac+ensemble+states",
+    "sac+latent-ode+ends",
 )
 # issue #16's refits and branches, shared by sac+latent-ode and sac+ensemble (so that the two
 # differ only in the model): refits of 500 batches at the world-model benchmark's learning
@@ -126,6 +130,10 @@ STATE_STARTS = {"branch_starts": "states", "refit_bounds": "own"}
 # every SAC update sees model-free SAC's 256 real transitions and 256 imagined ones on top (the
 # imagined data so far replaced real samples: 26 of 256 per update at real_ratio 0.1)
 ON_TOP = {"batch_size": 512, "real_ratio": 0.5}
+# refit windows also from within a window of an episode's end, cut short there: with windows
+# only where a whole one fits, an episode's last point (a fall) is scored 1/5 as often as a
+# mid-episode one (window 10, context 5)
+ENDS = {"refit_window_starts": "any"}
 # half of each SAC batch from real steps (DynaConfig's default and MBPO's Hopper: a tenth and
 # 5 %): with the batch160 refits' model in the loop, does a smaller imagined share pay?
 REAL50 = {"real_ratio": 0.5}
@@ -139,6 +147,7 @@ MODELS = {
     "sac+latent-ode+states": "latent-ode",
     "sac+latent-ode+on-top": "latent-ode",
     "sac+ensemble+states": "mlp-ensemble",
+    "sac+latent-ode+ends": "latent-ode",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
 UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount"}
@@ -162,6 +171,7 @@ SETTINGS = {
     "sac+latent-ode+states": SCHEDULE_16 | BATCH160 | STATE_STARTS,
     "sac+latent-ode+on-top": SCHEDULE_16 | BATCH160 | STATE_STARTS | ON_TOP,
     "sac+ensemble+states": SCHEDULE_16 | BATCH160 | STATE_STARTS,
+    "sac+latent-ode+ends": SCHEDULE_16 | BATCH160 | STATE_STARTS | ENDS,
     # the nearest the code comes to its committed runs of 2026-11-26, which predate the clamp
     # and drew their starts from any state of an episode, terminal ones included
     "sac+imagination": COMMITTED_RULES,

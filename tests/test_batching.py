@@ -209,3 +209,35 @@ def test_cut_horizon_keeps_each_windows_first_targets_past_its_anchor(data, mode
     assert cut_horizon(b, 100) is b
     with pytest.raises(ValueError, match="horizon must be >= 1"):
         cut_horizon(b, 0)
+
+
+def _scored_counts(eps, windows, context: int) -> dict[tuple[int, int], int]:
+    """How many windows score each (episode, point) as a target after ``context`` points."""
+    counts: dict[tuple[int, int], int] = {}
+    for w in windows:
+        for j in range(w.start + min(context, w.stop - w.start - 1), w.stop):
+            counts[w.episode, j] = counts.get((w.episode, j), 0) + 1
+    return counts
+
+
+def test_windows_cut_at_an_episodes_end_score_its_last_points_as_often_as_the_rest():
+    eps = linear_dataset(4, 30, seed=1).episodes
+    n = len(eps[0].obs)
+    assert all(len(e.obs) == n for e in eps)
+    whole = sample_windows(eps, 40_000, 10, np.random.default_rng(0))
+    cut = sample_windows(eps, 40_000, 10, np.random.default_rng(0), shortest=6)  # context 5
+    assert all(w.stop - w.start == 10 for w in whole)
+    assert {w.stop - w.start for w in cut} == {6, 7, 8, 9, 10}
+    assert all(w.stop <= n for w in cut)
+    for windows, ratio in ((whole, 1 / 5), (cut, 1.0)):
+        counts = _scored_counts(eps, windows, 5)
+        # a point past the first window and the last point: 5 windows score the mid one
+        # (starts 5-9 before it), 1 the last with whole windows only, 5 with cut ones
+        last = sum(counts.get((e, n - 1), 0) for e in range(len(eps)))
+        mid = sum(counts.get((e, n // 2), 0) for e in range(len(eps)))
+        assert last / mid == pytest.approx(ratio, rel=0.05)
+    # an episode shorter than the shortest window is one window, as before
+    short = sample_windows(eps, 5, 40, np.random.default_rng(0), shortest=n + 1)
+    assert all((w.start, w.stop) == (0, n) for w in short)
+    with pytest.raises(ValueError, match="shortest window must be in"):
+        sample_windows(eps, 5, 10, np.random.default_rng(0), shortest=11)

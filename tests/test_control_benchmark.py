@@ -133,6 +133,7 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
         ("sac+latent-ode", "sac+latent-ode+wide", {"rollouts", "imagined_capacity"}),
         ("sac+latent-ode", "sac+latent-ode+batch160", {"refit_batch"}),
         ("sac+latent-ode", "sac+latent-ode+real50", {"refit_batch", "real_ratio"}),
+        ("sac+latent-ode+states", "sac+latent-ode+ends", {"refit_window_starts"}),
         ("sac", "sac-gamma995", {"gamma"}),
         ("sac", "sac-gamma98", {"gamma"}),
         ("sac", "sac-timed-discount", {"timed_discount"}),
@@ -160,6 +161,8 @@ def test_a_variant_differs_from_its_base_only_in_its_own_settings(
         assert calls[1].gradient_steps == 1
         tag = "" if own is None else "-self_1-15"
         assert (tmp_path / "summaries" / f"{variant}-utd1{tag}-seed0.json").exists()
+    elif variant.endswith("ends"):
+        assert other["refit_window_starts"] == "any" and base["refit_window_starts"] == "whole"
     else:  # worldmodel train's batch, against the dyna default's
         assert other["refit_batch"] == TrainConfig().batch_size and base["refit_batch"] == 32
 

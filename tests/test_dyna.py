@@ -76,12 +76,20 @@ def test_dyna_imagines_with_the_latent_ode_under_irregular_timing(tmp_path):
     import json
 
     cfg = DynaConfig(
-        **TINY, model="latent-ode", timing="uniform:3-5", refit_batch=7, out=tmp_path / "dyna"
+        **TINY,
+        model="latent-ode",
+        timing="uniform:3-5",
+        refit_batch=7,
+        refit_window_starts="any",
+        out=tmp_path / "dyna",
     )
     res = run_dyna(cfg)
     assert res["refits"] == 2 and res["imagined_transitions"] > 0
     refit = json.loads((tmp_path / "dyna" / "model" / "refit_001" / "config.json").read_text())
     assert refit["train"]["model"] == "latent-ode" and refit["train"]["batch_size"] == 7
+    assert refit["train"]["window_starts"] == "any"
+    with pytest.raises(ValueError, match="refit_window_starts must be"):
+        DynaConfig(refit_window_starts="ends").check()
 
 
 def test_branch_length_follows_mbpos_linear_schedule():

@@ -556,3 +556,17 @@ def test_a_weight_average_is_validated_saved_and_resumed_exactly(tmp_path, data)
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     with pytest.raises(ValueError, match=r"ema_decay must be in \(0, 1\)"):
         Trainer(cfg(ema_decay=1.0), data, tmp_path / "bad")
+
+
+def test_windows_may_start_near_an_episodes_end_and_keep_a_whole_context(tmp_path, data):
+    c = cfg(window_starts="any", observed_min=1.0)  # episodes of 15 points, windows of 10
+    trainer = Trainer(c, data, tmp_path / "run")
+    lengths, contexts = set(), set()
+    for _ in range(20):
+        batch = trainer._train_batch()
+        lengths |= set(batch.exists.sum(1).tolist())
+        contexts |= set((batch.exists & batch.context).sum(1).tolist())
+    assert min(lengths) == 6 and max(lengths) == 10 and contexts == {5}
+    assert math.isfinite(trainer.fit()["val/score"])
+    with pytest.raises(ValueError, match="unknown window_starts 'ends'"):
+        Trainer(cfg(window_starts="ends"), data, tmp_path / "bad")

@@ -236,14 +236,28 @@ class OwnSteps:
 
 
 def sample_windows(
-    episodes: Sequence[Episode], count: int, length: int, rng: np.random.Generator
+    episodes: Sequence[Episode],
+    count: int,
+    length: int,
+    rng: np.random.Generator,
+    shortest: int | None = None,
 ) -> list[Window]:
-    """``count`` windows of up to ``length`` observations, episodes drawn by their number of
-    possible windows (so every transition is about equally likely)."""
+    """``count`` windows of up to ``length`` observations, each start drawn uniformly over the
+    starts of all episodes (an episode drawn by how many it has).
+
+    ``shortest`` None: a window starts only where a whole one fits, so the last ``length - 1``
+    points of an episode lie in fewer windows than the rest (its last point in one for every
+    ``length`` a mid-episode point is in: the falls at the end of an episode are seldom
+    trained on). ``shortest`` k: a window may also start closer to its episode's end, cut
+    short there, down to ``k`` points; with a context of ``k - 1`` points, every point after
+    the first ``length - 1`` is then a scored target of equally many windows. An episode
+    shorter than the shortest window is one window either way."""
     if length < 2:
         raise ValueError(f"window length must be >= 2 observations, got {length}")
+    if shortest is not None and not 2 <= shortest <= length:
+        raise ValueError(f"shortest window must be in [2, {length}] observations, got {shortest}")
     lens = episode_lengths(episodes)  # a lazy (sharded) sequence knows them without loading
-    weights = np.maximum(lens - length, 0) + 1
+    weights = np.maximum(lens - (length if shortest is None else shortest), 0) + 1
     eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
     starts = (rng.random(count) * weights[eps]).astype(int)
     return [Window(int(e), int(s), int(min(s + length, lens[e]))) for e, s in zip(eps, starts)]

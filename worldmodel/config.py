@@ -212,6 +212,14 @@ class TrainConfig:
     data set of both envs and it leads the mlp-ensemble at every horizon to 30 on the mixed
     policy data, at some cost at long horizons on random episodes; the mlp models change
     little (``docs/benchmarks/world_models.md``)."""
+    window_starts: Literal["whole", "any"] = "whole"
+    """Where training windows start. ``whole``: only where a whole window fits in its episode,
+    so the points near an episode's end, its fall included, are scored in fewer windows than
+    mid-episode ones (the last point in one for every five, at a window of 10 in
+    extrapolation). ``any``: also nearer the end, the window cut
+    short there but keeping a whole window's context points and at least one target, so that
+    every point past an episode's first ``window - 1`` is scored equally often (as MBPO samples
+    transitions uniformly). Validation windows are unchanged."""
     long_window: int | None = None
     """Also train on windows of this many observations, ``long_share`` of the batches (each of
     ``batch_size`` windows), their context as many points as a ``window``'s, so that the rest,
@@ -303,6 +311,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.window < 3:
             raise ValueError(f"window must be >= 3 observations, got {self.window}")
+        if self.window_starts not in ("whole", "any"):
+            raise ValueError(
+                f"unknown window_starts {self.window_starts!r}; expected 'whole' or 'any'"
+            )
         if self.long_window is not None:
             if self.long_window <= self.window:
                 raise ValueError(

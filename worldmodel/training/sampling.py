@@ -107,12 +107,16 @@ class TrainBatches:
         c = self.config
         mode = c.mode if c.mode != "both" else ("interp", "extrap")[int(rng.integers(2))]
         observed = float(rng.uniform(c.observed_min, c.observed_max))
-        length, count = c.window, None
+        length, count, shortest = c.window, None, None
+        if c.window_starts == "any":
+            # windows cut short by their episode's end keep a whole window's context points
+            count = context_points(c.window, c.context_fraction)
+            shortest = count + 1
         if c.long_window is not None and rng.uniform() < c.long_share:
             # a long window keeps a short one's context points and scores the longer rest
             # (a window cut short by its episode's end too)
             length, count = c.long_window, context_points(c.window, c.context_fraction)
-        windows = sample_windows(self.episodes, c.batch_size, length, rng)
+        windows = sample_windows(self.episodes, c.batch_size, length, rng, shortest)
         return make_batch(
             self.episodes,
             windows,
