@@ -124,8 +124,9 @@ class DynaConfig:
     """Training task of the refits (``TrainConfig.mode``; ``extrap``, open-loop prediction
     from a context, is what imagination asks of the model)."""
     refit_window_starts: Literal["whole", "any"] = "whole"
-    """Where the refits' training windows start (``TrainConfig.window_starts``): ``any`` also
-    scores an episode's last points, its fall, as often as the rest."""
+    """Where the refits' training windows start (``TrainConfig.window_starts``): with
+    ``refit_mode`` ``extrap``, ``any`` weighs an episode's last points, its fall, as much as
+    the rest."""
     window: int = 10
     """Training window (observations)."""
     imagine_every: int = 250

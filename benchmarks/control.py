@@ -38,7 +38,7 @@ deterministic episodes):
   imagined ones added rather than put in their place;
 - ``sac+latent-ode+ends``: ``sac+latent-ode+states`` whose refits also train on windows cut
   short by their episode's end (``ENDS``: ``TrainConfig.window_starts`` ``any``), so that the
-  last steps of an episode, its fall, are scored as often as the rest;
+  last steps of an episode, its fall, weigh as much in the refits' loss as the rest;
 - ``sac+ensemble+states``: ``sac+latent-ode+states`` with the mlp-ensemble as the model, all
   else equal (issue #16's bar: at least as well as imagination with the ensemble);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own

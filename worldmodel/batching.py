@@ -235,6 +235,13 @@ class OwnSteps:
         return y.gather(-2, idx.expand(*y.shape[:-3], *idx.shape))
 
 
+def _start_targets(n: int, length: int, shortest: int) -> np.ndarray:
+    """Targets scored by the window at each start of an ``n``-point episode whose windows of
+    up to ``length`` points keep ``shortest - 1`` context points (at least 1 target)."""
+    starts = np.arange(max(n - shortest, 0) + 1)
+    return np.maximum(np.minimum(length, n - starts) - (shortest - 1), 1)
+
+
 def sample_windows(
     episodes: Sequence[Episode],
     count: int,
@@ -242,24 +249,35 @@ def sample_windows(
     rng: np.random.Generator,
     shortest: int | None = None,
 ) -> list[Window]:
-    """``count`` windows of up to ``length`` observations, each start drawn uniformly over the
-    starts of all episodes (an episode drawn by how many it has).
+    """``count`` windows of up to ``length`` observations.
 
-    ``shortest`` None: a window starts only where a whole one fits, so the last ``length - 1``
-    points of an episode lie in fewer windows than the rest (its last point in one for every
-    ``length`` a mid-episode point is in: the falls at the end of an episode are seldom
-    trained on). ``shortest`` k: a window may also start closer to its episode's end, cut
-    short there, down to ``k`` points; with a context of ``k - 1`` points, every point after
-    the first ``length - 1`` is then a scored target of equally many windows. An episode
-    shorter than the shortest window is one window either way."""
+    ``shortest`` None: each start drawn uniformly over the starts where a whole window fits
+    (an episode drawn by how many it has), so the last ``length - 1`` points of an episode lie
+    in fewer windows than the rest (its last point in one for every ``length`` a mid-episode
+    point is in: the falls at the end of an episode are seldom trained on).
+
+    ``shortest`` k (extrapolation with a context of ``k - 1`` points): a window may also start
+    closer to its episode's end, cut short there, down to ``k`` points, each start drawn in
+    proportion to the targets its window scores. The open-loop losses average over a window's
+    targets, so every point after the first ``length - 1`` then weighs the same in the loss,
+    whole windows or cut ones (one-step models, which train on every pair of a window, get the
+    end's pairs less often than the rest, but far more than with whole windows only). An
+    episode shorter than the shortest window is one window either way."""
     if length < 2:
         raise ValueError(f"window length must be >= 2 observations, got {length}")
     if shortest is not None and not 2 <= shortest <= length:
         raise ValueError(f"shortest window must be in [2, {length}] observations, got {shortest}")
     lens = episode_lengths(episodes)  # a lazy (sharded) sequence knows them without loading
-    weights = np.maximum(lens - (length if shortest is None else shortest), 0) + 1
-    eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
-    starts = (rng.random(count) * weights[eps]).astype(int)
+    if shortest is None:
+        weights = np.maximum(lens - length, 0) + 1
+        eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
+        starts = (rng.random(count) * weights[eps]).astype(int)
+    else:
+        cum = {int(n): np.cumsum(_start_targets(int(n), length, shortest)) for n in set(lens)}
+        weights = np.array([cum[int(n)][-1] for n in lens], dtype=np.float64)
+        eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
+        u = rng.random(count) * weights[eps]
+        starts = [int(np.searchsorted(cum[int(lens[e])], x, side="right")) for e, x in zip(eps, u)]
     return [Window(int(e), int(s), int(min(s + length, lens[e]))) for e, s in zip(eps, starts)]
 
 

@@ -216,10 +216,11 @@ class TrainConfig:
     """Where training windows start. ``whole``: only where a whole window fits in its episode,
     so the points near an episode's end, its fall included, are scored in fewer windows than
     mid-episode ones (the last point in one for every five, at a window of 10 in
-    extrapolation). ``any``: also nearer the end, the window cut
-    short there but keeping a whole window's context points and at least one target, so that
-    every point past an episode's first ``window - 1`` is scored equally often (as MBPO samples
-    transitions uniformly). Validation windows are unchanged."""
+    extrapolation). ``any``: also nearer the end, the window cut short there but keeping a
+    whole window's context points and at least one target, each start drawn in proportion to
+    its targets, so that in extrapolation every point past an episode's first ``window - 1``
+    weighs the same in the loss (as MBPO samples transitions uniformly). Validation windows
+    are unchanged."""
     long_window: int | None = None
     """Also train on windows of this many observations, ``long_share`` of the batches (each of
     ``batch_size`` windows), their context as many points as a ``window``'s, so that the rest,
