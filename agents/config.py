@@ -80,7 +80,13 @@ class PlanConfig(PlannerConfig):
 @dataclass
 class DynaConfig:
     """Settings of ``worldmodel dyna``: SAC trained on real and imagined transitions \
-(MBPO-style)."""
+(MBPO-style).
+
+    The defaults are ``benchmarks/control.py``'s ``sac+latent-ode+states``: the Latent ODE
+    refitted every 1,000 real steps for 500 batches of 160 windows at 3e-3 on open-loop
+    prediction, MBPO's branch schedule (1 step, growing from 20k real steps to 15 at 100k),
+    branches from real states drawn uniformly, 5 SAC updates per real step, a tenth of each
+    batch real (``docs/benchmarks/control.md``)."""
 
     env: str = "Hopper-v5"
     """Gymnasium MuJoCo env id (one of those with a task in ``envs.tasks``)."""
@@ -90,7 +96,7 @@ class DynaConfig:
     """Directory for the agent, the model refits and the learning curve."""
     use_model: bool = True
     """False: plain model-free SAC with the same settings (the baseline)."""
-    model: str = "mlp-ensemble"
+    model: str = "latent-ode"
     """World model name."""
     timing: str = "fixed"
     """Real control intervals."""
@@ -111,16 +117,16 @@ class DynaConfig:
     """Random real steps before SAC learns and the model is first fitted."""
     refit_every: int = 1_000
     """Real steps between model refits (each followed by new imagined rollouts)."""
-    refit_epochs: int = 2
+    refit_epochs: int = 10
     """Epochs per refit (warm-started from the previous fit)."""
     refit_steps_per_epoch: int = 50
     """Batches per refit epoch."""
-    refit_batch: int = 32
-    """Windows of ``window`` observations per refit batch (the committed control runs' 32;
-    ``worldmodel train``'s default is 160)."""
-    refit_lr: float = 1e-3
+    refit_batch: int = 160
+    """Windows of ``window`` observations per refit batch (``worldmodel train``'s; the control
+    runs before ``sac+latent-ode+batch160`` drew 32)."""
+    refit_lr: float = 3e-3
     """Peak learning rate of each refit (cosine over the refit's batches)."""
-    refit_mode: Literal["interp", "extrap", "both"] = "both"
+    refit_mode: Literal["interp", "extrap", "both"] = "extrap"
     """Training task of the refits (``TrainConfig.mode``; ``extrap``, open-loop prediction
     from a context, is what imagination asks of the model)."""
     refit_window_starts: Literal["whole", "any"] = "whole"
@@ -138,10 +144,10 @@ class DynaConfig:
     a future (MBPO's uniform draw over real transitions); ``episodes``, an episode first,
     then a state in it (the rule of the control runs made from 2026-11-27 to 2026-11-28, which
     gives the short episodes of the first random steps most of the branches)."""
-    rollout_length: int = 3
+    rollout_length: int = 1
     """Imagined steps per branch (at the start of ``rollout_ramp`` when
     ``rollout_length_max`` is set)."""
-    rollout_length_max: int | None = None
+    rollout_length_max: int | None = 15
     """MBPO's schedule: the branch length grows linearly from ``rollout_length`` to this
     over ``rollout_ramp`` (None: ``rollout_length`` throughout)."""
     rollout_ramp: tuple[int, int] = (20_000, 100_000)
@@ -162,8 +168,9 @@ class DynaConfig:
     """Fraction of each SAC batch drawn from real steps (the rest from imagined ones)."""
     context: int = 5
     """Real observations encoded before each branch."""
-    gradient_steps: int = 1
-    """SAC updates per real step."""
+    gradient_steps: int = 5
+    """SAC updates per real step (stable-baselines3's default is 1; model-free SAC at 5 is the
+    baseline imagination must beat at equal updates)."""
     batch_size: int = 256
     """Transitions per SAC update (stable-baselines3's default), ``real_ratio`` of them real:
     at 512 and ``real_ratio`` 0.5 each update sees model-free SAC's 256 real transitions

@@ -49,9 +49,28 @@ def config_dict(cfg: DynaConfig) -> dict[str, Any]:
 
 # settings added after runs were made whose older code did what another value does now (not
 # the new default): a saved config without one counts at this value
-LEGACY_VALUES = {"branch_starts": "episodes", "refit_bounds": "first"}
+LEGACY_VALUES = {
+    "branch_starts": "episodes",
+    "refit_bounds": "first",
+    # the refits and branches of the runs of 2026-11-26, before these were settings
+    "refit_batch": 32,
+    "refit_lr": 1e-3,
+    "refit_mode": "both",
+    "rollout_length_max": None,
+}
 # settings that change nothing in a model-free run (use_model False)
-MODEL_ONLY = {"branch_starts", "refit_bounds", "refit_window_starts"}
+MODEL_ONLY = {
+    "model",
+    "refit_epochs",
+    "refit_batch",
+    "refit_lr",
+    "refit_mode",
+    "refit_window_starts",
+    "rollout_length",
+    "rollout_length_max",
+    "branch_starts",
+    "refit_bounds",
+}
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

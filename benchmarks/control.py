@@ -107,6 +107,16 @@ LEARNERS = (
 # rate and task, and MBPO's Hopper branch-length schedule (1 step, growing from 20k real steps
 # to 15 at 100k; MBPO's Walker2d keeps 1, but --env Walker2d-v5 runs this same schedule, so that
 # the envs differ in the env only). sac+imagination keeps the settings of the committed runs.
+# DynaConfig's defaults before they became sac+latent-ode+states's (2026-11-28): every
+# learner starts from these, so that its committed summaries stay its own
+COMMITTED_DEFAULTS = {
+    "refit_epochs": 2,
+    "refit_lr": 1e-3,
+    "refit_mode": "both",
+    "refit_batch": 32,
+    "rollout_length": 3,
+    "rollout_length_max": None,
+}
 # what the committed runs of these learners did (DynaConfig's defaults are now "states" and
 # "own"; see STATE_STARTS)
 COMMITTED_RULES = {"branch_starts": "episodes", "refit_bounds": "first"}
@@ -153,7 +163,8 @@ MODELS = {
 UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount"}
 # learners that only a self-timed run has (--self-timed)
 SELF_TIMED_ONLY = {"sac-timed-discount"}
-# learner -> its DynaConfig settings beyond the model (the rest at DynaConfig's defaults)
+# learner -> its DynaConfig settings beyond the model (the rest at COMMITTED_DEFAULTS, then at
+# DynaConfig's defaults)
 SETTINGS = {
     # the self-timed agent's control: its discount per second at the fixed step (0.99 per
     # decision at the ~60 decisions a second it makes is ~0.995 per 8 ms step)
@@ -257,7 +268,7 @@ def _learner(
         out=out / f"{name}{tag}-seed{seed}",
         timing=timing,
         self_timed=self_timed,
-        **SETTINGS.get(name, {}),
+        **(COMMITTED_DEFAULTS | SETTINGS.get(name, {})),
     )
     summary = SUMMARIES / f"{name}-utd{cfg.gradient_steps}{tag}-seed{seed}.json"
     if summary.exists():

@@ -102,14 +102,53 @@ def test_a_committed_summary_predating_a_setting_counts_it_at_its_default(contro
     from agents.dyna_checkpoint import config_dict
     from worldmodel.config import DynaConfig
 
-    now = control._settings(DynaConfig())
+    # the runs of 2026-11-26 predate refit_lr and rollout_length_max: they count at what the
+    # code did then (LEGACY_VALUES), not at today's defaults
+    now = control._settings(DynaConfig(**control.COMMITTED_DEFAULTS, model="mlp-ensemble"))
     before = {k: v for k, v in now.items() if k not in ("refit_lr", "rollout_length_max")}
+    assert not control._same_settings(before, control._settings(DynaConfig()))
     assert control._same_settings(before, now)
     assert not control._same_settings({**before, "refit_lr": 3e-3}, now)
     assert not control._same_settings({**now, "gone": 1}, now)  # a setting no longer known
     latent = control._settings(DynaConfig(**control.SCHEDULE_16, model="latent-ode"))
     assert not control._same_settings(before, latent)
     assert config_dict(DynaConfig())["rollout_ramp"] == [20_000, 100_000]  # as JSON has it
+
+
+def test_every_committed_learner_summary_still_matches_its_learner(control, tmp_path):
+    """Changing DynaConfig's defaults or adding a setting must leave each committed run its
+    own learner's: otherwise --report-only drops it and a new call would run it again."""
+    import itertools
+
+    committed = BENCHMARKS / "results" / "control_runs"
+    control.SUMMARIES = committed  # read only: run=False never writes
+    matched, learners = set(), [n for n in control.LEARNERS if not n.startswith("mpc")]
+    grid = itertools.product(
+        learners, range(3), ["fixed", "uniform:3-5"], ["Hopper-v5", "Walker2d-v5"], [None, (1, 15)]
+    )
+    for name, seed, timing, env, own in grid:
+        if name in control.SELF_TIMED_ONLY and own is None:
+            continue
+        tag = control.timing_tag(timing, env, own)
+        utd = 1 if name in control.UTD1 else 5
+        path = committed / f"{name}-utd{utd}{tag}-seed{seed}.json"
+        if not path.exists():
+            continue
+        budgets = sorted(int(k) for k in json.loads(path.read_text())["curve"])
+        kw = dict(run=False, timing=timing, env=env, self_timed=own)
+        if control._learner(name, seed, budgets, 5, tmp_path / "runs", **kw) is not None:
+            matched.add(path.name)
+    learner_files = {p.name for p in committed.glob("*-utd*-seed*.json")}
+    assert len(learner_files) >= 39 and learner_files == matched
+
+
+def test_dyna_defaults_are_the_learner_that_won(control, tmp_path, monkeypatch):
+    from worldmodel.config import DynaConfig
+
+    calls = []
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
+    control._learner("sac+latent-ode+states", 0, [1000], utd=5, out=tmp_path / "runs")
+    assert control._settings(calls[0]) == control._settings(DynaConfig())
 
 
 def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_path, monkeypatch):

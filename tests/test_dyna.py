@@ -10,7 +10,11 @@ import torch
 from agents.dyna import evaluate_real, run_dyna
 from worldmodel.config import DynaConfig
 
+# small, fast settings: the ensemble at the dyna defaults of 2026-11-26 (the latent-ode, today's
+# default model, has its own tests below)
 TINY = dict(
+    model="mlp-ensemble",
+    refit_batch=32,
     steps=200,
     init_steps=100,
     refit_every=100,
@@ -76,10 +80,8 @@ def test_dyna_imagines_with_the_latent_ode_under_irregular_timing(tmp_path):
     import json
 
     cfg = DynaConfig(
-        **TINY,
-        model="latent-ode",
+        **{**TINY, "model": "latent-ode", "refit_batch": 7},
         timing="uniform:3-5",
-        refit_batch=7,
         refit_window_starts="any",
         out=tmp_path / "dyna",
     )
@@ -93,7 +95,7 @@ def test_dyna_imagines_with_the_latent_ode_under_irregular_timing(tmp_path):
 
 
 def test_branch_length_follows_mbpos_linear_schedule():
-    fixed = DynaConfig(rollout_length=3)
+    fixed = DynaConfig(rollout_length=3, rollout_length_max=None)
     assert [fixed.branch_length(n) for n in (0, 50_000, 10**6)] == [3, 3, 3]
     grow = DynaConfig(rollout_length=1, rollout_length_max=15, rollout_ramp=(20_000, 100_000))
     got = [grow.branch_length(n) for n in (0, 20_000, 50_000, 60_000, 100_000, 200_000)]
@@ -203,7 +205,9 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_its_refits(tmp_pa
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path):
     out = tmp_path / "dyna"
-    run_dyna(DynaConfig(**TINY, out=out))
+    # what the code did before these were settings (LEGACY_VALUES)
+    then = {**TINY, "refit_lr": 1e-3, "refit_mode": "both", "rollout_length_max": None}
+    run_dyna(DynaConfig(**then, out=out))
     state_file = out / "checkpoint" / "step_0000200" / "state.json"
     state = json.loads(state_file.read_text())
     for key in ("refit_lr", "refit_mode", "rollout_length_max", "rollout_ramp", "max_spread"):
@@ -211,10 +215,11 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path):
     for key in ("model_rows", "fitted_episodes"):
         del state[key]
     state_file.write_text(json.dumps(state))
-    longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
+    longer = run_dyna(DynaConfig(**{**then, "steps": 300}, out=out))
     assert longer["resumed_from"].name == "step_0000200" and longer["refits"] == 3
+    # today's defaults are not what such a checkpoint was made with
     with pytest.raises(ValueError, match="refit_lr: 0.001 there, 0.003 now"):
-        run_dyna(DynaConfig(**{**TINY, "steps": 400, "refit_lr": 3e-3}, out=out))
+        run_dyna(DynaConfig(**{**TINY, "steps": 400}, out=out))
 
 
 def test_dyna_resume_refuses_other_settings_and_broken_pointers(tmp_path):
@@ -358,7 +363,7 @@ def test_branches_end_where_the_ensemble_members_disagree(tmp_path):
     # members of a (barely trained) ensemble always disagree by more than 1e-9: nothing imagined
     assert tight["imagined_transitions"] == 0 and tight["truncated_transitions"] > 0
     with pytest.raises(ValueError, match="max_spread needs a model with members"):
-        run_dyna(DynaConfig(**TINY, max_spread=0.1, model="latent-ode", out=tmp_path / "lat"))
+        run_dyna(DynaConfig(**{**TINY, "model": "latent-ode"}, max_spread=0.1, out=tmp_path / "l"))
 
 
 def test_member_spread_is_zero_for_identical_members():
