@@ -60,7 +60,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "control.md", "seed 0, mean real return"): RUNS,
     (BENCH + "control.md", "batch160 refits, mean real return"): RUNS,
     (BENCH + "control.md", "real50, mean real return"): RUNS,
-    (BENCH + "control.md", "without the faults, mean real return"): RUNS,
+    (BENCH + "control.md", "without the faults, mean real return"): (CONTROL, (1,)),
     (BENCH + "control.md", "self-timed SAC, mean real return"): RUNS,
     (BENCH + "control.md", "self-timed SAC with a per-interval discount, mean real return"): RUNS,
     (BENCH + "control.md", "self-timed in imagination, mean real return"): RUNS,
