@@ -18,6 +18,7 @@ fraction ``p`` of the first part and scores the rest.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -235,11 +236,15 @@ class OwnSteps:
         return y.gather(-2, idx.expand(*y.shape[:-3], *idx.shape))
 
 
-def _start_targets(n: int, length: int, shortest: int) -> np.ndarray:
-    """Targets scored by the window at each start of an ``n``-point episode whose windows of
-    up to ``length`` points keep ``shortest - 1`` context points (at least 1 target)."""
+@functools.lru_cache(maxsize=4096)
+def _cumulative_targets(n: int, length: int, shortest: int) -> np.ndarray:
+    """Running total of the targets scored by the window at each start of an ``n``-point
+    episode whose windows of up to ``length`` points keep ``shortest - 1`` context points (at
+    least 1 target); cached, as every training batch asks for the same few lengths."""
     starts = np.arange(max(n - shortest, 0) + 1)
-    return np.maximum(np.minimum(length, n - starts) - (shortest - 1), 1)
+    out = np.cumsum(np.maximum(np.minimum(length, n - starts) - (shortest - 1), 1))
+    out.flags.writeable = False
+    return out
 
 
 def sample_windows(
@@ -273,7 +278,7 @@ def sample_windows(
         eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
         starts = (rng.random(count) * weights[eps]).astype(int)
     else:
-        cum = {int(n): np.cumsum(_start_targets(int(n), length, shortest)) for n in set(lens)}
+        cum = {int(n): _cumulative_targets(int(n), length, shortest) for n in set(lens)}
         weights = np.array([cum[int(n)][-1] for n in lens], dtype=np.float64)
         eps = rng.choice(len(episodes), size=count, p=weights / weights.sum())
         u = rng.random(count) * weights[eps]
