@@ -127,6 +127,7 @@ class DynaCallback(BaseCallback):
         self.truncated = 0  # imagined steps dropped for the members' disagreement (max_spread)
         self.rng = np.random.default_rng(cfg.seed)
         self.start = time.perf_counter()
+        self.checkpoint_due = False  # set at an evaluation, saved once SB3 has stored and trained
 
     def _dataset(self) -> Dataset:
         space = self.recorder.action_space  # the physical actions (not a self-timed hold)
@@ -299,8 +300,22 @@ class DynaCallback(BaseCallback):
             atomic_write_csv(c.out / "curve.csv", rows, columns, lineterminator="\n")
             if c.keep_agents:
                 atomic_write(c.out / "agents" / f"step_{n:07d}.zip", self.model.save)
-            self.checkpoint()
+            self.checkpoint_due = True
         return True
+
+    # SB3 calls ``on_step`` before it stores the step's transition and trains on it; the
+    # checkpoint waits for both (the next rollout's start, or the end of training), so that a
+    # resumed run has every real transition and update an uninterrupted one has
+    def _on_rollout_start(self) -> None:
+        self._checkpoint_if_due()
+
+    def _on_training_end(self) -> None:
+        self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        if self.checkpoint_due:
+            self.checkpoint()
+            self.checkpoint_due = False
 
     def state(self) -> dict[str, Any]:
         """The loop's JSON state for a checkpoint."""

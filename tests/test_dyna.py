@@ -163,13 +163,16 @@ def test_dyna_resumes_from_its_checkpoint(tmp_path):
 
     again = run_dyna(DynaConfig(**TINY, out=out))  # finished: nothing more to do
     assert again["curve"] == first["curve"] and again["refits"] == first["refits"]
-    assert again["buffer"] == first["buffer"] - 1  # the step after the last callback is not saved
+    assert again["buffer"] == first["buffer"]  # saved after SB3 stored the last step
+    saved = json.loads((out / "checkpoint" / "step_0000200" / "state.json").read_text())
+    # ... and trained on it: SB3 trains after each step past learning_starts (100)
+    assert saved["n_updates"] == (200 - 100) * DynaConfig().gradient_steps
 
     longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
     assert longer["resumed_from"].name == "step_0000200"
     assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
     assert longer["refits"] == 3 and longer["imagined_transitions"] > first["imagined_transitions"]
-    assert longer["buffer"] == 199 + 100
+    assert longer["buffer"] == 300
 
 
 def test_a_run_stopped_after_its_checkpoint_resumes_over_its_later_refits(tmp_path):
