@@ -163,7 +163,10 @@ class DynaConfig:
     the first fit's normalised bounds carried by every warm start (a fault of the control runs
     made from 2026-11-27 to 2026-11-28, kept only to reproduce them)."""
     imagined_capacity: int = 60_000
-    """Imagined transitions kept (FIFO); older ones fall out as new batches arrive."""
+    """Imagined transitions kept (FIFO); older ones fall out as new batches arrive. The ring
+    grows to hold one batch of branches (``rollouts`` x the branch length) where a longer
+    branch length would not fit (at the defaults: branches of 13 and more, from 88,572 real
+    steps)."""
     real_ratio: float = 0.1
     """Fraction of each SAC batch drawn from real steps (the rest from imagined ones)."""
     context: int = 5
@@ -269,14 +272,6 @@ class DynaConfig:
             raise ValueError(
                 f"dyna: rollout_ramp must be (start, end) real steps with 0 <= start < end, "
                 f"got {self.rollout_ramp}"
-            )
-        longest = self.rollouts * self.branch_length(self.steps)
-        if longest > self.imagined_capacity:
-            raise ValueError(
-                f"dyna: imagined_capacity ({self.imagined_capacity}) must hold one batch of "
-                f"branches, {self.rollouts} rollouts x {self.branch_length(self.steps)} steps "
-                f"= {longest} at {self.steps} real steps (else the first steps of every "
-                "branch fall out)"
             )
         if self.max_spread is not None and not self.max_spread > 0:
             raise ValueError(f"dyna: max_spread must be > 0, got {self.max_spread}")

@@ -227,7 +227,11 @@ class DynaCallback(BaseCallback):
         obs = np.stack([ctx.obs[-1] for ctx in contexts])
         alive = np.ones(len(obs), dtype=bool)
         buf = self.model.replay_buffer
-        for _ in range(c.branch_length(self.num_timesteps)):
+        length = c.branch_length(self.num_timesteps)
+        if len(obs) * length > buf.imagined_capacity:  # the first steps must not fall out
+            log.info("imagined ring grows to %d transitions", len(obs) * length)
+            buf.grow_imagined(len(obs) * length)
+        for _ in range(length):
             actions, _ = self.model.predict(obs, deterministic=False)
             if c.self_timed is None:
                 physical = actions

@@ -31,6 +31,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from agents._sb3 import REPLAY_BUFFER_ARRAYS, counters, set_counters
+from agents.replay import IMAGINED_ARRAYS
 from worldmodel.config import DynaConfig
 from worldmodel.data import Dataset
 from worldmodel.io import atomic_write, atomic_write_json
@@ -38,7 +39,6 @@ from worldmodel.io import atomic_write, atomic_write_json
 # settings that may change on resume (a longer budget, a different evaluation cadence)
 RESUMABLE_CHANGES = {"steps", "out", "eval_every", "eval_episodes", "keep_agents"}
 _REAL = REPLAY_BUFFER_ARRAYS
-_IMAGINED = ("im_obs", "im_next_obs", "im_actions", "im_rewards", "im_dones")
 
 
 def config_dict(cfg: DynaConfig) -> dict[str, Any]:
@@ -96,8 +96,9 @@ def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes:
     arrays = {k: getattr(buf, k)[:n] for k in _REAL}
     arrays |= {"pos": np.array(buf.pos), "full": np.array(buf.full)}
     if hasattr(buf, "im_obs"):
-        arrays |= {k: getattr(buf, k)[: buf.im_size] for k in _IMAGINED}
+        arrays |= {k: getattr(buf, k)[: buf.im_size] for k in IMAGINED_ARRAYS}
         arrays |= {"im_pos": np.array(buf.im_pos), "im_size": np.array(buf.im_size)}
+        arrays |= {"im_capacity": np.array(buf.imagined_capacity)}  # it may have grown
     atomic_write(step_dir / "buffer.npz", lambda f: np.savez(f, **arrays))
     if episodes.episodes:
         episodes.save(step_dir / "episodes.npz")
@@ -158,7 +159,9 @@ def load_dyna_checkpoint(
             getattr(buf, k)[: len(z[k])] = z[k]
         buf.pos, buf.full = int(z["pos"]), bool(z["full"])
         if "im_obs" in z:
-            for k in _IMAGINED:
+            if "im_capacity" in z:  # absent before the ring could grow: the configured one
+                buf.grow_imagined(int(z["im_capacity"]))
+            for k in IMAGINED_ARRAYS:
                 getattr(buf, k)[: len(z[k])] = z[k]
             buf.im_pos, buf.im_size = int(z["im_pos"]), int(z["im_size"])
     episodes_file = step_dir / "episodes.npz"

@@ -23,6 +23,8 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from envs.self_timed import hold_substeps
 
+IMAGINED_ARRAYS = ("im_obs", "im_next_obs", "im_actions", "im_rewards", "im_dones")
+
 
 class TimedReplayBuffer(ReplayBuffer):
     """``ReplayBuffer`` whose samples discount each transition by ``gamma ** (substeps /
@@ -91,7 +93,8 @@ class TimedReplayBuffer(ReplayBuffer):
 
 class MixedReplayBuffer(TimedReplayBuffer):
     """``TimedReplayBuffer`` plus an imagined-transition ring of ``imagined_capacity``
-    entries (imagined transitions are discounted by the same rule as real ones)."""
+    entries, which :meth:`grow_imagined` enlarges (imagined transitions are discounted by the
+    same rule as real ones)."""
 
     def __init__(
         self, *args: Any, imagined_capacity: int = 100_000, real_ratio: float = 0.1, **kwargs: Any
@@ -113,6 +116,21 @@ class MixedReplayBuffer(TimedReplayBuffer):
     @property
     def imagined_capacity(self) -> int:
         return len(self.im_obs)
+
+    def grow_imagined(self, capacity: int) -> None:
+        """Enlarge the imagined ring to ``capacity`` entries (no-op if it holds that many),
+        keeping its transitions oldest first, so that FIFO order survives the growth."""
+        cap = self.imagined_capacity
+        if capacity <= cap:
+            return
+        oldest = self.im_pos if self.im_size == cap else 0  # a full ring's oldest entry
+        order = (oldest + np.arange(self.im_size)) % cap
+        for name in IMAGINED_ARRAYS:
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: self.im_size] = old[order]
+            setattr(self, name, new)
+        self.im_pos = self.im_size
 
     def add_imagined(
         self,

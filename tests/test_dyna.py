@@ -125,7 +125,7 @@ def test_a_schedule_survives_the_checkpoint(tmp_path):
         {"rollout_length_max": 1},
         {"rollout_ramp": (5, 5)},
         {"refit_lr": 0.0},
-        {"imagined_capacity": 30},  # one batch of 20 two-step branches is 40
+        {"imagined_capacity": 0},
         {"branch_starts": "transitions"},
         {"refit_bounds": "last"},
         {"batch_size": 0},
@@ -173,6 +173,20 @@ def test_dyna_resumes_from_its_checkpoint(tmp_path):
     assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
     assert longer["refits"] == 3 and longer["imagined_transitions"] > first["imagined_transitions"]
     assert longer["buffer"] == 300
+
+
+def test_the_imagined_ring_grows_to_hold_a_batch_and_resumes_grown(tmp_path):
+    """A batch of 20 two-step branches is 40 transitions; a ring of 30 would lose the first
+    steps of every batch (the MBPO schedule's longest branches at 100k real steps, at the
+    defaults), so it grows, and a resumed run gets the grown ring back."""
+    out = tmp_path / "dyna"
+    first = run_dyna(DynaConfig(**TINY, imagined_capacity=30, out=out))
+    assert first["imagined_buffer"] > 30
+    z = np.load(out / "checkpoint" / "step_0000200" / "buffer.npz")
+    assert int(z["im_capacity"]) == 40 and len(z["im_obs"]) == first["imagined_buffer"]
+    longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, imagined_capacity=30, out=out))
+    assert longer["resumed_from"].name == "step_0000200"
+    assert longer["imagined_buffer"] == 40  # full at its grown size
 
 
 def test_a_run_stopped_after_its_checkpoint_resumes_over_its_later_refits(tmp_path):

@@ -58,6 +58,22 @@ def test_ring_keeps_only_the_newest():
     assert buf.im_size == 10
     seen = set(buf.sample(2000).observations[:, 0].numpy().tolist())
     assert seen == {4.0, 5.0, 6.0, 7.0} | {100.0 + k for k in range(6)}
+
+
+@pytest.mark.parametrize("first", [8, 14])  # a ring partly filled, and one that wrapped
+def test_a_grown_ring_keeps_its_transitions_oldest_first(first):
+    buf = _buffer(capacity=10, ratio=0.0)
+    buf.add_imagined(*_imagined(first, reward=-1.0, start=0))
+    kept = [float(v) for v in range(max(0, first - 10), first)]  # the newest 10 at most
+    buf.grow_imagined(16)
+    assert buf.imagined_capacity == 16 and buf.im_size == len(kept)
+    assert buf.im_obs[: len(kept), 0].tolist() == kept  # oldest first
+    buf.add_imagined(*_imagined(10, reward=-2.0, start=100))  # the oldest fall out first
+    left = (kept + [100.0 + k for k in range(10)])[-16:]
+    oldest = buf.im_pos  # the ring is full: its oldest entry is where the next one goes
+    assert np.roll(buf.im_obs[:, 0], -oldest).tolist() == left
+    buf.grow_imagined(4)  # never shrinks
+    assert buf.imagined_capacity == 16
     batch = buf.sample(50)
     np.testing.assert_allclose(batch.next_observations.numpy(), batch.observations.numpy() + 1)
 
