@@ -154,8 +154,7 @@ def test_dyna_defaults_are_the_learner_that_won(control, tmp_path, monkeypatch):
 def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run(calls))
-    pairs = [("sac+latent-ode", "sac+ensemble"), ("sac+latent-ode+states", "sac+ensemble+states")]
-    for pair in pairs:
+    for pair in control.MODEL_PAIRS:  # the pairs whose ratio the report prints
         for name in pair:
             control._learner(name, 0, [1000], utd=5, out=tmp_path / "runs")
     settings = [control._settings(c) for c in calls]
@@ -264,21 +263,32 @@ def test_mpc_plans_with_the_highest_numbered_refit(control, tmp_path, monkeypatc
 
 
 def test_the_bars_ratio_uses_the_seeds_both_methods_have(control, tmp_path, monkeypatch, capsys):
-    """sac-utd has seeds 0 and 2, sac+latent-ode seed 0 only: the ratio is seed 0's alone."""
+    """sac-utd has seeds 0 and 2, sac+latent-ode seed 0 only: the ratio is seed 0's alone;
+    the ensemble in the same loop (seeds 0 and 2) is compared on seed 0 too."""
 
-    def run(cfg):  # seed 0: 1,000 model-free, 800 in imagination; seed 2: 3,000 model-free
-        top = {(0, False): 1000.0, (2, False): 3000.0, (0, True): 800.0}[cfg.seed, cfg.use_model]
+    def run(cfg):  # seed 0: 1,000 model-free, 800 with the latent-ode, 500 with the ensemble
+        model = cfg.model if cfg.use_model else None
+        top = {
+            (0, None): 1000.0,
+            (2, None): 3000.0,
+            (0, "latent-ode"): 800.0,
+            (0, "mlp-ensemble"): 500.0,
+            (2, "mlp-ensemble"): 100.0,
+        }[cfg.seed, model]
         return {"curve": [(cfg.steps, top, 0.0)], "wall_s": 1.0, "imagined_transitions": 0}
 
     monkeypatch.setattr(agents.dyna, "run_dyna", run)
-    for name, seed in (("sac-utd", 0), ("sac-utd", 2), ("sac+latent-ode", 0)):
+    runs = [("sac-utd", 0), ("sac-utd", 2), ("sac+latent-ode", 0)]
+    for name, seed in runs + [("sac+ensemble", 0), ("sac+ensemble", 2)]:
         control._learner(name, seed, [1000], utd=5, out=tmp_path / "runs")
     monkeypatch.setattr(control, "RESULTS", tmp_path / "res" / "control.csv")
     argv = ["control.py", "--report-only", "--budgets", "1000", "--seeds", "0,1,2"]
-    monkeypatch.setattr(sys, "argv", argv + ["--methods", "sac-utd,sac+latent-ode"])
+    monkeypatch.setattr(sys, "argv", argv + ["--methods", "sac-utd,sac+latent-ode,sac+ensemble"])
     control.main()
     out = capsys.readouterr().out
     assert "sac+latent-ode / sac-utd at 1000 real steps, seeds [0]: 0.80x" in out
+    assert "sac+ensemble / sac-utd at 1000 real steps, seeds [0, 2]: 0.15x" in out
+    assert "sac+latent-ode / sac+ensemble at 1000 real steps, seeds [0]: 1.60x" in out
     assert (tmp_path / "res" / "control.csv").exists()
 
 
