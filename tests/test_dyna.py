@@ -288,6 +288,8 @@ class _Agent:  # what imagine() reads of SB3's agent
     stored: list = []  # what add_imagined got (a test sets its own list)
 
     class replay_buffer:
+        imagined_capacity = 10**6  # holds any batch: never grown
+
         @staticmethod
         def add_imagined(obs, next_obs, actions, reward, done):
             _Agent.stored.append(actions)
