@@ -58,6 +58,8 @@ def test_ring_keeps_only_the_newest():
     assert buf.im_size == 10
     seen = set(buf.sample(2000).observations[:, 0].numpy().tolist())
     assert seen == {4.0, 5.0, 6.0, 7.0} | {100.0 + k for k in range(6)}
+    batch = buf.sample(50)
+    np.testing.assert_allclose(batch.next_observations.numpy(), batch.observations.numpy() + 1)
 
 
 @pytest.mark.parametrize("first", [8, 14])  # a ring partly filled, and one that wrapped
