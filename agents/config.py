@@ -165,8 +165,8 @@ class DynaConfig:
     imagined_capacity: int = 60_000
     """Imagined transitions kept (FIFO); older ones fall out as new batches arrive. The ring
     grows to hold one batch of branches (``rollouts`` x the branch length) where a longer
-    branch length would not fit (at the defaults: branches of 13 and more, from 88,572 real
-    steps)."""
+    branch length would not fit (at the defaults: branches of 13 from 88,572 real steps, so
+    the first batch after, at 88,750)."""
     real_ratio: float = 0.1
     """Fraction of each SAC batch drawn from real steps (the rest from imagined ones)."""
     context: int = 5

@@ -228,9 +228,10 @@ class DynaCallback(BaseCallback):
         alive = np.ones(len(obs), dtype=bool)
         buf = self.model.replay_buffer
         length = c.branch_length(self.num_timesteps)
-        if len(obs) * length > buf.imagined_capacity:  # the first steps must not fall out
-            log.info("imagined ring grows to %d transitions", len(obs) * length)
-            buf.grow_imagined(len(obs) * length)
+        batch = len(obs) * length
+        if batch > buf.imagined_capacity:  # the first steps must not fall out
+            log.info("imagined ring grows to %d transitions", batch)
+            buf.grow_imagined(batch)
         for _ in range(length):
             actions, _ = self.model.predict(obs, deterministic=False)
             if c.self_timed is None:
