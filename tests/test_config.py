@@ -24,6 +24,7 @@ CHANGED = dict(
     obs_noise="shared",
     one_step_weight=0.5,
     field_activation="tanh",
+    field_dropout=0.3,
     rec_dim=13,
     rec_layers=2,
     units=25,

@@ -340,3 +340,20 @@ def test_latent_ode_one_step_term_is_each_scored_point_stepped_from_the_last_obs
     off = make_model("latent-ode", 2, 1, replace(cfg, one_step_weight=0.0))
     off.load_state_dict(model.state_dict())
     assert "one_step_nll" not in off.loss(batch)[1]
+
+
+def test_field_dropout_acts_in_training_only_and_bad_rates_are_refused():
+    from worldmodel.models.latent import ActionField, hidden_precision
+
+    field = ActionField(3, 1, units=16, layers=2, activation="silu", dropout=0.5)
+    z, a = torch.randn(32, 3), torch.randn(32, 1)
+    torch.manual_seed(0)
+    assert not torch.allclose(field(z, a), field(z, a))  # training: a new mask per evaluation
+    field.eval()
+    still = field(z, a)
+    torch.testing.assert_close(field(z, a), still, rtol=0, atol=0)
+    with hidden_precision(field, torch.bfloat16):  # imagination's bf16 path skips it too
+        assert (field(z, a) - still).abs().max() < 2e-2 * still.abs().max()
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="dropout"):
+            ActionField(3, 1, units=16, layers=2, dropout=bad)

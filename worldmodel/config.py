@@ -54,6 +54,10 @@ class ModelConfig:
     0: open loop only (runs saved before this setting existed load with 0, as they trained)."""
     field_activation: Literal["tanh", "silu"] = "silu"
     """[latent-ode] Activation of the dynamics network (the paper's: tanh)."""
+    field_dropout: float = 0.0
+    """[latent-ode] Dropout probability after each hidden layer of the dynamics network, in
+    training only (each evaluation of the field draws its own mask; imagination and evaluation
+    run without it). 0: none."""
     rec_dim: int = 40
     """[latent-ode, rnn-vae] Hidden size of the recognition (encoder) RNN."""
     rec_layers: int = 1
@@ -143,6 +147,7 @@ FIELD_USERS: dict[str, tuple[str, ...]] = {
     "obs_noise": LATENT_MODELS,
     "one_step_weight": ("latent-ode",),
     "field_activation": ("latent-ode",),
+    "field_dropout": ("latent-ode",),
     "rec_dim": LATENT_MODELS,
     "rec_layers": ("latent-ode",),
     "units": (*LATENT_MODELS, "ode-rnn"),

@@ -53,13 +53,21 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "silu": nn.SiLU}
 
 
 def mlp(
-    inp: int, units: int, layers: int, out: int, act: type[nn.Module] = nn.Tanh
+    inp: int,
+    units: int,
+    layers: int,
+    out: int,
+    act: type[nn.Module] = nn.Tanh,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
-    """``layers`` hidden layers of ``units``; ``layers == 0`` gives a linear map."""
+    """``layers`` hidden layers of ``units``, each followed by dropout of probability
+    ``dropout`` when it is above 0; ``layers == 0`` gives a linear map."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     mods: list[nn.Module] = []
     d = inp
     for _ in range(layers):
-        mods += [nn.Linear(d, units), act()]
+        mods += [nn.Linear(d, units), act()] + ([nn.Dropout(dropout)] if dropout else [])
         d = units
     mods.append(nn.Linear(d, out))
     return nn.Sequential(*mods)

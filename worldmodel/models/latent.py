@@ -44,17 +44,23 @@ ENCODERS = ("ode-rnn", "rnn")
 
 class ActionField(nn.Module):
     """``f(z, a)``: an MLP of the latent state and the held action (``activation``: one of
-    :data:`ACTIVATIONS`)."""
+    :data:`ACTIVATIONS`; ``dropout``: after each hidden layer, in training mode only)."""
 
     def __init__(
-        self, dim: int, act_dim: int, units: int, layers: int, activation: str = "tanh"
+        self,
+        dim: int,
+        act_dim: int,
+        units: int,
+        layers: int,
+        activation: str = "tanh",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
             )
-        self.net = mlp(dim + act_dim, units, layers, dim, ACTIVATIONS[activation])
+        self.net = mlp(dim + act_dim, units, layers, dim, ACTIVATIONS[activation], dropout)
         # the hidden layers cast to a lower precision (set by hidden_precision): a weight and
         # bias per linear layer, the activation modules as they are; None: as trained
         self.low: list[tuple[torch.Tensor, torch.Tensor] | nn.Module] | None = None
@@ -203,7 +209,12 @@ class LatentModel(WorldModel):
         self.encoder = Encoder(obs_dim, act_dim, self.state_dim, config)
         if self.dynamics == "ode":
             self.field = ActionField(
-                self.state_dim, act_dim, config.units, config.layers, config.field_activation
+                self.state_dim,
+                act_dim,
+                config.units,
+                config.layers,
+                config.field_activation,
+                config.field_dropout,
             )
         else:
             self.transition = GRUTransition(L, act_dim)
