@@ -42,6 +42,7 @@ import io
 import json
 import os
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -140,11 +141,8 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
     )
     if args.batch is not None:
         cfg.batch_size = args.batch
-    for kv in args.set:
-        key, value = kv.split("=", 1)
-        target = cfg.net if key.startswith("net.") else cfg
-        key = key.removeprefix("net.")
-        setattr(target, key, parse_value(value))
+    for on_net, key, value in parse_sets(args.set):
+        setattr(cfg.net if on_net else cfg, key, value)
     saved = run / "config.json"
     if saved.exists():  # a run of these names made with other windows is another experiment
         old = json.loads(saved.read_text())["train"]
@@ -162,6 +160,28 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
             return
     print(f"training {run}", flush=True)
     Trainer(cfg, load_dataset(data), run, resume=last.exists(), dataset_path=data).fit()
+
+
+def parse_sets(sets: list[str]) -> list[tuple[bool, str, object]]:
+    """``--set`` overrides -> (whether on ``TrainConfig.net``, field, value). A missing ``=``
+    or a name that is no field stops the run with its name (setattr would add it, unread)."""
+    from worldmodel.config import ModelConfig, TrainConfig
+
+    out = []
+    for kv in sets:
+        key, eq, value = kv.partition("=")
+        on_net = key.startswith("net.")
+        name = key.removeprefix("net.")
+        cls = ModelConfig if on_net else TrainConfig
+        if not eq or name not in {f.name for f in fields(cls)}:
+            raise SystemExit(
+                f"--set {kv!r}: expected KEY=VALUE, KEY a TrainConfig field or net. and a "
+                f"ModelConfig field; {cls.__name__} has no field {name!r}"
+                if eq
+                else f"--set {kv!r}: expected KEY=VALUE"
+            )
+        out.append((on_net, name, parse_value(value)))
+    return out
 
 
 def parse_value(text: str) -> object:
@@ -236,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         help="rewrite world_models_summary.csv from world_models.csv and stop",
     )
     args = ap.parse_args(argv)
+    parse_sets(args.set)  # a bad override stops before any data or training
     if args.summary_only:
         summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
         print(markdown(args.results / "world_models_summary.csv"))

@@ -137,3 +137,15 @@ def test_policy_qualities_are_the_best_agent_and_an_earlier_one_near_a_third(mon
     curve = [(2500, 150.0), (5000, 310.0), (7500, 900.0), (10000, 2400.0), (12500, 700.0)]
     assert pick(curve) == {"medium": (7500, 900.0), "expert": (10000, 2400.0)}
     assert pick([(2500, 80.0)]) == {"medium": (2500, 80.0), "expert": (2500, 80.0)}
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [("net.field_dropuot=0.1", "ModelConfig has no field 'field_dropuot'"), ("lr", "KEY=VALUE")],
+)
+def test_a_bad_set_override_stops_before_any_run(bench, tmp_path, override, says):
+    with pytest.raises(SystemExit, match=says):
+        bench.main(["--set", override, "--out", str(tmp_path / "runs"), "--no-csv"])
+    assert not (tmp_path / "runs").exists()
+    on_net, key, value = bench.parse_sets(["net.field_dropout=0.1"])[0]
+    assert (on_net, key, value) == (True, "field_dropout", 0.1)
