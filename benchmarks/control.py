@@ -603,7 +603,10 @@ def _plot(
     )
     ax.legend()
     fig.tight_layout()
-    path = RESULTS.parent / f"control_curves{timing_tag(timing, env, self_timed)}.png"
+    # a report past the default budgets (the moonshot's 100k) gets its own plot beside the
+    # comparison at 50k, which has methods that never ran that far
+    reach = "" if budgets[-1] == 50_000 else f"-{budgets[-1] // 1000}k"
+    path = RESULTS.parent / f"control_curves{timing_tag(timing, env, self_timed)}{reach}.png"
     fig.savefig(path, dpi=90)
     print(f"wrote {path}")
 
