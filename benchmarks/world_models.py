@@ -141,7 +141,7 @@ def train_run(data: Path, run: Path, model: str, seed: int, args: argparse.Names
     )
     if args.batch is not None:
         cfg.batch_size = args.batch
-    for on_net, key, value in parse_sets(args.set):
+    for on_net, key, value in args.overrides:
         setattr(cfg.net if on_net else cfg, key, value)
     saved = run / "config.json"
     if saved.exists():  # a run of these names made with other windows is another experiment
@@ -173,12 +173,12 @@ def parse_sets(sets: list[str]) -> list[tuple[bool, str, object]]:
         on_net = key.startswith("net.")
         name = key.removeprefix("net.")
         cls = ModelConfig if on_net else TrainConfig
-        if not eq or name not in {f.name for f in fields(cls)}:
+        if not eq:
+            raise SystemExit(f"--set {kv!r}: expected KEY=VALUE")
+        if name not in {f.name for f in fields(cls)}:
             raise SystemExit(
-                f"--set {kv!r}: expected KEY=VALUE, KEY a TrainConfig field or net. and a "
-                f"ModelConfig field; {cls.__name__} has no field {name!r}"
-                if eq
-                else f"--set {kv!r}: expected KEY=VALUE"
+                f"--set {kv!r}: KEY is a TrainConfig field, or net. and a ModelConfig field; "
+                f"{cls.__name__} has no field {name!r}"
             )
         out.append((on_net, name, parse_value(value)))
     return out
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         help="rewrite world_models_summary.csv from world_models.csv and stop",
     )
     args = ap.parse_args(argv)
-    parse_sets(args.set)  # a bad override stops before any data or training
+    args.overrides = parse_sets(args.set)  # a bad one stops before any data or training
     if args.summary_only:
         summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
         print(markdown(args.results / "world_models_summary.csv"))

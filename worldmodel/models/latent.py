@@ -62,7 +62,7 @@ class ActionField(nn.Module):
             )
         self.net = mlp(dim + act_dim, units, layers, dim, ACTIVATIONS[activation], dropout)
         # the hidden layers cast to a lower precision (set by hidden_precision): a weight and
-        # bias per linear layer, the activation modules as they are; None: as trained
+        # bias per linear layer, the activation (and dropout) modules as they are; None: as trained
         self.low: list[tuple[torch.Tensor, torch.Tensor] | nn.Module] | None = None
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
