@@ -564,6 +564,7 @@ def main() -> None:
         RESULTS,
         ["method", "real_steps", "mean_return", "std_return", "seeds", "wall_s_per_run"],
         rows,
+        skip_recorded=True,
     )
     _plot(curves, mpc, budgets, args.utd, args.timing, args.env, args.self_timed)
 

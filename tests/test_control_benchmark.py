@@ -423,3 +423,28 @@ def test_mpc_with_the_simulator_plans_without_a_learners_run(control, tmp_path, 
     assert json.loads(summary.read_text())["mean_return"] == 1234.0
     assert control._mpc(0, tmp_path / "runs", method="mpc+simulator", env="Walker2d-v5") == res
     assert len(seen) == 1  # a finished summary is reused
+
+
+def test_reporting_the_same_finished_runs_twice_records_their_rows_once(
+    control, tmp_path, monkeypatch
+):
+    """--report-only re-aggregates committed summaries: a second call with nothing new appends
+    nothing, and a run finished in between adds only the rows that changed."""
+    monkeypatch.setattr(agents.dyna, "run_dyna", _fake_run([]))
+    control._learner("sac", 0, [1000], utd=5, out=tmp_path / "runs")
+    results = tmp_path / "res" / "control.csv"
+    monkeypatch.setattr(control, "RESULTS", results)
+    argv = ["control.py", "--report-only", "--budgets", "1000", "--seeds", "0,1", "--methods"]
+    monkeypatch.setattr(sys, "argv", argv + ["sac"])
+
+    def lines():
+        return results.read_text().splitlines()
+
+    control.main()
+    first = lines()
+    control.main()
+    assert lines() == first
+    control._learner("sac", 1, [1000], utd=5, out=tmp_path / "runs")
+    control.main()
+    added = lines()[len(first) :]
+    assert len(added) == 1 and ",sac,1000," in added[0] and added[0].endswith(",2,2")
