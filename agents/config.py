@@ -183,6 +183,12 @@ class DynaConfig:
     gamma: float = 0.99
     """SAC's discount per real step (stable-baselines3's default; per decision when
     self-timed, unless ``timed_discount``)."""
+    agent: Literal["sac", "crossq"] = "sac"
+    """The off-policy learner: stable-baselines3's SAC, or sb3-contrib's CrossQ (SAC with
+    batch-renormalised 2048-wide critics and no target networks, at its own defaults for the
+    rest: learning rate 1e-3, actor updated every third step; Bhatt et al., ICLR 2024). Both
+    take the same buffer, ``gradient_steps``, ``batch_size``, ``target_entropy`` and
+    ``gamma``."""
     eval_every: int = 2_500
     """Real steps between evaluations on the real env."""
     eval_episodes: int = 3
@@ -244,6 +250,8 @@ class DynaConfig:
             names = [n for n in ("decision_cost", "timed_discount") if getattr(self, n)]
             verb = "are" if len(names) > 1 else "is"
             raise ValueError(f"dyna: {' and '.join(names)} {verb} used only with self_timed")
+        if self.agent not in ("sac", "crossq"):
+            raise ValueError(f"dyna: agent must be 'sac' or 'crossq', got {self.agent!r}")
         if self.refit_bounds not in ("own", "first"):
             raise ValueError(
                 f"dyna: refit_bounds must be 'own' or 'first', got {self.refit_bounds!r}"

@@ -1,4 +1,5 @@
-"""Learning in imagination (Dyna / MBPO style) with stable-baselines3's SAC.
+"""Learning in imagination (Dyna / MBPO style) with stable-baselines3's SAC (or sb3-contrib's
+CrossQ, ``DynaConfig.agent``; "SAC" below stands for either).
 
 SAC collects real steps as usual. Every ``refit_every`` real steps a callback refits the world
 model on all real episodes so far (warm-started); every ``imagine_every`` real steps it encodes
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents.dyna_checkpoint import (
     config_dict,
@@ -81,7 +83,7 @@ def recorder_of(env: gym.Env):
 
 
 def run_episodes(
-    agent: SAC, env: gym.Env, episodes: int, seed: int
+    agent: OffPolicyAlgorithm, env: gym.Env, episodes: int, seed: int
 ) -> tuple[list[float], list[float]]:
     """Mean-action returns of ``agent`` over ``episodes`` episodes of ``env`` (seeds ``seed``,
     ``seed + 1``, ...), and each episode's decisions per simulated second (from ``info["t"]``,
@@ -99,7 +101,9 @@ def run_episodes(
     return out, rates
 
 
-def evaluate_real(agent: SAC, env_id: str, timing: str, episodes: int, seed: int) -> list[float]:
+def evaluate_real(
+    agent: OffPolicyAlgorithm, env_id: str, timing: str, episodes: int, seed: int
+) -> list[float]:
     """Mean-action returns of ``agent`` on the real env (never on a model)."""
     return run_episodes(agent, make_env(EnvSpec(env_id, timing=timing)), episodes, seed)[0]
 
@@ -385,6 +389,17 @@ def refit_runs(out: Path) -> dict[int, Path]:
     return runs
 
 
+def learner_class(name: str) -> type[OffPolicyAlgorithm]:
+    """The off-policy algorithm ``DynaConfig.agent`` names: SB3's SAC or sb3-contrib's CrossQ."""
+    if name == "sac":
+        return SAC
+    if name == "crossq":
+        from sb3_contrib import CrossQ
+
+        return CrossQ
+    raise ValueError(f"dyna: agent must be 'sac' or 'crossq', got {name!r}")
+
+
 def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     """Train SAC for ``cfg.steps`` real steps (with imagined transitions when ``use_model``).
 
@@ -414,7 +429,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         }
     elif timed:
         buffer = {"replay_buffer_class": TimedReplayBuffer, "replay_buffer_kwargs": timed}
-    agent = SAC(
+    agent = learner_class(cfg.agent)(
         "MlpPolicy",
         env,
         learning_starts=cfg.init_steps,
@@ -455,7 +470,8 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
 
 
 def dyna_summary(res: dict[str, Any], cfg: DynaConfig) -> str:
-    kind = f"SAC + {cfg.model} imagination" if cfg.use_model else "model-free SAC"
+    name = {"sac": "SAC", "crossq": "CrossQ"}[cfg.agent]
+    kind = f"{name} + {cfg.model} imagination" if cfg.use_model else f"model-free {name}"
     curve = ", ".join(f"{s}: {r:.1f}" for s, r, _ in res["curve"])
     return (
         f"{kind} on {cfg.env}, {cfg.steps} real steps in {res['wall_s']:.0f} s: "

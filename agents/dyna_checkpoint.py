@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import SAC
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from agents._sb3 import REPLAY_BUFFER_ARRAYS, counters, set_counters
@@ -83,7 +83,9 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def save_dyna_checkpoint(out: Path, agent: SAC, state: dict[str, Any], episodes: Dataset) -> Path:
+def save_dyna_checkpoint(
+    out: Path, agent: OffPolicyAlgorithm, state: dict[str, Any], episodes: Dataset
+) -> Path:
     """Write a checkpoint of ``agent`` at ``agent.num_timesteps`` real steps; returns its dir."""
     root = out / "checkpoint"
     step_dir = root / f"step_{agent.num_timesteps:07d}"
@@ -126,7 +128,7 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 
 def load_dyna_checkpoint(
-    step_dir: Path, agent: SAC, cfg: DynaConfig
+    step_dir: Path, agent: OffPolicyAlgorithm, cfg: DynaConfig
 ) -> tuple[dict[str, Any], list]:
     """Restore ``agent`` (weights, optimizers, entropy coefficient, counters, buffers) from
     ``step_dir``; returns the saved loop state and the real episodes. Raises ``ValueError``

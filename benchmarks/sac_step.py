@@ -13,7 +13,10 @@ noisy: the median of each is reported, and its ratio to the default measured in 
   ``policy_kwargs={"optimizer_kwargs": ...}``;
 * ``bf16``: the default under ``torch.autocast("cpu", torch.bfloat16)`` (matrix products in
   bfloat16; this changes the numerics, so its losses are not checked and its effect on
-  returns would have to be measured before any run used it).
+  returns would have to be measured before any run used it);
+* ``crossq``: not SAC but sb3-contrib's CrossQ at its defaults (``worldmodel dyna --agent
+  crossq``: two batch-renormalised 2048x2048 critics fed the batch's states and next states
+  together, actor every third step), to price a run of it against SAC's.
 
 Every variant starts from the same weights and buffer; the optimiser variants must reach the
 same losses to float rounding (checked): they change speed, not the algorithm.
@@ -34,22 +37,33 @@ import torch
 from _results import append_rows
 from stable_baselines3 import SAC
 
+from agents.dyna import learner_class
+
 RESULTS = Path(__file__).parent / "results" / "sac_step.csv"
-VARIANTS = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}, "bf16": {}}
+VARIANTS = {
+    "default": {},
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+    "bf16": {},
+    "crossq": None,  # its own policy's optimiser settings
+}
 EXACT = ("default", "foreach", "fused")  # variants that must compute what the default does
 
 
-def make_agent(optimizer_kwargs: dict, seed: int = 0, fill: int = 10_000) -> SAC:
-    """SAC on Hopper-v5 with ``optimizer_kwargs``, its buffer holding ``fill`` random steps
-    (the same steps and initial weights for every variant)."""
+def make_agent(optimizer_kwargs: dict | None, seed: int = 0, fill: int = 10_000) -> SAC:
+    """SAC on Hopper-v5 with ``optimizer_kwargs`` (None: CrossQ at its defaults), its buffer
+    holding ``fill`` random steps (the same steps and initial weights for every variant)."""
     env = gym.make("Hopper-v5")
-    agent = SAC(
-        "MlpPolicy",
-        env,
-        seed=seed,
-        device="cpu",
-        policy_kwargs={"optimizer_kwargs": optimizer_kwargs},
-    )
+    if optimizer_kwargs is None:
+        agent = learner_class("crossq")("MlpPolicy", env, seed=seed, device="cpu")
+    else:
+        agent = SAC(
+            "MlpPolicy",
+            env,
+            seed=seed,
+            device="cpu",
+            policy_kwargs={"optimizer_kwargs": optimizer_kwargs},
+        )
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     for _ in range(fill):

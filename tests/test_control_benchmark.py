@@ -175,6 +175,8 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
         ("sac", "sac-gamma995", {"gamma"}),
         ("sac", "sac-gamma98", {"gamma"}),
         ("sac", "sac-timed-discount", {"timed_discount"}),
+        ("sac", "crossq", {"agent"}),
+        ("sac+latent-ode+states", "crossq+latent-ode+states", {"agent"}),
     ],
 )
 def test_a_variant_differs_from_its_base_only_in_its_own_settings(
@@ -199,6 +201,9 @@ def test_a_variant_differs_from_its_base_only_in_its_own_settings(
         assert calls[1].gradient_steps == 1
         tag = "" if own is None else "-self_1-15"
         assert (tmp_path / "summaries" / f"{variant}-utd1{tag}-seed0.json").exists()
+    elif variant.startswith("crossq"):
+        assert other["agent"] == "crossq" and base["agent"] == "sac"
+        assert calls[1].gradient_steps == calls[0].gradient_steps  # crossq at utd 1 like sac
     elif variant.endswith("ends"):
         assert other["refit_window_starts"] == "any" and base["refit_window_starts"] == "whole"
     else:  # worldmodel train's batch, against the dyna default's

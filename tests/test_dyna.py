@@ -130,6 +130,7 @@ def test_a_schedule_survives_the_checkpoint(tmp_path):
         {"refit_bounds": "last"},
         {"batch_size": 0},
         {"target_entropy": float("nan")},
+        {"agent": "td3"},
     ],
 )
 def test_dyna_rejects_bad_settings(tmp_path, bad):
@@ -523,3 +524,26 @@ def test_sac_gets_the_batch_size_and_entropy_target(tmp_path, monkeypatch):
     run_dyna(DynaConfig(**small, out=tmp_path / "b"))
     assert (made[0].batch_size, made[0].target_entropy) == (64, -1.0)
     assert (made[1].batch_size, made[1].target_entropy) == (256, -3.0)  # SB3's: -dim(action)
+
+
+def test_crossq_learns_in_imagination_and_resumes_with_its_batch_norm_statistics(tmp_path):
+    """--agent crossq: sb3-contrib's CrossQ takes SAC's place in the same loop and buffer; its
+    checkpoint carries the critics' batch-renorm running statistics, and a resume under
+    the other agent is refused naming the setting."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    small = {**TINY, "agent": "crossq", "gradient_steps": 1, "batch_size": 64}
+    out = tmp_path / "crossq"
+    first = run_dyna(DynaConfig(**small, out=out))
+    assert first["refits"] == 2 and first["imagined_transitions"] > 0
+    assert [s for s, _, _ in first["curve"]] == [100, 200]
+    zipped = out / "checkpoint" / "step_0000200" / "agent.zip"
+    _, params, _ = load_from_zip_file(str(zipped), device="cpu", load_data=False)
+    stats = {k: v for k, v in params["policy"].items() if k.endswith(".ra_mean")}
+    assert stats and all(torch.isfinite(v).all() and v.abs().sum() > 0 for v in stats.values())
+
+    longer = run_dyna(DynaConfig(**{**small, "steps": 300}, out=out))
+    assert longer["resumed_from"].name == "step_0000200"
+    assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
+    with pytest.raises(ValueError, match="agent: 'crossq' there, 'sac' now"):
+        run_dyna(DynaConfig(**{**small, "agent": "sac", "steps": 400}, out=out))

@@ -17,8 +17,9 @@ def test_the_exact_variants_reach_the_defaults_losses_and_bf16_does_not(monkeypa
         name: sac_step.timed_train(
             sac_step.make_agent(sac_step.VARIANTS[name], fill=300), steps=5, bf16=name == "bf16"
         )[1]
-        for name in ("default", "fused", "bf16")
+        for name in ("default", "fused", "bf16", "crossq")
     }
     sys.modules.pop("sac_step", None)
     assert losses["fused"] == pytest.approx(losses["default"], rel=1e-4)
     assert losses["bf16"] != pytest.approx(losses["default"], rel=1e-6)  # other numerics
+    assert losses["crossq"] != pytest.approx(losses["default"], rel=1e-3)  # another learner
