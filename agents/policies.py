@@ -6,8 +6,9 @@ only on its seed (collection gives the same data whatever the worker count).
 
 ``make_policy(spec, ...)`` takes ``"random"``, ``"zero"`` or the path of an SB3 ``.zip``.
 SB3 checkpoints are loaded *without* unpickling: the policy class is looked up by name in a
-whitelist (PPO/A2C ``ActorCriticPolicy``, ``SACPolicy``, ``TD3Policy``), its kwargs come
-from the zip's JSON, and its weights load with ``torch.load(weights_only=True)``.
+whitelist (PPO/A2C ``ActorCriticPolicy``, ``SACPolicy``, ``TD3Policy``, sb3-contrib's
+``CrossQPolicy``), its kwargs come from the zip's JSON, and its weights load with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -85,15 +86,16 @@ _SB3_POLICIES = {
     ("stable_baselines3.common.policies", "ActorCriticPolicy"),
     ("stable_baselines3.sac.policies", "SACPolicy"),
     ("stable_baselines3.td3.policies", "TD3Policy"),
+    ("sb3_contrib.crossq.policies", "CrossQPolicy"),  # worldmodel dyna --agent crossq
 }
 
 
 # Off-policy classes whose deterministic action is the actor's alone (an export keeps only it).
-_ACTOR_ONLY, _ACTOR = {"SACPolicy", "TD3Policy"}, "actor."
+_ACTOR_ONLY, _ACTOR = {"SACPolicy", "TD3Policy", "CrossQPolicy"}, "actor."
 
 
 def export_policy(src: str | Path, dst: str | Path) -> Path:
-    """Write the acting part of the SB3 checkpoint ``src`` (a SAC or TD3 agent ``.zip``) to
+    """Write the acting part of the SB3 checkpoint ``src`` (a SAC, TD3 or CrossQ agent ``.zip``) to
     ``dst``: its JSON ``data`` entry and the actor's weights, without critics, target networks,
     optimizers or pickled entries (a Hopper-v5 SAC agent: 3.1 MB -> about 0.3 MB). ``dst`` loads
     with :func:`make_policy` like the original and acts identically.
@@ -239,7 +241,7 @@ def _load_sb3_policy(
 def critic_value(
     path: str | Path, observation_space: gym.spaces.Box, action_space: gym.spaces.Box
 ) -> Callable[[Any], Any]:
-    """The state value of a full SAC or TD3 zip (its critic, loaded without unpickling):
+    """The state value of a full SAC, TD3 or CrossQ zip (its critic, loaded without unpickling):
     ``obs (M, obs_dim)`` tensor -> ``(M,)``, the smallest of its Q-networks at the actor's
     deterministic action (as TD-MPC bootstraps a plan's last state). An exported, actor-only
     zip (:func:`export_policy`) has no critic and is refused."""
@@ -247,7 +249,7 @@ def critic_value(
 
     policy, name, actor_only = _load_sb3_policy(Path(path), observation_space, action_space)
     if name.rsplit(".", 1)[-1] not in _ACTOR_ONLY:
-        raise PolicyError(f"{path}: {name} has no Q-critic; a SAC or TD3 checkpoint has")
+        raise PolicyError(f"{path}: {name} has no Q-critic; a SAC, TD3 or CrossQ checkpoint has")
     if actor_only:
         raise PolicyError(f"{path}: holds no critic weights (an exported, actor-only policy)")
 

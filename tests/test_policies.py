@@ -9,13 +9,19 @@ from agents.policies import PolicyError, SB3Policy, export_policy, make_policy
 from worldmodel.collect import CollectConfig, collect
 
 
-@pytest.fixture(scope="module")
-def sb3_zip(tmp_path_factory):
-    from stable_baselines3 import SAC
+@pytest.fixture(scope="module", params=["sac", "crossq"])
+def sb3_zip(request, tmp_path_factory):
+    """An agent zip of SB3's SAC, or of sb3-contrib's CrossQ (``worldmodel dyna --agent
+    crossq``; its batch-renormalised networks act and value in eval mode)."""
+    from agents.dyna import learner_class
 
     env = gym.make("Hopper-v5")
-    model = SAC("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
-    path = tmp_path_factory.mktemp("sb3") / "sac_hopper.zip"
+    kwargs = {"policy_kwargs": {"net_arch": [16, 16]}, "seed": 0, "device": "cpu"}
+    model = learner_class(request.param)("MlpPolicy", env, **kwargs)
+    if request.param == "crossq":  # running statistics of its own, not the initial ones
+        model.learn(300)
+    model.policy.set_training_mode(False)
+    path = tmp_path_factory.mktemp("sb3") / f"{request.param}_hopper.zip"
     model.save(path)
     return path, model
 
@@ -84,13 +90,13 @@ def test_export_refuses_a_policy_without_a_separate_actor(tmp_path):
 
 
 def test_sb3_policy_collects_and_is_recorded(sb3_zip):
-    path, _ = sb3_zip
+    path, model = sb3_zip
     d = collect(
         CollectConfig(
             episodes=2, policy=str(path), action_noise=0.1, max_episode_steps=10, progress=False
         )
     )
-    assert d.metadata["policy"]["class"].endswith("SACPolicy")
+    assert d.metadata["policy"]["class"].endswith(type(model.policy).__name__)
     assert d.metadata["policy"]["noise_std"] == 0.1
 
 
