@@ -173,7 +173,8 @@ MODELS = {
 UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount", "crossq"}
 # sb3-contrib's CrossQ in SAC's place (batch-renormalised 2048-wide critics, no target
 # networks; the published learner behind the Walker2d-v5 anchor of issue #16, 3,914 at 100k
-# real steps at 1 gradient step per real step); a gradient step costs ~8.5x SAC's here
+# real steps at 1 gradient step per real step); a gradient step costs ~10x SAC's here
+# (benchmarks/results/sac_step.csv, 2026-11-29)
 CROSSQ = {"agent": "crossq"}
 # the model-free learner each model learner's ratio is taken against (the rest: sac-utd)
 MODEL_FREE_BASE = {"crossq+latent-ode+states": "crossq"}

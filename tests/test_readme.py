@@ -66,6 +66,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
     (BENCH + "control.md", "self-timed in imagination, mean real return"): RUNS,
     (BENCH + "control.md", "`sac+latent-ode+states`, mean real return"): (CONTROL, (1,)),
     (BENCH + "control.md", "variant"): ([RESULTS + "sac_step.csv"], (1,)),
+    (BENCH + "control.md", "variant (2026-11-29, loaded machine)"): (
+        [RESULTS + "sac_step.csv"],
+        (1,),
+    ),
     (BENCH + "control.md", "MPC planner, mean real return"): (
         [RESULTS + "mpc_planner.csv"],
         (1,),
