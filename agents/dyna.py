@@ -470,7 +470,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
 
 
 def dyna_summary(res: dict[str, Any], cfg: DynaConfig) -> str:
-    name = {"sac": "SAC", "crossq": "CrossQ"}[cfg.agent]
+    name = learner_class(cfg.agent).__name__  # SAC, CrossQ
     kind = f"{name} + {cfg.model} imagination" if cfg.use_model else f"model-free {name}"
     curve = ", ".join(f"{s}: {r:.1f}" for s, r, _ in res["curve"])
     return (
