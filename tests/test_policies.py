@@ -90,12 +90,22 @@ def test_export_refuses_a_policy_without_a_separate_actor(tmp_path):
 
 
 def test_sb3_policy_collects_and_is_recorded(sb3_zip):
+    import torch
+
     path, model = sb3_zip
-    d = collect(
-        CollectConfig(
-            episodes=2, policy=str(path), action_noise=0.1, max_episode_steps=10, progress=False
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        d = collect(
+            CollectConfig(
+                episodes=2, policy=str(path), action_noise=0.1, max_episode_steps=10, progress=False
+            )
         )
-    )
+        # collected in this process: torch's thread count (the caller's, for its training
+        # and imagination afterwards) is left alone; only worker processes take one thread
+        assert torch.get_num_threads() == threads + 1
+    finally:
+        torch.set_num_threads(threads)
     assert d.metadata["policy"]["class"].endswith(type(model.policy).__name__)
     assert d.metadata["policy"]["noise_std"] == 0.1
 

@@ -101,11 +101,27 @@ def run_episode(env: TrajectoryRecorder, policy: Any, seed: int) -> Episode:
             return env.episodes.pop()
 
 
+_IN_WORKER = False  # set in the processes of :func:`worker_pool` only
+
+
+def _mark_worker() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` collection processes, spawned (they never inherit torch/MuJoCo state from
+    the parent); an SB3 policy runs on one torch thread in each."""
+    ctx = mp.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_mark_worker)
+
+
 def collect_chunk(config: CollectConfig, seeds: list[int]) -> list[Episode]:
     """The episodes of ``seeds`` (one reset seed each) collected as ``config`` says, in this
-    process (a worker's share of :func:`collect` and of ``collect_shards``)."""
+    process (a worker's share of :func:`collect` and of ``collect_shards``). In the caller's
+    own process it leaves torch's thread count as it is."""
     env, policy = _worker_setup(config)
-    if "torch" in sys.modules:  # an SB3 policy: one thread per worker process
+    if _IN_WORKER and "torch" in sys.modules:  # an SB3 policy: one thread per worker process
         sys.modules["torch"].set_num_threads(1)
     return [run_episode(env, policy, s) for s in seeds]
 
@@ -157,9 +173,7 @@ def collect(config: CollectConfig) -> Dataset:
                 episodes.extend(collect_chunk(config, c))
                 bar.update(len(c))
         else:
-            # spawn: workers never inherit torch/MuJoCo state from the parent
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(config.workers, mp_context=ctx) as pool:
+            with worker_pool(config.workers) as pool:
                 for eps in pool.map(collect_chunk, [config] * len(chunks), chunks):
                     episodes.extend(eps)
                     bar.update(len(eps))

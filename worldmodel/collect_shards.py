@@ -32,16 +32,21 @@ could then pick the same shard; the file stays whole, but the work is done twice
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from worldmodel.collect import CollectConfig, collect_chunk, episode_seeds, metadata
+from worldmodel.collect import (
+    CollectConfig,
+    collect_chunk,
+    episode_seeds,
+    metadata,
+    worker_pool,
+)
 from worldmodel.data import FORMAT_VERSION, DatasetError, Episode
 from worldmodel.shards import SHARD_GLOB, Shard, refresh_index, shard_name, write_shard
 
@@ -131,9 +136,8 @@ def collect_shards(
         if config.workers == 1 or len(mine) <= 1:
             for k in mine:
                 write(k, collect_chunk(config, seeds[slice(*blocks[k])]))
-        else:  # spawn: workers never inherit torch/MuJoCo state from the parent
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(config.workers, mp_context=ctx) as pool:
+        else:
+            with worker_pool(config.workers) as pool:
                 jobs = {
                     pool.submit(collect_chunk, config, seeds[slice(*blocks[k])]): k for k in mine
                 }
