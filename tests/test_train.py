@@ -500,6 +500,19 @@ def test_a_horizon_schedule_cuts_the_training_windows_from_the_first_step(tmp_pa
         Trainer(cfg(horizon_ramp=0.2), data, tmp_path / "ramp")
 
 
+def test_kl_beta_is_the_kl_weight_after_the_warm_up(tmp_path, data):
+    from worldmodel.training.schedules import kl_weight
+
+    assert [kl_weight(s, 10, 4.0) for s in (0, 5, 10, 50)] == [0.0, 2.0, 4.0, 4.0]
+    assert kl_weight(3, 0, 4.0) == 4.0 and kl_weight(5, 10) == 0.5
+    trainer = Trainer(cfg(kl_beta=4.0, kl_warmup_steps=2, epochs=1), data, tmp_path / "run")
+    row = trainer.fit()
+    assert trainer.model.kl_weight == 4.0 and math.isfinite(row["val/score"])
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="kl_beta must be >= 0"):
+            Trainer(cfg(kl_beta=bad), data, tmp_path / "bad")
+
+
 def test_validation_windows_can_be_longer_than_the_training_ones(tmp_path, data):
     trainer = Trainer(cfg(eval_window=14), data, tmp_path / "run")
     assert trainer._train_batch().exists.sum(1).max() == 10

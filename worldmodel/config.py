@@ -277,7 +277,10 @@ class TrainConfig:
     horizon_ramp: float = 0.5
     """Share of the training steps over which the scored horizon grows to the whole window."""
     kl_warmup_steps: int = 300
-    """KL weight rises linearly from 0 to 1 over these steps (latent models)."""
+    """KL weight rises linearly from 0 to ``kl_beta`` over these steps (latent models)."""
+    kl_beta: float = 1.0
+    """KL weight after the warm-up (the beta of a beta-VAE; 1: the ELBO). Above 1 presses the
+    posterior of the initial state towards the prior, so it stays wider."""
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     """Train/val/test fractions of episodes."""
     split_seed: int = 0
@@ -332,6 +335,8 @@ class TrainConfig:
                 raise ValueError("long_window and a horizon schedule (horizon_start) do not mix")
         elif self.long_share != type(self).long_share:
             raise ValueError("long_share is used only with a long_window")
+        if not self.kl_beta >= 0:  # NaN too
+            raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.eval_window is not None and self.eval_window < 3:

@@ -41,9 +41,10 @@ def open_loop_horizon(
     return None if horizon >= full else horizon
 
 
-def kl_weight(step: int, warmup_steps: int) -> float:
-    """KL weight at ``step``: rises linearly from 0 to 1 over ``warmup_steps`` (0: always 1)."""
-    return min(1.0, step / warmup_steps) if warmup_steps else 1.0
+def kl_weight(step: int, warmup_steps: int, beta: float = 1.0) -> float:
+    """KL weight at ``step``: rises linearly from 0 to ``beta`` over ``warmup_steps`` (0: always
+    ``beta``)."""
+    return beta * (min(1.0, step / warmup_steps) if warmup_steps else 1.0)
 
 
 class LearningRate:

@@ -195,7 +195,9 @@ class Trainer:
         torchdiffeq's adaptive solver blew up (the step is skipped and the learning rate
         halved). Any other exception propagates: it is a bug, not a bad batch. The metrics are
         averaged over the processes of a distributed run."""
-        self.model.kl_weight = kl_weight(self.state["step"], self.config.kl_warmup_steps)
+        self.model.kl_weight = kl_weight(
+            self.state["step"], self.config.kl_warmup_steps, self.config.kl_beta
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss_fn = self._loss if self.processes.distributed else self.model.loss
         metrics = guard.backward(
