@@ -82,6 +82,13 @@ def recorder_of(env: gym.Env):
     return env.env if isinstance(env, SelfTimed) else env
 
 
+def refit_seed(seed: int, refit: int) -> int:
+    """The training seed of refit ``refit`` of a run seeded ``seed``: drawn from both, so that
+    no two (seed, refit) pairs share a stream (``seed + refit`` gave seed 0's second refit
+    seed 1's first one)."""
+    return int(np.random.SeedSequence([seed, refit]).generate_state(1)[0])
+
+
 def run_episodes(
     agent: OffPolicyAlgorithm, env: gym.Env, episodes: int, seed: int
 ) -> tuple[list[float], list[float]]:
@@ -166,7 +173,7 @@ class DynaCallback(BaseCallback):
             self.world_model.normalizer,
             horizon=K,
             context=c.context,
-            seed=c.seed + self.refits,
+            seed=refit_seed(c.seed, self.refits),
         )
         if err is not None:
             row |= {
@@ -193,7 +200,7 @@ class DynaCallback(BaseCallback):
             batch_size=c.refit_batch,
             window=c.window,
             split=(0.9, 0.1, 0.0),
-            seed=c.seed + self.refits,
+            seed=refit_seed(c.seed, self.refits),
             patience=0,
             lr=c.refit_lr,
             mode=c.refit_mode,

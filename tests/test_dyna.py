@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dyna import evaluate_real, run_dyna
+from agents.dyna import evaluate_real, refit_seed, run_dyna
 from worldmodel.config import DynaConfig
 
 # small, fast settings: the ensemble at the dyna defaults of 2026-11-26 (the latent-ode, today's
@@ -205,7 +205,8 @@ def test_a_run_stopped_after_its_checkpoint_resumes_over_its_later_refits(tmp_pa
     longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
     assert longer["resumed_from"].name == "step_0000200" and longer["refits"] == 3
     refit = json.loads((models / "refit_002" / "config.json").read_text())
-    assert refit["train"]["seed"] == 2  # refitted by the resumed run, not the leftover (seed 1)
+    # refitted by the resumed run, not the leftover (a copy of refit 1)
+    assert refit["train"]["seed"] == refit_seed(0, 2) != refit_seed(0, 1)
     for name, weights in before.items():  # the checkpoint's own refits are kept as they were
         assert (models / name / "model.safetensors").read_bytes() == weights
     assert (models / "refit_abc").is_dir()
@@ -218,7 +219,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_its_refits(tmp_pa
     (leftover / "config.json").write_text("{}")  # what the trainer refuses to overwrite
     res = run_dyna(DynaConfig(**TINY, out=out))
     assert res["resumed_from"] is None and res["refits"] == 2
-    assert json.loads((leftover / "config.json").read_text())["train"]["seed"] == 0
+    assert json.loads((leftover / "config.json").read_text())["train"]["seed"] == refit_seed(0, 0)
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path):
@@ -547,3 +548,9 @@ def test_crossq_learns_in_imagination_and_resumes_with_its_batch_norm_statistics
     assert longer["curve"][:2] == first["curve"] and longer["curve"][2][0] == 300
     with pytest.raises(ValueError, match="agent: 'crossq' there, 'sac' now"):
         run_dyna(DynaConfig(**{**small, "agent": "sac", "steps": 400}, out=out))
+
+
+def test_refit_seeds_differ_across_run_seeds_and_refits():
+    seeds = {refit_seed(s, r) for s in range(4) for r in range(4)}
+    assert len(seeds) == 16  # seed 0's refit 1 is not seed 1's refit 0
+    assert refit_seed(2, 3) == refit_seed(2, 3)
