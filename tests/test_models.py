@@ -357,3 +357,21 @@ def test_field_dropout_acts_in_training_only_and_bad_rates_are_refused():
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="dropout"):
             ActionField(3, 1, units=16, layers=2, dropout=bad)
+
+
+def test_ensemble_sample_step_runs_each_row_through_its_own_member_only(data):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = make_model("mlp-ensemble", 2, 1, replace(TINY, ensemble_size=4))
+    model.set_normalizer(data[1])
+    x, a, d = torch.randn(64, 2), torch.rand(64, 1) * 2 - 1, torch.rand(64) * 0.2
+    got, _ = model.sample_step(x, a, d, torch.Generator().manual_seed(5))
+    # as the step was defined: every member on every row, then each row's member picked
+    u = torch.randn((64, 3), generator=torch.Generator().manual_seed(5))
+    pick = (torch.special.ndtr(u[:, 0]) * 4).long().clamp(max=3)
+    assert len(pick.unique()) == 4  # every member serves some rows
+    mean, logvar = model.all_members(x, a, d)
+    rows = torch.arange(64)
+    want = model.bound_obs(mean[pick, rows] + u[:, 1:] * (0.5 * logvar[pick, rows]).exp())
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)

@@ -30,8 +30,9 @@ class EnsembleLinear(nn.Module):
         bound = inp**-0.5  # torch.nn.Linear's default initialisation
         nn.init.uniform_(self.weight, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """``x (E', N, i)`` through the members ``members`` (all by default; ``E'`` of them)."""
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class MLPEnsemble(WorldModel):
@@ -51,14 +52,15 @@ class MLPEnsemble(WorldModel):
         self.min_logvar = nn.Parameter(torch.full((1, 1, obs_dim), -10.0))
 
     def forward_members(
-        self, x: torch.Tensor, a: torch.Tensor, dt: torch.Tensor
+        self, x: torch.Tensor, a: torch.Tensor, dt: torch.Tensor, members: slice = slice(None)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (E, N, O)``, ``a (E, N, A)``, ``dt (E, N)`` model units -> mean, log-variance of
-        the next normalised observation, each ``(E, N, O)``."""
+        the next normalised observation, each ``(E, N, O)``; ``members``: a slice of ``E`` of
+        the ensemble's members (all by default)."""
         h = torch.cat([x, a, dt.unsqueeze(-1)], -1)
         for layer in self.layers:
-            h = F.silu(layer(h))
-        delta, logvar = self.head(h).chunk(2, -1)
+            h = F.silu(layer(h, members))
+        delta, logvar = self.head(h, members).chunk(2, -1)
         logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return x + delta, logvar
@@ -171,12 +173,18 @@ class MLPEnsemble(WorldModel):
         """MBPO-style step: a random member per row, plus its Gaussian noise (``generator``:
         one, or one per row, so that row ``i`` depends on its own generator only)."""
         E, N = self.config.ensemble_size, state.shape[0]
-        mean, logvar = self.all_members(state, action, dt)
         u = randn_rows((N, self.obs_dim + 1), generator, like=state)  # column 0 picks the member
         pick = (torch.special.ndtr(u[:, 0]) * E).long().clamp(max=E - 1)
-        m, lv = mean[pick, torch.arange(N)], logvar[pick, torch.arange(N)]
-        noise = u[:, 1:]
-        nxt = self.bound_obs(m + noise * (0.5 * lv).exp())
+        # each row through its own member only (1/E of the work of running all of them)
+        m, lv = torch.empty_like(state), torch.empty_like(state)
+        tau = self.tau(dt)
+        for e in pick.unique().tolist():
+            rows = (pick == e).nonzero().squeeze(1)
+            me, lve = self.forward_members(
+                state[rows][None], action[rows][None], tau[rows][None], slice(e, e + 1)
+            )
+            m[rows], lv[rows] = me[0], lve[0]
+        nxt = self.bound_obs(m + u[:, 1:] * (0.5 * lv).exp())
         return nxt, nxt
 
 
