@@ -375,3 +375,24 @@ def test_ensemble_sample_step_runs_each_row_through_its_own_member_only(data):
     rows = torch.arange(64)
     want = model.bound_obs(mean[pick, rows] + u[:, 1:] * (0.5 * logvar[pick, rows]).exp())
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("carry_obs", [True, False])
+def test_encoding_contexts_reads_the_state_at_the_last_context_point(data, carry_obs):
+    """Context-only batches (imagined starts) anchor at the last context point, so encode
+    returns z0 itself; it must equal the general path: evolve from the anchor, then read the
+    last context point."""
+    from dataclasses import replace
+
+    eps, norm = data
+    torch.manual_seed(0)
+    model = make_model("latent-ode", 2, 1, replace(TINY, carry_obs=carry_obs))
+    model.set_normalizer(norm)
+    batch = _context(eps, norm)[0]
+    assert torch.equal(batch.anchor(), batch.last_context())
+    got = model.encode(batch, 2, mean=True)
+    q = model.posterior(batch)
+    zs = model.evolve(q.loc.expand(2, *q.loc.shape), batch)  # (S, B, U, D)
+    want = zs[:, torch.arange(batch.size), batch.last_context()]
+    torch.testing.assert_close(got, want)
+    assert got.is_contiguous()

@@ -417,8 +417,10 @@ class LatentModel(WorldModel):
         else:
             z0 = q.loc + q.scale * randn_rows((samples, *q.loc.shape), generator, like=q.loc)
             z0 = self._with_observed(q, z0)
-        zs = self.evolve(z0, batch)  # (S, B, U, D)
         last = batch.last_context().clamp(min=0)
+        if bool((batch.anchor() == last).all()):  # every row's z0 is at its last context point
+            return z0.contiguous()  # (an imagined start: nothing to carry)
+        zs = self.evolve(z0, batch)  # (S, B, U, D)
         idx = last.view(1, -1, 1, 1).expand(zs.shape[0], -1, 1, zs.shape[-1])
         return zs.gather(2, idx).squeeze(2)
 
