@@ -14,7 +14,10 @@ timings include the copy back).
 Each latent-ode row is measured twice: as trained (float32) and with ``precision="bf16"``
 (rows ``latent-ode-bf16-...``: the vector field's hidden layers in bfloat16, the state update
 in float32).
-The gym loop is timed again at the end; every ratio divides by the faster of the two.
+The machine's speed drifts within minutes (the gym loop has measured 5.3k-9.5k steps/s on the
+same afternoon), so the gym loop is timed again around every measurement (half ``--seconds``
+before and after it) and each ratio divides by the mean of those two loops; rows
+``real-gym-min`` and ``-max`` give the loop's range over the run (their ratios: to the first).
 Prints steps/s and the ratio to the real single env; appends to
 ``benchmarks/results/imagination.csv``. ``--profile`` prints where the time goes at the
 largest batch.
@@ -61,17 +64,25 @@ def timed(fn, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
-def real_gym(seconds: float) -> float:
-    env = gym.make("Hopper-v5")
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
+class GymLoop:
+    """The real Hopper-v5 through Gymnasium: a ``gym.make`` step loop with random actions,
+    timed again beside every measurement (the machine's speed drifts within minutes)."""
 
-    def step() -> None:
-        _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, 3))
+    def __init__(self) -> None:
+        self.env = gym.make("Hopper-v5")
+        self.env.reset(seed=0)
+        self.rng = np.random.default_rng(0)
+        self.rates: list[float] = []
+
+    def _step(self) -> None:
+        _, _, term, trunc, _ = self.env.step(self.rng.uniform(-1, 1, 3))
         if term or trunc:
-            env.reset()
+            self.env.reset()
 
-    return timed(step, seconds)
+    def rate(self, seconds: float) -> float:
+        """Steps per second now (also kept in ``rates``)."""
+        self.rates.append(timed(self._step, seconds))
+        return self.rates[-1]
 
 
 def real_rollout(batch: int, seconds: float, nstep: int = 100) -> float:
@@ -153,17 +164,19 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     torch.set_num_threads(2)
 
-    rows = []
-    gym_sps = real_gym(args.seconds)
-    print(f"real Hopper-v5, gymnasium step loop      {gym_sps:10.0f} steps/s   (1.00x; ratios")
-    print("until the final table divide by this loop, the table by the faster of it and a second")
+    # rows (what, batch, steps/s, the gym loop's steps/s around that measurement)
+    rows: list[tuple[str, int, float, float]] = []
+    loop = GymLoop()
+    first = loop.rate(args.seconds)
+    print(f"real Hopper-v5, gymnasium step loop      {first:10.0f} steps/s")
+    before = first
     for b in (1, 1024):
         sps = real_rollout(b, args.seconds)
-        print(
-            f"real Hopper-v5, mujoco.rollout batch {b:<5} {sps:10.0f} steps/s   "
-            f"({sps / gym_sps:.2f}x)"
-        )
-        rows.append(("real-mujoco-rollout", b, sps))
+        after = loop.rate(args.seconds / 2)
+        rows.append(("real-mujoco-rollout", b, sps, (before + after) / 2))
+        before = after
+        print(f"real Hopper-v5, mujoco.rollout batch {b:<5} {sps:10.0f} steps/s   ", end="")
+        print(f"({sps / rows[-1][3]:.2f}x)")
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, precision in (
@@ -181,37 +194,43 @@ def main() -> None:
                 )
                 venv.reset(seed=0)
                 actions = np.random.default_rng(0).uniform(-1, 1, size=(b, 3))
-                env_sps = timed(partial(venv.step, actions), args.seconds) * b
                 core, state, obs = venv.core, venv.batch.state, venv.batch.obs
                 dt = np.full(b, venv.real.dt)
+                # each model timing between two gym loops; its ratio divides by their mean
+                g0 = loop.rate(args.seconds / 2)
+                env_sps = timed(partial(venv.step, actions), args.seconds) * b
+                g1 = loop.rate(args.seconds / 2)
                 core_sps = timed(partial(core.step, state, obs, actions, dt), args.seconds) * b
+                g2 = loop.rate(args.seconds / 2)
+                rows += [
+                    (f"{name}{tag}-vector-env", b, env_sps, (g0 + g1) / 2),
+                    (f"{name}{tag}-core", b, core_sps, (g1 + g2) / 2),
+                ]
                 print(
                     f"{name + tag:<18} batch {b:<5} vector env {env_sps:10.0f} steps/s "
-                    f"({env_sps / gym_sps:7.2f}x)   "
-                    f"core {core_sps:10.0f} steps/s ({core_sps / gym_sps:7.2f}x)"
+                    f"({env_sps / rows[-2][3]:7.2f}x)   "
+                    f"core {core_sps:10.0f} steps/s ({core_sps / rows[-1][3]:7.2f}x)"
                 )
-                rows += [
-                    (f"{name}{tag}-vector-env", b, env_sps),
-                    (f"{name}{tag}-core", b, core_sps),
-                ]
                 if args.profile and b == batches[-1]:
                     prof = cProfile.Profile()
                     prof.runcall(partial(timed, partial(venv.step, actions), 1.0))
                     pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
 
-    # the gym loop again at the end: every ratio divides by the faster of the two, so a
-    # slow moment at the start (the machine is shared) cannot inflate the model's ratios
-    after = real_gym(args.seconds)
-    print(f"real Hopper-v5, gymnasium step loop again {after:9.0f} steps/s", end="")
-    print(f"   (ratios divide by {max(gym_sps, after):.0f})")
-    rows = [("real-gym", 1, gym_sps), ("real-gym-after", 1, after), *rows]
-    gym_sps = max(gym_sps, after)
-    for what, b, sps in rows:
-        print(f"{what:<28} batch {b:<5} {sps:10.0f} steps/s  {sps / gym_sps:7.2f}x")
+    rates = loop.rates
+    print(
+        f"the gym loop, timed {len(rates)} times: {min(rates):.0f}-{max(rates):.0f} steps/s "
+        f"(median {float(np.median(rates)):.0f})"
+    )
+    rows = [
+        ("real-gym", 1, first, first),
+        ("real-gym-min", 1, min(rates), first),
+        ("real-gym-max", 1, max(rates), first),
+        *rows,
+    ]
     append_rows(
         RESULTS,
         ["what", "batch", "steps_per_s", "ratio_to_real_gym"],
-        [(what, b, f"{sps:.0f}", f"{sps / gym_sps:.3f}") for what, b, sps in rows],
+        [(what, b, f"{sps:.0f}", f"{sps / gym:.3f}") for what, b, sps, gym in rows],
     )
     if args.accuracy is not None:
         append_rows(
