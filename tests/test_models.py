@@ -396,3 +396,32 @@ def test_encoding_contexts_reads_the_state_at_the_last_context_point(data, carry
     want = zs[:, torch.arange(batch.size), batch.last_context()]
     torch.testing.assert_close(got, want)
     assert got.is_contiguous()
+
+
+def test_input_noise_perturbs_what_the_model_predicts_from_in_training_only(data):
+    from dataclasses import replace
+
+    eps, norm = data
+    torch.manual_seed(0)
+    noisy = make_model("latent-ode", 2, 1, replace(TINY, input_noise=0.5))
+    clean = make_model("latent-ode", 2, 1, TINY)
+    clean.load_state_dict(noisy.state_dict())
+    for m in (noisy, clean):
+        m.set_normalizer(norm)
+    batch = _batch(eps, norm, np.random.default_rng(0))
+
+    def losses(train: bool) -> list[torch.Tensor]:
+        out = []
+        for m in (noisy, clean):
+            m.train(train)
+            torch.manual_seed(1)
+            out.append(m.loss(batch)[0])
+        return out
+
+    assert torch.equal(*losses(False))  # evaluation: no noise
+    a, b = losses(True)
+    assert not torch.equal(a, b) and torch.isfinite(a)
+    with pytest.raises(ValueError, match="input_noise must be >= 0"):
+        make_model("latent-ode", 2, 1, replace(TINY, input_noise=-0.1))
+    with pytest.raises(ValueError, match="--net.input-noise is not used.*needs carry_obs"):
+        replace(TINY, input_noise=0.1, carry_obs=False).check_for("latent-ode")

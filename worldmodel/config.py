@@ -58,6 +58,12 @@ class ModelConfig:
     """[latent-ode] Dropout probability after each hidden layer of the dynamics network, in
     training only (each evaluation of the field draws its own mask; imagination and evaluation
     run without it). 0: none."""
+    input_noise: float = 0.0
+    """[latent-ode, with carry_obs] Std (normalised units) of Gaussian noise added, in training
+    only, to the observations the model predicts from (the observation part of each window's
+    initial state, and the start of every one-step term); the targets stay clean. The model
+    learns to predict from states a little off the data, as an open-loop rollout's own states
+    are (the noise of learned simulators, Sanchez-Gonzalez et al. 2020). 0: none."""
     rec_dim: int = 40
     """[latent-ode, rnn-vae] Hidden size of the recognition (encoder) RNN."""
     rec_layers: int = 1
@@ -148,6 +154,7 @@ FIELD_USERS: dict[str, tuple[str, ...]] = {
     "one_step_weight": ("latent-ode",),
     "field_activation": ("latent-ode",),
     "field_dropout": ("latent-ode",),
+    "input_noise": ("latent-ode",),
     "rec_dim": LATENT_MODELS,
     "rec_layers": ("latent-ode",),
     "units": (*LATENT_MODELS, "ode-rnn"),
@@ -182,6 +189,7 @@ def unused_settings(model: str, net: ModelConfig) -> dict[str, str]:
         unused["dec_units"] = "no decoder with carry_obs: add --net.no-carry-obs"
     if model == "latent-ode" and not net.carry_obs:
         unused["one_step_weight"] = "the one-step term starts from an observation: needs carry_obs"
+        unused["input_noise"] = "it goes on the observation part of the state: needs carry_obs"
     if model == "latent-ode" and net.encoder == "rnn":
         unused["rec_layers"] = "the rnn encoder has no ODE network"
     if model in LATENT_MODELS and net.obs_std is not None:

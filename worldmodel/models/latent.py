@@ -221,6 +221,8 @@ class LatentModel(WorldModel):
         self.decoder = (
             None if self.carry else mlp(L, config.dec_units, 1 if config.dec_units else 0, nobs)
         )
+        if not config.input_noise >= 0:  # NaN too
+            raise ValueError(f"input_noise must be >= 0, got {config.input_noise}")
         fixed = config.obs_std is not None
         if config.obs_noise not in ("dim", "shared"):
             raise ValueError(f"unknown obs_noise {config.obs_noise!r}; expected 'dim' or 'shared'")
@@ -328,6 +330,12 @@ class LatentModel(WorldModel):
         z = z0[..., first:]
         return kl, (prior.log_prob(z) - q.log_prob(z)).sum(-1)
 
+    def _noisy(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (observations the model predicts from, normalised) with ``input_noise`` added
+        in training mode; as it is otherwise."""
+        sd = self.config.input_noise
+        return x + sd * torch.randn_like(x) if self.training and sd > 0 else x
+
     def _with_observed(self, q: torch.distributions.Normal, z0: torch.Tensor) -> torch.Tensor:
         """Samples ``z0 (S, B, D)`` with their observation part set to ``q``'s mean (with
         ``carry_obs``): the observed part exactly, not within ``min_std`` of it."""
@@ -341,6 +349,8 @@ class LatentModel(WorldModel):
         q = self.posterior(batch)
         S = self.config.samples
         z0 = self._with_observed(q, q.rsample((S,)))  # (S, B, D)
+        if self.carry:
+            z0 = torch.cat([self._noisy(z0[..., : self.obs_dim]), z0[..., self.obs_dim :]], -1)
         own = batch.own_steps(batch.anchor())
         zs = self.evolve_own(z0, own)  # (S, B, K, D)
         mean = self.decode(own.to_grid(zs))  # (S, B, U, O)
@@ -385,7 +395,7 @@ class LatentModel(WorldModel):
         x = own.gather(batch.obs)  # (B, K, O)
         scored = own.gather(batch.target.unsqueeze(-1).to(x.dtype)).squeeze(-1) > 0
         pair = scored[:, 1:] & own.valid[:, 1:] & (own.dt[:, :-1] > 0)  # (B, K-1)
-        start = torch.cat([x[:, :-1].expand(S, B, K - 1, no), zs[:, :, :-1, no:]], -1)
+        start = torch.cat([self._noisy(x[:, :-1].expand(S, B, K - 1, no)), zs[:, :, :-1, no:]], -1)
         acts = own.actions[:, :-1].expand(S, B, K - 1, own.actions.shape[-1])
         dt = own.dt[:, :-1].expand(S, B, K - 1)
         nxt = step_zoh(  # unscored pairs (padding, dt 0) are masked below
