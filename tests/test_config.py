@@ -25,6 +25,7 @@ CHANGED = dict(
     one_step_weight=0.5,
     field_activation="tanh",
     field_dropout=0.3,
+    input_noise=0.3,
     rec_dim=13,
     rec_layers=2,
     units=25,
