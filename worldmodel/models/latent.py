@@ -349,7 +349,7 @@ class LatentModel(WorldModel):
         q = self.posterior(batch)
         S = self.config.samples
         z0 = self._with_observed(q, q.rsample((S,)))  # (S, B, D)
-        if self.carry:
+        if self.carry and self.training and self.config.input_noise > 0:
             z0 = torch.cat([self._noisy(z0[..., : self.obs_dim]), z0[..., self.obs_dim :]], -1)
         own = batch.own_steps(batch.anchor())
         zs = self.evolve_own(z0, own)  # (S, B, K, D)
