@@ -41,6 +41,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -195,23 +196,46 @@ def parse_value(text: str) -> object:
         return text
 
 
-def task_scores(env: str, contexts, actions, dts, pred, real, horizon: int) -> dict[str, float]:
-    """Reward squared error and termination disagreement over the first ``horizon`` steps."""
+def _task_steps(env: str, contexts, actions, dts, obs: np.ndarray):
+    """The task's ``(reward, terminated)``, each ``(starts, steps)``, of predicted or real
+    observations ``obs (starts, steps, obs_dim)`` after the contexts' last ones."""
     from envs.tasks import get_task
 
     task = get_task(env)
     last = np.stack([c.obs[-1] for c in contexts])[:, None]
+    n = obs.shape[1]
+    a, d = actions[:, :n], dts[:, :n]
+    prev = np.concatenate([last, obs[:, :-1]], 1)
+    r, _ = task.reward(prev, a, obs, d)
+    return r, task.terminated(prev, a, obs, d)
 
-    a, d = actions[:, :horizon], dts[:, :horizon]
 
-    def per_step(obs):
-        prev = np.concatenate([last, obs[:, :-1]], 1)
-        r, _ = task.reward(prev, a, obs, d)
-        return r, task.terminated(prev, a, obs, d)
-
-    rp, tp = per_step(pred[:, :horizon])
-    rr, tr = per_step(real[:, :horizon])
+def task_scores(env: str, contexts, actions, dts, pred, real, horizon: int) -> dict[str, float]:
+    """Reward squared error and termination disagreement over the first ``horizon`` steps."""
+    rp, tp = _task_steps(env, contexts, actions, dts, pred[:, :horizon])
+    rr, tr = _task_steps(env, contexts, actions, dts, real[:, :horizon])
     return {"reward_mse": float(((rp - rr) ** 2).mean()), "term_disagree": float((tp != tr).mean())}
+
+
+def real_alive(env: str, contexts, actions, dts, real: np.ndarray) -> np.ndarray:
+    """``(starts, horizon)`` bool: whether step ``h`` is still part of the real episode, i.e.
+    the real env has not terminated at any step before it (the step that terminates counts:
+    an agent sees that transition, and none after it)."""
+    _, term = _task_steps(env, contexts, actions, dts, real)
+    before = np.concatenate([np.zeros_like(term[:, :1]), term[:, :-1]], 1)
+    return ~np.logical_or.accumulate(before, axis=1)
+
+
+def alive_scores(err: np.ndarray, alive: np.ndarray, horizons) -> dict[str, float]:
+    """Per horizon ``h``, the mean of ``err (starts, horizon)`` at ``h`` over the starts whose
+    real episode still runs there (``h{h}``; NaN when none does) and their share
+    (``alive{h}``)."""
+    out = {}
+    for h in horizons:
+        keep = alive[:, h - 1]
+        out[f"h{h}"] = float(err[keep, h - 1].mean()) if keep.any() else float("nan")
+        out[f"alive{h}"] = float(keep.mean())
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -332,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.data != "random":  # also along the policy's own actions and intervals
         tests[POLICY_TEST] = "recorded"
     fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4), squeeze=False)
-    rows = []
+    rows, alive_rows = [], []
+    hs = [h for h in HORIZONS if h <= args.horizon]
     for ax, (test_name, timing) in zip(axes[0], tests.items()):
         res = compare_to_simulator(
             predictors,
@@ -346,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=0,
         )
         contexts = [st.context for st in res.starts]
+        alive = real_alive(args.env, contexts, res.actions, res.dts, res.real)
         for name, err in res.errors.items():
             meta = info.get(name) or {
                 "model": {FLR: FLOOR, CEIL: CEILING}[name],
@@ -368,18 +394,24 @@ def main(argv: list[str] | None = None) -> None:
                     "episodes": len(dataset.episodes),
                     "starts": args.starts,
                     **meta,
-                    **{f"h{h}": float(err[:, h - 1].mean()) for h in HORIZONS if h <= args.horizon},
+                    **{f"h{h}": float(err[:, h - 1].mean()) for h in hs},
                     "reward_mse_10": scores["reward_mse"],
                     "term_disagree_10": scores["term_disagree"],
                 }
             )
+            alive_rows.append(
+                {k: rows[-1][k] for k in ("env", "regime", "test", "model", "seed")}
+                | alive_scores(err, alive, hs)
+            )
         plot_curves(ax, res, info, args, test_name)
     print_table(rows, args, regime)
+    print_table(alive_rows, args, regime, ALIVE_TITLE)
     if not args.no_csv:
         fig.tight_layout()
         fig.savefig(args.results / f"world_models_{args.env}_{regime}{args.tag}.png", dpi=80)
-        append_rows(args.results / "world_models.csv", list(rows[0]), [r.values() for r in rows])
-        summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
+        for name, rs in (("world_models", rows), ("world_models_alive", alive_rows)):
+            append_rows(args.results / f"{name}.csv", list(rs[0]), [r.values() for r in rs])
+            summarise(args.results / f"{name}.csv", args.results / f"{name}_summary.csv")
 
 
 def summarise(path: Path, out: Path) -> None:
@@ -392,8 +424,9 @@ def summarise(path: Path, out: Path) -> None:
     groups: dict[tuple[str, ...], list[dict]] = {}
     for key, r in latest.items():
         groups.setdefault(key[:4], []).append(r)
-    keys = [k for k in next(iter(latest.values())) if k.startswith("h") and k[1:].isdigit()]
-    keys += ["reward_mse_10", "term_disagree_10", "train_s"]
+    header = list(next(iter(latest.values())))
+    keys = [k for k in header if re.fullmatch(r"(h|alive)\d+", k)]
+    keys += [k for k in ("reward_mse_10", "term_disagree_10", "train_s") if k in header]
     rows = []
     for (env, regime, test, model), rs in groups.items():
         row = {
@@ -404,7 +437,7 @@ def summarise(path: Path, out: Path) -> None:
             "seeds": " ".join(r["seed"] for r in rs) or "-",
         }
         for k in keys:
-            v = np.array([float(r[k]) for r in rs])
+            v = np.array([float(r[k]) for r in rs])  # NaN (no start alive) stays NaN
             row[k], row[k + "_std"] = f"{v.mean():.4g}", f"{v.std():.2g}"
         rows.append(row)
     from worldmodel.io import atomic_write_text
@@ -449,33 +482,46 @@ def markdown(path: Path, horizons: tuple[int, ...] = (1, 5, 10, 30, 50)) -> str:
     return "\n".join(out)
 
 
-def print_table(rows: list[dict], args: argparse.Namespace, regime: str) -> None:
+TITLE = "open-loop MSE (normalised)"
+ALIVE_TITLE = "the same MSE over the starts whose real episode still runs at h"
+# printed after the horizons when the rows have them: column -> (label, width, format)
+EXTRA = {
+    "reward_mse_10": ("rew mse<=10", 14, ".4g"),
+    "term_disagree_10": ("term<=10", 10, ".3f"),
+    "train_s": ("train s", 9, ".0f"),
+}
+
+
+def print_table(rows: list[dict], args: argparse.Namespace, regime: str, title=TITLE) -> None:
+    """Mean (std) over seeds per test and model: the horizons' columns, then those of
+    ``EXTRA`` the rows have; rows with ``alive{h}`` columns get the share of starts alive."""
     hs = [h for h in HORIZONS if h <= args.horizon]
     stats = {h: summary(rows, f"h{h}") for h in hs}
-    extra = {k: summary(rows, k) for k in ("reward_mse_10", "term_disagree_10", "train_s")}
+    extra = {k: summary(rows, k) for k in EXTRA if k in rows[0]}
     print(
-        f"\n{args.env}, {regime}: open-loop MSE (normalised), mean (std) over seeds, "
+        f"\n{args.env}, {regime}: {title}, mean (std) over seeds, "
         f"{args.starts} held-out starts, random actions (policy actions: the recorded ones)"
     )
     for test in dict.fromkeys(r["test"] for r in rows):
         print(f"\n test timing {test}")
+        first = next(r for r in rows if r["test"] == test)
+        if "alive1" in first:
+            shares = "".join(f"{first[f'alive{h}']:>16.0%}" for h in hs)
+            print(f"  {'real episodes running':<26}{shares}")
         print(
             f"  {'model':<26}"
             + "".join(f"{'h=' + str(h):>16}" for h in hs)
-            + f"{'rew mse<=10':>14}{'term<=10':>10}{'train s':>9}"
+            + "".join(f"{EXTRA[k][0]:>{EXTRA[k][1]}}" for k in extra)
         )
         for model in dict.fromkeys(r["model"] for r in rows if r["test"] == test):
             cells = []
             for h in hs:
                 m, s, n = stats[h][test, model]
                 cells.append(f"{m:.3g} ({s:.2g})" if n > 1 else f"{m:.3g}")
-            rm, tm, ts = (
-                extra[k][test, model][0] for k in ("reward_mse_10", "term_disagree_10", "train_s")
-            )
             print(
                 f"  {model:<26}"
                 + "".join(f"{c:>16}" for c in cells)
-                + f"{rm:>14.4g}{tm:>10.3f}{ts:>9.0f}"
+                + "".join(f"{extra[k][test, model][0]:>{EXTRA[k][1]}{EXTRA[k][2]}}" for k in extra)
             )
 
 

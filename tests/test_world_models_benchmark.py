@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,6 +70,14 @@ def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
         float(r["h5"]) for r in rows if r["model"] == "latent-ode" and r["test"] == "1-2 (unseen)"
     ]
     assert lode["seeds"] == "0 1" and float(lode["h5"]) == pytest.approx(sum(seeds) / 2, rel=1e-3)
+    with (tmp_path / "res" / "world_models_alive_summary.csv").open() as f:
+        alive = {(r["test"], r["model"]): r for r in csv.DictReader(f)}
+    assert set(alive) == {(s["test"], s["model"]) for s in summary}
+    for (test, model), r in alive.items():  # every start is in its real episode at h=1
+        shares = [float(r[f"alive{h}"]) for h in (1, 2, 5)]
+        assert shares[0] == 1.0 and shares == sorted(shares, reverse=True)
+        whole = next(s for s in summary if (s["test"], s["model"]) == (test, model))
+        assert float(r["h1"]) == pytest.approx(float(whole["h1"]), rel=1e-3)
     run = tmp_path / "runs" / "Hopper-v5" / "irregular" / "latent-ode-s0" / "model.safetensors"
     stamp = run.stat().st_mtime_ns
     bench.main(argv)  # finished runs are reused, not retrained
@@ -149,3 +158,22 @@ def test_a_bad_set_override_stops_before_any_run(bench, tmp_path, override, says
     assert not (tmp_path / "runs").exists()
     on_net, key, value = bench.parse_sets(["net.field_dropout=0.1"])[0]
     assert (on_net, key, value) == (True, "field_dropout", 0.1)
+
+
+def test_alive_scores_count_a_start_until_its_real_episode_ends(bench):
+    from worldmodel.batching import Context
+
+    n, horizon, obs_dim = 2, 5, 11
+    real = np.zeros((n, horizon, obs_dim))
+    real[:, :, 0] = 1.25  # Hopper-v5's torso height: healthy
+    real[1, 2, 0] = 0.5  # start 1 falls at step 3 (and its episode ends there)
+    contexts = [Context(np.zeros(1), real[i, :1], np.zeros((0, 3))) for i in range(n)]
+    actions, dts = np.zeros((n, horizon, 3)), np.full((n, horizon), 0.008)
+    alive = bench.real_alive("Hopper-v5", contexts, actions, dts, real)
+    assert alive.tolist() == [[True] * 5, [True, True, True, False, False]]
+    err = np.array([[1.0, 1, 1, 1, 1], [3.0, 3, 3, 3, 3]])
+    scores = bench.alive_scores(err, alive, (1, 3, 4))
+    assert scores["h1"] == scores["h3"] == 2.0 and scores["h4"] == 1.0  # start 1 left at h=4
+    assert scores["alive1"] == 1.0 and scores["alive4"] == 0.5
+    none = bench.alive_scores(err, np.zeros_like(alive), (1,))
+    assert np.isnan(none["h1"]) and none["alive1"] == 0.0
