@@ -74,6 +74,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
         [RESULTS + "mpc_planner.csv"],
         (1,),
     ),
+    (BENCH + "control.md", "agent (seed)"): ([RESULTS + "mpc_planner.csv"], (1,)),
     (BENCH + "paper_hopper.md", "test MSE x 1e-2"): (PAPER[:1], (1e-2,)),
     # "first at or below the paper" reads the traces
     (BENCH + "paper_hopper.md", "cell"): (PAPER, (1, 1e-2)),
@@ -149,10 +150,10 @@ def tables(text: str) -> Iterator[tuple[int, list[str], list[list[str]]]]:
     i = 0
     while i < len(lines):
         sep = lines[i + 1] if i + 1 < len(lines) else ""
-        if lines[i].startswith("|") and re.fullmatch(r"\|[-| :]+\|", sep.strip()):
+        if lines[i].lstrip().startswith("|") and re.fullmatch(r"\|[-| :]+\|", sep.strip()):
             header = [c.strip() for c in lines[i].strip().strip("|").split("|")]
             j, rows = i + 2, []
-            while j < len(lines) and lines[j].startswith("|"):
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
                 rows.append([c.strip() for c in lines[j].strip().strip("|").split("|")])
                 j += 1
             yield i + 1, header, rows
