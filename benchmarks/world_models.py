@@ -13,7 +13,11 @@ seen in training (``irregular`` trains on 3-5 physics substeps per action and te
 1-2 and 7-9). Errors are in the models' normalised units (mean over starts and dimensions);
 the floor is the simulator itself from 1e-6 away, the ceiling holds the last observation.
 Also scored: the reward and termination the env's task computes from the predicted
-observations, against those of the real ones (what an agent in imagination sees).
+observations, against those of the real ones (what an agent in imagination sees), and the
+same errors over only the starts whose real episode still runs at each horizon (the step that
+ends it counts; rows in ``world_models_alive.csv`` with the share of starts still running,
+``alive{h}``): the simulator is rolled on past a fall that ends the real episode, into states
+an agent never imagines, since an imagined episode ends there too.
 
 ``--data`` picks whose states the models learn and start from: ``random`` (the default), the
 ``medium`` or ``expert`` SAC policy of ``benchmarks/policies/ENV/`` (made once by
@@ -31,7 +35,9 @@ of N independently trained runs, the mean of their predictions).
 
 Resumable: a finished run (``model.safetensors`` with all its epochs) is reused, an
 interrupted one resumed. Writes ``benchmarks/results/world_models.csv`` (one row per env,
-regime, test timing, model and seed; appended) and ``world_models_<env>_<regime>.png``.
+regime, test timing, model and seed; appended), ``world_models_alive.csv`` (the same rows
+scored while the real episode runs), a ``_summary.csv`` of each (mean and std over seeds)
+and ``world_models_<env>_<regime>.png``.
 """
 
 from __future__ import annotations

@@ -55,6 +55,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
         [RESULTS + "world_models_summary.csv"],
         (1,),
     ),
+    (BENCH + "world_models.md", "test dt (substeps), scored while the real episode runs"): (
+        [RESULTS + "world_models_1024"],
+        (1,),
+    ),
     (BENCH + "control.md", "mean real return (std)"): (CONTROL, (1,)),
     (BENCH + "control.md", "benchmark"): (CONTROL, (1,)),
     (BENCH + "control.md", "seed 0, mean real return"): RUNS,
