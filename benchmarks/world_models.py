@@ -70,6 +70,8 @@ REGIMES: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 FLOOR, CEILING = "simulator (floor)", "hold last obs (ceiling)"
+# the per-seed rows (each with a _summary.csv over seeds): all starts; only those still running
+RESULT_FILES = ("world_models", "world_models_alive")
 POLICY_TEST = "policy actions"  # policy data only: the recorded actions and dts from each start
 
 
@@ -288,7 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     args.overrides = parse_sets(args.set)  # a bad one stops before any data or training
     if args.summary_only:
-        summarise(args.results / "world_models.csv", args.results / "world_models_summary.csv")
+        for name in RESULT_FILES:
+            if (args.results / f"{name}.csv").exists():
+                summarise(args.results / f"{name}.csv", args.results / f"{name}_summary.csv")
         print(markdown(args.results / "world_models_summary.csv"))
         return
     args.results.mkdir(parents=True, exist_ok=True)
@@ -415,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_csv:
         fig.tight_layout()
         fig.savefig(args.results / f"world_models_{args.env}_{regime}{args.tag}.png", dpi=80)
-        for name, rs in (("world_models", rows), ("world_models_alive", alive_rows)):
+        for name, rs in zip(RESULT_FILES, (rows, alive_rows), strict=True):
             append_rows(args.results / f"{name}.csv", list(rs[0]), [r.values() for r in rs])
             summarise(args.results / f"{name}.csv", args.results / f"{name}_summary.csv")
 
@@ -466,9 +470,11 @@ def summary(rows: list[dict], key: str) -> dict[tuple[str, str], tuple[float, fl
 
 
 def markdown(path: Path, horizons: tuple[int, ...] = (1, 5, 10, 30, 50)) -> str:
-    """The summary as markdown tables (one per env and regime), as the README shows them."""
+    """The summary as markdown tables (one per env and regime), as the README shows them, at
+    those of ``horizons`` the summary has (a run with a shorter ``--horizon`` has fewer)."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
+    horizons = tuple(h for h in horizons if f"h{h}" in rows[0])
     out = []
     for env, regime in dict.fromkeys((r["env"], r["regime"]) for r in rows):
         out.append(f"\n{env}, {regime}:\n")

@@ -78,6 +78,11 @@ def test_toy_benchmark_rows_summary_and_reuse(bench, tmp_path):
         assert shares[0] == 1.0 and shares == sorted(shares, reverse=True)
         whole = next(s for s in summary if (s["test"], s["model"]) == (test, model))
         assert float(r["h1"]) == pytest.approx(float(whole["h1"]), rel=1e-3)
+    alive_summary = tmp_path / "res" / "world_models_alive_summary.csv"
+    written = alive_summary.read_text()
+    alive_summary.unlink()
+    bench.main(["--summary-only", "--results", str(tmp_path / "res")])
+    assert alive_summary.read_text() == written  # --summary-only rewrites both summaries
     run = tmp_path / "runs" / "Hopper-v5" / "irregular" / "latent-ode-s0" / "model.safetensors"
     stamp = run.stat().st_mtime_ns
     bench.main(argv)  # finished runs are reused, not retrained
