@@ -218,10 +218,11 @@ def _task_steps(env: str, contexts, actions, dts, obs: np.ndarray):
     return r, task.terminated(prev, a, obs, d)
 
 
-def task_scores(env: str, contexts, actions, dts, pred, real, horizon: int) -> dict[str, float]:
-    """Reward squared error and termination disagreement over the first ``horizon`` steps."""
+def task_scores(env: str, contexts, actions, dts, pred, real_steps, horizon: int) -> dict:
+    """Reward squared error and termination disagreement over the first ``horizon`` steps;
+    ``real_steps``: :func:`_task_steps` of the real observations (computed once per test)."""
     rp, tp = _task_steps(env, contexts, actions, dts, pred[:, :horizon])
-    rr, tr = _task_steps(env, contexts, actions, dts, real[:, :horizon])
+    rr, tr = (x[:, :horizon] for x in real_steps)
     return {"reward_mse": float(((rp - rr) ** 2).mean()), "term_disagree": float((tp != tr).mean())}
 
 
@@ -229,7 +230,11 @@ def real_alive(env: str, contexts, actions, dts, real: np.ndarray) -> np.ndarray
     """``(starts, horizon)`` bool: whether step ``h`` is still part of the real episode, i.e.
     the real env has not terminated at any step before it (the step that terminates counts:
     an agent sees that transition, and none after it)."""
-    _, term = _task_steps(env, contexts, actions, dts, real)
+    return still_running(_task_steps(env, contexts, actions, dts, real)[1])
+
+
+def still_running(term: np.ndarray) -> np.ndarray:
+    """:func:`real_alive` from the real steps' terminations ``term (starts, horizon)``."""
     before = np.concatenate([np.zeros_like(term[:, :1]), term[:, :-1]], 1)
     return ~np.logical_or.accumulate(before, axis=1)
 
@@ -381,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
             seed=0,
         )
         contexts = [st.context for st in res.starts]
-        alive = real_alive(args.env, contexts, res.actions, res.dts, res.real)
+        real_steps = _task_steps(args.env, contexts, res.actions, res.dts, res.real)
+        alive = still_running(real_steps[1])
         for name, err in res.errors.items():
             meta = info.get(name) or {
                 "model": {FLR: FLOOR, CEIL: CEILING}[name],
@@ -392,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
                 "settings": "",
             }
             scores = task_scores(
-                args.env, contexts, res.actions, res.dts, res.predictions[name], res.real, 10
+                args.env, contexts, res.actions, res.dts, res.predictions[name], real_steps, 10
             )
             rows.append(
                 {
