@@ -349,6 +349,30 @@ def test_max_step_data_is_the_longest_control_interval(data, tmp_path):
     assert saved["train"]["net"]["max_step"] == longest
 
 
+@pytest.mark.parametrize(
+    ("model", "env_id", "expected"),
+    [
+        ("latent-ode", "Walker2d-v5", 0.05),
+        ("latent-ode", "Hopper-v5", 0.0),
+        ("mlp-ensemble", "Walker2d-v5", 0.0),
+    ],
+)
+def test_field_dropout_default_is_the_envs_and_is_saved_resolved(tmp_path, model, env_id, expected):
+    """``net.field_dropout=None`` (the default) becomes the env's value in the run's config; a
+    value set by hand is kept; a resume with the default does not conflict with the saved one."""
+    from types import SimpleNamespace
+
+    from worldmodel.training.run_dir import settle_config
+
+    data = SimpleNamespace(env_id=env_id)  # settle_config reads only the env id here
+    net = ModelConfig(max_step=0.01)
+    got = settle_config(TrainConfig(model=model, net=net), data, tmp_path / "a", resume=False)
+    assert got.net.field_dropout == expected
+    if model == "latent-ode":
+        mine = TrainConfig(model=model, net=replace(net, field_dropout=0.2))
+        assert settle_config(mine, data, tmp_path / "b", resume=False).net.field_dropout == 0.2
+
+
 def _lr_before_torch_scheduler(peak, schedule, step, total, scale):
     """``Trainer._lr`` as it was before the schedule became a torch ``LambdaLR``."""
     frac = min(1.0, step / total)

@@ -214,7 +214,7 @@ class LatentModel(WorldModel):
                 config.units,
                 config.layers,
                 config.field_activation,
-                config.field_dropout,
+                config.field_dropout or 0.0,
             )
         else:
             self.transition = GRUTransition(L, act_dim)

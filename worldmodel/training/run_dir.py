@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from worldmodel.checkpoint import CheckpointError, load_model_weights, read_checkpoint
-from worldmodel.config import TrainConfig
+from worldmodel.config import TrainConfig, auto_field_dropout
 from worldmodel.data import Dataset, field_chunks, library_versions
 from worldmodel.models import WorldModel, make_model
 from worldmodel.training.device import resolve_device
@@ -59,7 +59,8 @@ def settle_config(
     ``config``'s :data:`RESUME_TAKES` (its dataset's env must match; another setting of
     ``config`` away from its default and from the saved one is refused by name), else
     ``config`` (``run_dir`` must not hold a run). ``net.max_step="data"`` or ``"env-dt"``
-    becomes seconds (:func:`resolve_max_step`)."""
+    becomes seconds (:func:`resolve_max_step`), ``net.field_dropout=None`` the env's
+    (:func:`~worldmodel.config.auto_field_dropout`)."""
     config_path = run_dir / "config.json"
     if resume:
         if not (run_dir / "last.safetensors").exists():
@@ -89,6 +90,9 @@ def settle_config(
             f"{run_dir} already holds a run; resume it or choose another directory"
         )
     config.check()
+    if config.net.field_dropout is None:
+        dropout = auto_field_dropout(config.model, dataset.env_id)
+        config = replace(config, net=replace(config.net, field_dropout=dropout))
     if config.net.max_step in ("data", "env-dt"):
         step = resolve_max_step(config.net.max_step, dataset)
         config = replace(config, net=replace(config.net, max_step=step))
