@@ -185,10 +185,14 @@ class DynaConfig:
     self-timed, unless ``timed_discount``)."""
     agent: Literal["sac", "crossq"] = "sac"
     """The off-policy learner: stable-baselines3's SAC, or sb3-contrib's CrossQ (SAC with
-    batch-renormalised 2048-wide critics and no target networks, at its own defaults for the
-    rest: learning rate 1e-3, actor updated every third step; Bhatt et al., ICLR 2024). Both
-    take the same buffer, ``gradient_steps``, ``batch_size``, ``target_entropy`` and
-    ``gamma``."""
+    batch-renormalised critics and no target networks, at its own defaults for the rest:
+    1024-wide critics (the paper's are 2048), learning rate 1e-3, actor updated every third
+    step; Bhatt et al., ICLR 2024). Both take the same buffer, ``gradient_steps``,
+    ``batch_size``, ``target_entropy``, ``gamma`` and ``critic_units``."""
+    critic_units: int | None = None
+    """Width of both hidden layers of each critic (the actor keeps its 256 x 256). None: the
+    learner's default (SAC 256, CrossQ 1024). A CrossQ step on the CPU is bound by its
+    critics' matrix products, so its cost falls about with the square of this width."""
     eval_every: int = 2_500
     """Real steps between evaluations on the real env."""
     eval_episodes: int = 3
@@ -250,6 +254,8 @@ class DynaConfig:
             names = [n for n in ("decision_cost", "timed_discount") if getattr(self, n)]
             verb = "are" if len(names) > 1 else "is"
             raise ValueError(f"dyna: {' and '.join(names)} {verb} used only with self_timed")
+        if self.critic_units is not None and self.critic_units < 1:
+            raise ValueError(f"dyna: critic_units must be >= 1, got {self.critic_units}")
         if self.agent not in ("sac", "crossq"):
             raise ValueError(f"dyna: agent must be 'sac' or 'crossq', got {self.agent!r}")
         if self.refit_bounds not in ("own", "first"):

@@ -409,6 +409,14 @@ def learner_class(name: str) -> type[OffPolicyAlgorithm]:
     raise ValueError(f"dyna: agent must be 'sac' or 'crossq', got {name!r}")
 
 
+def critic_kwargs(units: int | None) -> dict[str, Any]:
+    """The learner's keyword arguments for critics of ``units`` x ``units`` beside SB3's
+    256 x 256 actor (none for None: the learner's own default network)."""
+    if units is None:
+        return {}
+    return {"policy_kwargs": {"net_arch": {"pi": [256, 256], "qf": [units, units]}}}
+
+
 def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
     """Train SAC for ``cfg.steps`` real steps (with imagined transitions when ``use_model``).
 
@@ -450,6 +458,7 @@ def run_dyna(cfg: DynaConfig) -> dict[str, Any]:
         device="cpu",
         verbose=0,
         **buffer,
+        **critic_kwargs(cfg.critic_units),
     )
     cb = DynaCallback(cfg, recorder, control_clock(env))
     resume_from = latest_checkpoint(cfg.out)

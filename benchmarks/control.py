@@ -41,11 +41,13 @@ deterministic episodes):
   last steps of an episode, its fall, weigh as much in the refits' loss as the rest;
 - ``sac+ensemble+states``: ``sac+latent-ode+states`` with the mlp-ensemble as the model, all
   else equal (issue #16's bar: at least as well as imagination with the ensemble);
-- ``crossq``: sb3-contrib's CrossQ in SAC's place (batch-renormalised 2048-wide critics, no
-  target networks; ``DynaConfig.agent``) at 1 gradient step per real step, model-free: the
-  learner behind issue #16's Walker2d-v5 anchor; ``crossq+latent-ode+states``: it in
-  ``sac+latent-ode+states``'s loop (``--utd`` gradient steps; its ratio is taken against
-  ``crossq``);
+- ``crossq``: sb3-contrib's CrossQ in SAC's place (batch-renormalised 1024-wide critics, the
+  paper's are 2048; no target networks; ``DynaConfig.agent``) at 1 gradient step per real
+  step, model-free: the learner behind issue #16's Walker2d-v5 anchor;
+  ``crossq+latent-ode+states``: it in ``sac+latent-ode+states``'s loop (``--utd`` gradient
+  steps; its ratio is taken against ``crossq``); ``crossq-qf256`` and
+  ``crossq-qf256+latent-ode+states``: the same two with 256-wide critics (``QF256``, SAC's
+  width: a CrossQ step costs ~1/10 of the default's on the CPU);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
@@ -108,6 +110,8 @@ LEARNERS = (
     "sac+latent-ode+ends",
     "crossq",
     "crossq+latent-ode+states",
+    "crossq-qf256",
+    "crossq-qf256+latent-ode+states",
 )
 # learners that differ in the model only: (latent-ode, mlp-ensemble)
 MODEL_PAIRS = (("sac+latent-ode", "sac+ensemble"), ("sac+latent-ode+states", "sac+ensemble+states"))
@@ -168,16 +172,23 @@ MODELS = {
     "sac+ensemble+states": "mlp-ensemble",
     "sac+latent-ode+ends": "latent-ode",
     "crossq+latent-ode+states": "latent-ode",
+    "crossq-qf256+latent-ode+states": "latent-ode",
 }
 # the learners at stable-baselines3's 1 gradient step per real step (the rest take --utd)
-UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount", "crossq"}
-# sb3-contrib's CrossQ in SAC's place (batch-renormalised 2048-wide critics, no target
+UTD1 = {"sac", "sac-gamma995", "sac-gamma98", "sac-timed-discount", "crossq", "crossq-qf256"}
+# sb3-contrib's CrossQ in SAC's place (batch-renormalised 1024-wide critics, no target
 # networks; the published learner behind the Walker2d-v5 anchor of issue #16, 3,914 at 100k
 # real steps at 1 gradient step per real step); a gradient step costs ~10x SAC's here
 # (benchmarks/results/sac_step.csv, 2026-11-29)
 CROSSQ = {"agent": "crossq"}
+# its critics at SAC's 256 x 256: sb3-contrib notes CrossQ already works at that width (wider
+# critics were better in the paper); a step is bound by the critics' matrix products
+QF256 = CROSSQ | {"critic_units": 256}
 # the model-free learner each model learner's ratio is taken against (the rest: sac-utd)
-MODEL_FREE_BASE = {"crossq+latent-ode+states": "crossq"}
+MODEL_FREE_BASE = {
+    "crossq+latent-ode+states": "crossq",
+    "crossq-qf256+latent-ode+states": "crossq-qf256",
+}
 # learners that only a self-timed run has (--self-timed)
 SELF_TIMED_ONLY = {"sac-timed-discount"}
 # learner -> its DynaConfig settings beyond the model (the rest at COMMITTED_DEFAULTS, then at
@@ -202,6 +213,8 @@ SETTINGS = {
     "sac+latent-ode+ends": SCHEDULE_16 | BATCH160 | STATE_STARTS | ENDS,
     "crossq": CROSSQ,
     "crossq+latent-ode+states": SCHEDULE_16 | BATCH160 | STATE_STARTS | CROSSQ,
+    "crossq-qf256": QF256,
+    "crossq-qf256+latent-ode+states": SCHEDULE_16 | BATCH160 | STATE_STARTS | QF256,
     # the nearest the code comes to its committed runs of 2026-11-26, which predate the clamp
     # and drew their starts from any state of an episode, terminal ones included
     "sac+imagination": COMMITTED_RULES,

@@ -1,6 +1,7 @@
 """What one SAC gradient step costs, and what makes it cheaper (issue #16: affordable runs).
 
     python benchmarks/sac_step.py [--steps 2000] [--threads 1] [--repeats 3] [--profile]
+        [--variants default,crossq,crossq-qf256]
 
 stable-baselines3's SAC on Hopper-v5 at its defaults (two 256x256 critics and actor, batch
 256), its replay buffer filled with 10,000 random real steps; then ``SAC.train(gradient_steps=
@@ -15,8 +16,10 @@ noisy: the median of each is reported, and its ratio to the default measured in 
   bfloat16; this changes the numerics, so its losses are not checked and its effect on
   returns would have to be measured before any run used it);
 * ``crossq``: not SAC but sb3-contrib's CrossQ at its defaults (``worldmodel dyna --agent
-  crossq``: two batch-renormalised 2048x2048 critics fed the batch's states and next states
-  together, actor every third step), to price a run of it against SAC's.
+  crossq``: two batch-renormalised critics of 1024 x 1024, sb3-contrib's default (the paper's
+  are 2048), fed the batch's states and next states together, actor every third step), to price
+  a run of it against SAC's;
+* ``crossq-qf256``: that with critics of 256 x 256 (SAC's width; ``--critic-units 256``).
 
 Every variant starts from the same weights and buffer; the optimiser variants must reach the
 same losses to float rounding (checked): they change speed, not the algorithm.
@@ -37,7 +40,7 @@ import torch
 from _results import append_rows
 from stable_baselines3 import SAC
 
-from agents.dyna import learner_class
+from agents.dyna import critic_kwargs, learner_class
 
 RESULTS = Path(__file__).parent / "results" / "sac_step.csv"
 VARIANTS = {
@@ -46,16 +49,26 @@ VARIANTS = {
     "fused": {"fused": True},
     "bf16": {},
     "crossq": None,  # its own policy's optimiser settings
+    "crossq-qf256": None,
 }
+CRITIC_UNITS = {"crossq-qf256": 256}  # CrossQ variants' critic widths (others: its default)
 EXACT = ("default", "foreach", "fused")  # variants that must compute what the default does
 
 
-def make_agent(optimizer_kwargs: dict | None, seed: int = 0, fill: int = 10_000) -> SAC:
-    """SAC on Hopper-v5 with ``optimizer_kwargs`` (None: CrossQ at its defaults), its buffer
-    holding ``fill`` random steps (the same steps and initial weights for every variant)."""
+def make_agent(
+    optimizer_kwargs: dict | None,
+    seed: int = 0,
+    fill: int = 10_000,
+    critic_units: int | None = None,
+) -> SAC:
+    """SAC on Hopper-v5 with ``optimizer_kwargs`` (None: CrossQ at its defaults but for
+    ``critic_units``), its buffer holding ``fill`` random steps (the same steps and initial
+    weights for every variant)."""
     env = gym.make("Hopper-v5")
     if optimizer_kwargs is None:
-        agent = learner_class("crossq")("MlpPolicy", env, seed=seed, device="cpu")
+        agent = learner_class("crossq")(
+            "MlpPolicy", env, seed=seed, device="cpu", **critic_kwargs(critic_units)
+        )
     else:
         agent = SAC(
             "MlpPolicy",
@@ -95,19 +108,27 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--variants", default=",".join(VARIANTS), help="which to time (default among them)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    chosen = args.variants.split(",")
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown or "default" not in chosen:
+        raise SystemExit(f"--variants: unknown {unknown} or no 'default'; from {list(VARIANTS)}")
 
-    times: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    times: dict[str, list[float]] = {k: [] for k in VARIANTS if k in chosen}
     losses: dict[str, float] = {}
     for r in range(args.repeats):
-        for name, kwargs in VARIANTS.items():
-            ms, loss = timed_train(make_agent(kwargs), args.steps, bf16=name == "bf16")
+        for name in times:
+            agent = make_agent(VARIANTS[name], critic_units=CRITIC_UNITS.get(name))
+            ms, loss = timed_train(agent, args.steps, bf16=name == "bf16")
             times[name].append(ms)
             losses.setdefault(name, loss)
             print(f"repeat {r} {name:<8} {ms:6.2f} ms/step  (critic loss {loss:.6g})")
     base = float(np.median(times["default"]))
-    for name in EXACT:
+    for name in (n for n in EXACT if n in losses):
         loss = losses[name]
         if not np.isclose(loss, losses["default"], rtol=1e-3):
             raise SystemExit(

@@ -177,6 +177,8 @@ def test_the_latent_ode_and_the_ensemble_differ_only_in_the_model(control, tmp_p
         ("sac", "sac-timed-discount", {"timed_discount"}),
         ("sac", "crossq", {"agent"}),
         ("sac+latent-ode+states", "crossq+latent-ode+states", {"agent"}),
+        ("crossq", "crossq-qf256", {"critic_units"}),
+        ("crossq+latent-ode+states", "crossq-qf256+latent-ode+states", {"critic_units"}),
     ],
 )
 def test_a_variant_differs_from_its_base_only_in_its_own_settings(
@@ -201,6 +203,9 @@ def test_a_variant_differs_from_its_base_only_in_its_own_settings(
         assert calls[1].gradient_steps == 1
         tag = "" if own is None else "-self_1-15"
         assert (tmp_path / "summaries" / f"{variant}-utd1{tag}-seed0.json").exists()
+    elif variant.startswith("crossq-qf256"):
+        assert other["critic_units"] == 256 and base["critic_units"] is None
+        assert calls[1].gradient_steps == calls[0].gradient_steps
     elif variant.startswith("crossq"):
         assert other["agent"] == "crossq" and base["agent"] == "sac"
         assert calls[1].gradient_steps == calls[0].gradient_steps  # crossq at utd 1 like sac

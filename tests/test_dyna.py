@@ -550,6 +550,29 @@ def test_crossq_learns_in_imagination_and_resumes_with_its_batch_norm_statistics
         run_dyna(DynaConfig(**{**small, "agent": "sac", "steps": 400}, out=out))
 
 
+@pytest.mark.parametrize("agent", ["sac", "crossq"])
+def test_critic_units_sets_both_critics_widths_and_is_checked(tmp_path, agent):
+    """``critic_units`` gives each critic two hidden layers of that width (the actor keeps
+    256 x 256); a width below 1 is refused by name."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    small = {**TINY, "agent": agent, "gradient_steps": 1, "batch_size": 64, "use_model": False}
+    small["steps"] = 100
+    out = tmp_path / agent
+    run_dyna(DynaConfig(**small, critic_units=32, out=out))
+    _, params, _ = load_from_zip_file(str(out / "agent.zip"), device="cpu", load_data=False)
+    widths = {
+        tuple(v.shape)
+        for k, v in params["policy"].items()
+        if k.startswith("critic.") and k.endswith("weight") and v.dim() == 2
+    }
+    assert (32, 32) in widths and not any(256 in w for w in widths)
+    actor = [v for k, v in params["policy"].items() if k.startswith("actor.latent_pi")]
+    assert any(tuple(v.shape) == (256, 256) for v in actor)
+    with pytest.raises(ValueError, match="critic_units must be >= 1"):
+        DynaConfig(**small, critic_units=0, out=out).check()
+
+
 def test_refit_seeds_differ_across_run_seeds_and_refits():
     seeds = {refit_seed(s, r) for s in range(4) for r in range(4)}
     assert len(seeds) == 16  # seed 0's refit 1 is not seed 1's refit 0

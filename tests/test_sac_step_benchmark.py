@@ -23,3 +23,19 @@ def test_the_exact_variants_reach_the_defaults_losses_and_bf16_does_not(monkeypa
     assert losses["fused"] == pytest.approx(losses["default"], rel=1e-4)
     assert losses["bf16"] != pytest.approx(losses["default"], rel=1e-6)  # other numerics
     assert losses["crossq"] != pytest.approx(losses["default"], rel=1e-3)  # another learner
+
+
+def test_the_narrow_crossq_variant_has_256_wide_critics(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sys.modules.pop("sac_step", None)
+    sac_step = importlib.import_module("sac_step")
+    name = "crossq-qf256"
+    agent = sac_step.make_agent(sac_step.VARIANTS[name], fill=10, critic_units=256)
+    default = sac_step.make_agent(sac_step.VARIANTS["crossq"], fill=10)
+    sys.modules.pop("sac_step", None)
+    assert sac_step.CRITIC_UNITS[name] == 256
+
+    def widths(a):
+        return {p.shape[0] for n, p in a.policy.critic.named_parameters() if p.dim() == 2}
+
+    assert widths(agent) == {256, 1} and widths(default) == {1024, 1}
