@@ -74,6 +74,10 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
         [RESULTS + "sac_step.csv"],
         (1,),
     ),
+    (BENCH + "control.md", "variant (2026-11-29, three jobs on two cores)"): (
+        [RESULTS + "sac_step.csv"],
+        (1,),
+    ),
     (BENCH + "control.md", "MPC planner, mean real return"): (
         [RESULTS + "mpc_planner.csv"],
         (1,),
