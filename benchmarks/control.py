@@ -47,7 +47,7 @@ deterministic episodes):
   ``crossq+latent-ode+states``: it in ``sac+latent-ode+states``'s loop (``--utd`` gradient
   steps; its ratio is taken against ``crossq``); ``crossq-qf256`` and
   ``crossq-qf256+latent-ode+states``: the same two with 256-wide critics (``QF256``, SAC's
-  width: a CrossQ step costs ~1/10 of the default's on the CPU);
+  width: a CrossQ step costs ~1/6 of the default's on the CPU, benchmarks/sac_step.py);
 - ``mpc``: CEM MPC with the model the seed's ``sac+imagination`` run fitted last (its own
   episodes are extra real steps, reported); ``mpc+latent-ode``: the same with the last model of
   the seed's ``sac+latent-ode`` run; ``mpc+latent-ode+value``: that, plus the run's final SAC
