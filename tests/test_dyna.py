@@ -25,6 +25,8 @@ TINY = dict(
     rollout_length=2,
     eval_every=100,
     eval_episodes=1,
+    gradient_steps=2,  # SAC's updates dominate a loop's cost; the defaults (5 of 256) cost 6x
+    batch_size=64,
 )
 
 
@@ -167,7 +169,7 @@ def test_dyna_resumes_from_its_checkpoint(tmp_path):
     assert again["buffer"] == first["buffer"]  # saved after SB3 stored the last step
     saved = json.loads((out / "checkpoint" / "step_0000200" / "state.json").read_text())
     # ... and trained on it: SB3 trains after each step past learning_starts (100)
-    assert saved["n_updates"] == (200 - 100) * DynaConfig().gradient_steps
+    assert saved["n_updates"] == (200 - 100) * TINY["gradient_steps"]
 
     longer = run_dyna(DynaConfig(**{**TINY, "steps": 300}, out=out))
     assert longer["resumed_from"].name == "step_0000200"
@@ -521,6 +523,7 @@ def test_sac_gets_the_batch_size_and_entropy_target(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dyna, "SAC", Recording)
     small = {**TINY, "steps": 100, "eval_every": 100}
+    del small["batch_size"]
     run_dyna(DynaConfig(**small, batch_size=64, target_entropy=-1.0, out=tmp_path / "a"))
     run_dyna(DynaConfig(**small, out=tmp_path / "b"))
     assert (made[0].batch_size, made[0].target_entropy) == (64, -1.0)
@@ -533,7 +536,7 @@ def test_crossq_learns_in_imagination_and_resumes_with_its_batch_norm_statistics
     the other agent is refused naming the setting."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
-    small = {**TINY, "agent": "crossq", "gradient_steps": 1, "batch_size": 64}
+    small = {**TINY, "agent": "crossq", "gradient_steps": 1, "critic_units": 64}
     out = tmp_path / "crossq"
     first = run_dyna(DynaConfig(**small, out=out))
     assert first["refits"] == 2 and first["imagined_transitions"] > 0
@@ -556,7 +559,7 @@ def test_critic_units_sets_both_critics_widths_and_is_checked(tmp_path, agent):
     256 x 256); a width below 1 is refused by name."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
-    small = {**TINY, "agent": agent, "gradient_steps": 1, "batch_size": 64, "use_model": False}
+    small = {**TINY, "agent": agent, "gradient_steps": 1, "use_model": False}
     small["steps"] = 100
     out = tmp_path / agent
     run_dyna(DynaConfig(**small, critic_units=32, out=out))
