@@ -74,7 +74,7 @@ SOURCES: dict[tuple[str, str], tuple[list[str], tuple[float, ...]]] = {
         [RESULTS + "sac_step.csv"],
         (1,),
     ),
-    (BENCH + "control.md", "`crossq-qf256`, Walker2d-v5, mean real return"): RUNS,
+    (BENCH + "control.md", "`crossq-qf256`, Walker2d-v5, mean real return"): (CONTROL, (1,)),
     (BENCH + "control.md", "variant (2026-11-29, three jobs on two cores)"): (
         [RESULTS + "sac_step.csv"],
         (1,),
