@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 import tyro
 
+from worldmodel.config import MODEL_NAMES, check_kinds, check_ranges
+
 
 @dataclass
 class PlannerConfig:
@@ -41,6 +43,19 @@ class PlannerConfig:
     particles: int = 1
     """Latent samples per candidate (model_objective averages the returns)."""
 
+    def check(self) -> None:
+        """``TypeError`` or ``ValueError`` naming the first setting of the wrong kind or out
+        of its range."""
+        check_kinds(self)
+        check_ranges(
+            self,
+            at_least_1=("horizon", "iterations", "elites", "particles"),
+            positive=("temperature", "init_std"),
+            below_1=("momentum",),
+        )
+        if not 2 <= self.population:
+            raise ValueError(f"--population must be >= 2, got {self.population}")
+
 
 @dataclass
 class PlanConfig(PlannerConfig):
@@ -62,9 +77,10 @@ class PlanConfig(PlannerConfig):
     seed: int = 0
     """Seed of the real resets and the planner."""
     value: Path | None = None
-    """A SAC or TD3 agent zip (e.g. ``worldmodel dyna``'s ``out/agent.zip``) whose critic values
-    each candidate's last predicted state, added to its return times ``value_discount **
-    horizon`` (TD-MPC's terminal value; None: returns over the horizon only)."""
+    """A SAC, TD3 or CrossQ agent zip (e.g. ``worldmodel dyna``'s ``out/agent.zip``) whose
+    critic values each candidate's last predicted state, added to its return times
+    ``value_discount ** horizon`` (TD-MPC's terminal value; None: returns over the horizon
+    only)."""
     value_discount: float = 0.99
     """Discount of the terminal value (the agent's own gamma)."""
     policy_prior: bool = False
@@ -75,6 +91,17 @@ class PlanConfig(PlannerConfig):
     """What the planner predicts with: the world model, or the real simulator from the real
     env's exact state (a perfect model: the ceiling of the planner at these settings; the
     model then only names the env)."""
+
+    def check(self) -> None:
+        """:meth:`PlannerConfig.check`, and the real episodes' settings."""
+        super().check()
+        check_ranges(self, at_least_1=("episodes", "context", "max_episode_steps"))
+        if not 0.0 < self.value_discount <= 1.0:
+            raise ValueError(f"--value-discount must be in (0, 1], got {self.value_discount}")
+        if self.dynamics not in ("model", "simulator"):
+            raise ValueError(f"unknown dynamics {self.dynamics!r}; expected 'model' or 'simulator'")
+        if self.policy_prior and (self.value is None or self.dynamics != "model"):
+            raise ValueError("--policy-prior needs --value (the agent) and dynamics 'model'")
 
 
 @dataclass
@@ -216,6 +243,10 @@ class DynaConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
+        if self.use_model and self.model not in MODEL_NAMES:
+            raise ValueError(
+                f"dyna: unknown model {self.model!r}; expected one of {sorted(MODEL_NAMES)}"
+            )
         for name in (
             "steps",
             "refit_every",

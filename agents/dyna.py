@@ -190,6 +190,12 @@ class DynaCallback(BaseCallback):
         c = self.cfg
         row = {"real_steps": self.num_timesteps, "refit": self.refits, **self.model_error()}
         start = time.perf_counter()
+        finished = len(self.recorder.episodes)
+        if finished < 2:  # a fit holds out a tenth of the episodes, at least one
+            raise ValueError(
+                f"dyna: the refit at {self.num_timesteps} real steps has {finished} finished "
+                "real episode(s) to fit and hold out, and needs at least 2: raise --init-steps"
+            )
         data = self._dataset()
         run = c.out / "model" / f"refit_{self.refits:03d}"  # named as refit_runs reads them
         tc = TrainConfig(

@@ -37,10 +37,7 @@ def run_mpc(
         ValueError: an env without a task in :mod:`envs.tasks` (the message lists them); no
             model to plan with, or no env.
     """
-    if cfg.dynamics not in ("model", "simulator"):
-        raise ValueError(
-            f"plan: unknown dynamics {cfg.dynamics!r}; expected 'model' or 'simulator'"
-        )
+    cfg.check()
     if model is None and (cfg.dynamics == "model" or spec is None):
         raise ValueError(
             "plan: planning with the model needs one (dynamics='simulator' needs a spec)"
@@ -61,8 +58,6 @@ def run_mpc(
     frame_skip, physics_dt = control_clock(env)
     mean_substeps = TimingSpec.parse(cfg.timing).mean(frame_skip)
     dt_plan = mean_substeps * physics_dt
-    if not 0.0 < cfg.value_discount <= 1.0:
-        raise ValueError(f"plan: value_discount must be in (0, 1], got {cfg.value_discount}")
     terminal, actor = None, None
     if cfg.value is not None:
         from agents.policies import critic_value, make_policy
@@ -70,8 +65,6 @@ def run_mpc(
         terminal = critic_value(cfg.value, env.observation_space, space)
         if cfg.policy_prior:
             actor = make_policy(str(cfg.value), env.observation_space, space)
-    if cfg.policy_prior and (cfg.value is None or cfg.dynamics != "model"):
-        raise ValueError("plan: policy_prior needs value (the agent) and dynamics 'model'")
     substeps = int(round(mean_substeps))  # the simulator's hold per planned action
     if cfg.dynamics == "simulator" and abs(mean_substeps - substeps) > 1e-9:
         raise ValueError(

@@ -35,8 +35,7 @@ class Planner:
     ) -> None:
         self.config = config or PlannerConfig()
         c = self.config
-        if c.horizon < 1 or c.population < 2 or c.iterations < 1:
-            raise ValueError(f"need horizon >= 1, population >= 2, iterations >= 1; got {c}")
+        c.check()
         self.low, self.high = (
             torch.as_tensor(low, dtype=torch.float32),
             torch.as_tensor(high, dtype=torch.float32),

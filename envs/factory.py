@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 
 from envs.timing import TimingSpec
-from envs.wrappers import Incline, IrregularTiming, ResetNoise, TrajectoryRecorder
+from envs.wrappers import Incline, IrregularTiming, ResetNoise, TrajectoryRecorder, mujoco_base
 
 if TYPE_CHECKING:
     from envs.tasks import Task
@@ -166,7 +166,22 @@ def make_env(
     kwargs = dict(spec.env_kwargs)
     if spec.max_episode_steps is not None and not bare:
         kwargs["max_episode_steps"] = spec.max_episode_steps
-    env = gym.make(spec.env_id, **kwargs, **make_kwargs)
+    try:
+        env = gym.make(spec.env_id, **kwargs, **make_kwargs)
+    except TypeError as err:  # an env constructor's "unexpected keyword argument"
+        if not spec.env_kwargs:
+            raise
+        raise ValueError(
+            f"{spec.env_id} does not take the env_kwargs {sorted(spec.env_kwargs)}: {err}"
+        ) from None
+    try:
+        mujoco_base(env)
+    except TypeError:
+        env.close()
+        raise ValueError(
+            f"{spec.env_id} is not a Gymnasium MuJoCo env: the wrappers hold actions for "
+            "physics substeps and record MuJoCo states (Hopper-v5, Walker2d-v5, ...)"
+        ) from None
     if bare:
         env = env.unwrapped
     if spec.incline_deg:

@@ -60,6 +60,8 @@ class TimingSpec:
         """Parse ``fixed``, ``fixed:N``, ``uniform:A-B``, ``geometric:P`` or ``geometric:P:MAX``."""
         if isinstance(spec, TimingSpec):
             return spec
+        if not isinstance(spec, str):
+            raise TypeError(f"timing must be a spec string or a TimingSpec, got {spec!r}; {_USAGE}")
         text = spec.strip().lower()
         kind, _, rest = text.partition(":")
         try:

@@ -129,9 +129,16 @@ class IrregularTiming(gym.Wrapper):
     def step_substeps(
         self, action: Any, substeps: int
     ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Step holding ``action`` for exactly ``substeps`` physics steps."""
-        if substeps < 1:
-            raise ValueError(f"substeps must be >= 1, got {substeps}")
+        """Step holding ``action`` for exactly ``substeps`` physics steps (a whole number from
+        1 to 1,000 of the env's control steps)."""
+        if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)):
+            raise TypeError(f"substeps must be a whole number, got {substeps!r}")
+        most = 1000 * self.default_substeps
+        if not 1 <= substeps <= most:
+            raise ValueError(
+                f"substeps must be from 1 to {most} (1,000 of the env's control steps), "
+                f"got {substeps}"
+            )
         self._base.frame_skip = int(substeps)
         try:
             obs, reward, terminated, truncated, info = self.env.step(action)

@@ -176,3 +176,8 @@ def test_a_saved_run_with_every_field_in_its_config_resumes(tmp_path, tiny_run, 
         "--no-progress",
     ).stdout
     assert "mlp-ensemble: best val/score" in out and f"last epoch {epochs}" in out
+    assert "val/interp_mse nan" not in out  # a mode the run does not score is not printed
+    again = run(
+        "train", str(hopper_file), "--out", str(run_dir), "--resume", "--epochs", str(epochs)
+    ).stdout
+    assert f"all {epochs} epochs were trained already; nothing to do" in again

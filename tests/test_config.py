@@ -13,7 +13,14 @@ import torch
 from agents.config import PlanConfig, PlannerConfig
 from tests.synthetic import linear_dataset
 from worldmodel.batching import Normalizer, make_batch, sample_windows
-from worldmodel.config import FIELD_USERS, MODEL_NAMES, ModelConfig, TrainConfig, unused_settings
+from worldmodel.config import (
+    FIELD_USERS,
+    MODEL_NAMES,
+    EvaluateConfig,
+    ModelConfig,
+    TrainConfig,
+    unused_settings,
+)
 from worldmodel.models import make_model
 
 # a value other than the default for every field, each one the models reading it notice
@@ -57,6 +64,66 @@ SMALL = ModelConfig(
     ensemble_layers=2,
     max_step=None,
 )
+
+
+@pytest.mark.parametrize(
+    "config, error, message",
+    [
+        (TrainConfig(epochs="1"), TypeError, "--epochs must be an integer, got '1'"),
+        (TrainConfig(batch_size=4.5), TypeError, "--batch-size must be an integer"),
+        (TrainConfig(lr=0.0), ValueError, "--lr must be > 0"),
+        (TrainConfig(grad_clip=float("nan")), ValueError, "--grad-clip must be > 0 and finite"),
+        (TrainConfig(grad_clip=-1.0), ValueError, "--grad-clip must be > 0"),
+        (TrainConfig(weight_decay=-1.0), ValueError, "--weight-decay must be >= 0"),
+        (TrainConfig(context_fraction=1.5), ValueError, "--context-fraction must be in \\(0, 1\\)"),
+        (TrainConfig(context_fraction=0.0), ValueError, "--context-fraction"),
+        (TrainConfig(steps_per_epoch=0), ValueError, "--steps-per-epoch must be >= 1"),
+        (TrainConfig(net=ModelConfig(min_std=-1.0)), ValueError, "--net.min-std must be > 0"),
+        (TrainConfig(net=ModelConfig(time_unit=0.0)), ValueError, "--net.time-unit must be > 0"),
+        (TrainConfig(net=ModelConfig(max_step=-1.0)), ValueError, "--net.max-step must be > 0"),
+        (TrainConfig(net=ModelConfig(rtol=-1.0)), ValueError, "--net.rtol must be > 0"),
+        (TrainConfig(net=ModelConfig(units=0)), ValueError, "--net.units must be >= 1"),
+        (TrainConfig(net=ModelConfig(field_dropout=1.0)), ValueError, "--net.field-dropout"),
+        (TrainConfig(net=ModelConfig(carry_obs=1)), TypeError, "--net.carry-obs must be a bool"),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_or_range_is_named(config, error, message):
+    with pytest.raises(error, match=message):
+        config.check()
+
+
+def test_the_defaults_and_their_other_choices_pass_the_checks():
+    TrainConfig().check()
+    for net in (
+        ModelConfig(max_step=None),
+        ModelConfig(max_step="env-dt"),
+        ModelConfig(latent_dim=8),
+    ):
+        TrainConfig(net=net, steps_per_epoch=None).check()
+    PlanConfig().check()
+    EvaluateConfig().check()
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (PlanConfig(particles=0), "--particles must be >= 1"),
+        (PlanConfig(elites=0), "--elites must be >= 1"),
+        (PlanConfig(population=1), "--population must be >= 2"),
+        (PlanConfig(temperature=0.0), "--temperature must be > 0"),
+        (PlanConfig(init_std=float("nan")), "--init-std must be > 0"),
+        (PlanConfig(momentum=2.0), "--momentum must be in \\[0, 1\\)"),
+        (PlanConfig(episodes=0), "--episodes must be >= 1"),
+        (PlanConfig(context=0), "--context must be >= 1"),
+        (EvaluateConfig(horizon=0), "--horizon must be >= 1"),
+        (EvaluateConfig(starts=-3), "--starts must be >= 1"),
+        (EvaluateConfig(context=0), "--context must be >= 1"),
+        (EvaluateConfig(observed=(0.5, float("nan"))), "--observed fractions must be in"),
+    ],
+)
+def test_plan_and_evaluate_settings_out_of_range_are_named(config, message):
+    with pytest.raises(ValueError, match=message):
+        config.check()
 
 
 def test_plan_config_is_the_planner_config_plus_the_episodes():

@@ -161,6 +161,27 @@ def test_episode_validation_in_memory():
         Dataset([Episode(**ok)], {})
 
 
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"observation_shape": [11]}, "observations have 2 dims, the metadata's observation_shape"),
+        ({"action_low": [-1.0, -1.0, -1.0]}, "actions have 1 dims, the metadata's action_low"),
+        ({"action_high": [1.0, 1.0]}, "actions have 1 dims, the metadata's action_high"),
+        ({"default_dt": -0.008}, "default_dt must be a positive number of seconds"),
+        ({"physics_timestep": 0.0}, "physics_timestep must be a positive number of seconds"),
+    ],
+)
+def test_arrays_that_contradict_their_metadata_are_refused(meta, message):
+    t = np.array([0.0, 0.1, 0.2])
+    ep = Episode(
+        t, np.zeros((3, 2)), np.zeros((2, 1)), np.zeros(2), np.zeros((3, 0)), np.zeros((3, 0))
+    )
+    consistent = {"observation_shape": [2], "action_low": [-1.0], "default_dt": 0.1}
+    Dataset([ep], {"env_id": "X", **consistent})
+    with pytest.raises(DatasetError, match=message):
+        Dataset([ep], {"env_id": "X", **consistent, **meta})
+
+
 def test_split_is_deterministic_disjoint_and_complete(hopper_dataset):
     a = hopper_dataset.split_indices((0.6, 0.2, 0.2), seed=1)
     b = hopper_dataset.split_indices((0.6, 0.2, 0.2), seed=1)

@@ -91,6 +91,16 @@ def test_context_option_and_irregular_dt(run, hopper_dataset):
         )
 
 
+def test_a_model_of_other_action_dims_is_refused_by_name(run):
+    from worldmodel import load, make_model
+
+    real = load(run)
+    other = make_model(real.name, real.obs_dim, 2, real.config)  # Hopper-v5 has 3 actions
+    other.env_id, other.run_config = real.env_id, real.run_config
+    with pytest.raises(ValueError, match="model actions have 2 dims, Hopper-v5 has \\(3,\\)"):
+        ImaginedEnv(model=other)
+
+
 def test_guards(run):
     env = ImaginedEnv(run)
     env.reset(seed=0)
@@ -99,6 +109,12 @@ def test_guards(run):
             env.step_dt(np.zeros(3), bad)
     with pytest.raises(ValueError, match="action has shape \\(2,\\), expected \\(3,\\)"):
         env.step(np.zeros(2))
+    with pytest.raises(ValueError, match="action has shape \\(1, 3\\), expected \\(3,\\)"):
+        env.step(np.zeros((1, 3)))
+    venv = ImaginedVectorEnv(run, num_envs=2)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="shape \\(3,\\), expected \\(2, 3\\) \\(2 envs x 3\\)"):
+        venv.step(np.zeros(3))
     with pytest.raises(ValueError, match="non-finite"):
         env.step(np.array([0.0, np.nan, 0.0]))
     env.step(np.array([5.0, -5.0, 0.0]))  # clipped by default

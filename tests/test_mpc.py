@@ -146,7 +146,7 @@ def test_a_policy_prior_starts_the_search_from_the_agents_actor(run, tmp_path):
     actor = make_policy(str(tmp_path / "agent.zip"), *_spaces())
     want = np.stack([actor(o) for o in ep.obs[:-1]])
     np.testing.assert_allclose(ep.actions, want, atol=1e-5)
-    with pytest.raises(ValueError, match="policy_prior needs value"):
+    with pytest.raises(ValueError, match="--policy-prior needs --value"):
         run_mpc(load(run), PlanConfig(run=run, policy_prior=True, episodes=1))
 
 
@@ -185,7 +185,7 @@ def test_the_policy_prior_is_the_actor_along_the_models_own_prediction(run):
             np.testing.assert_allclose(prior[k].numpy(), np.tanh(o[:3]), rtol=1e-6)
             s, o_norm = model.step(s, torch.as_tensor(np.tanh(o[:3])[None], dtype=s.dtype), d)
             o = model.denormalize(o_norm)[0].double().numpy()
-    with pytest.raises(ValueError, match="policy_prior needs value"):
+    with pytest.raises(ValueError, match="--policy-prior needs --value"):
         run_mpc(
             None, PlanConfig(policy_prior=True, dynamics="simulator"), spec=EnvSpec("Hopper-v5")
         )

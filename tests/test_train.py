@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 import os
 import pickle
@@ -485,6 +486,25 @@ def test_resume_refuses_a_new_setting_it_would_drop_and_takes_the_run_options(tm
     # the saved value, or the default, is no change; epochs and run options are taken
     again = Trainer(cfg(epochs=2, lr=1e-3, step_log=True), data, tmp_path / "r", resume=True)
     assert again.config.epochs == 2 and again.config.step_log and again.config.lr == 1e-3
+    # and config.json states them (a report's commands rebuilt from it reproduce the run)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["train"]["epochs"] == 2 and saved["train"]["lr"] == 1e-3
+    assert saved["env_id"] == data.env_id and saved["obs_dim"] == data.obs_dim
+
+
+def test_a_run_config_missing_a_field_or_holding_a_bad_setting_is_named(tmp_path, data):
+    Trainer(cfg(epochs=1), data, tmp_path / "r").fit()
+    path = tmp_path / "r" / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in saved.items() if k != "train"}))
+    with pytest.raises(CheckpointError, match="config.json: missing train"):
+        load(tmp_path / "r")
+    net = {**saved["train"]["net"], "time_unit": 0}
+    path.write_text(json.dumps({**saved, "train": {**saved["train"], "net": net}}))
+    with pytest.raises(CheckpointError, match="invalid training settings: --net.time-unit must"):
+        load(tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        load(tmp_path / "nothing")
 
 
 def test_resume_accepts_the_first_calls_env_dt_step(tmp_path, data):

@@ -127,6 +127,19 @@ def test_step_dt_rejects_bad_durations():
             env.step_dt(np.zeros(3), bad)
     with pytest.raises(ValueError, match="whole multiple"):
         env.step_dt(np.zeros(3), 0.003)
+    with pytest.raises(ValueError, match="substeps must be from 1 to 4000"):
+        env.step_dt(np.zeros(3), 1e9 * 0.002)  # past mj_step's step count
+    with pytest.raises(TypeError, match="substeps must be a whole number, got 2.5"):
+        env.step_substeps(np.zeros(3), 2.5)
+
+
+def test_misuse_is_named():
+    with pytest.raises(TypeError, match="timing must be a spec string"):
+        IrregularTiming(gym.make("Hopper-v5"), None)
+    with pytest.raises(ValueError, match="CartPole-v1 is not a Gymnasium MuJoCo env"):
+        make_env(EnvSpec("CartPole-v1"))
+    with pytest.raises(ValueError, match="Hopper-v5 does not take the env_kwargs \\['bogus'\\]"):
+        make_env(EnvSpec("Hopper-v5", env_kwargs={"bogus": 1.0}))
 
 
 def test_composes_with_gymnasium_wrappers():

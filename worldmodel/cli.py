@@ -149,10 +149,13 @@ def train(args: Flags[TrainArgs]) -> None:
     )
     last = trainer.fit()
     s = trainer.state
+    scores = [f"{k} {v:.5g}" for k, v in last.items() if k.startswith("val/") and "mse" in k]
+    if not scores:  # a resume with no epoch left
+        print(f"{args.out}: all {trainer.config.epochs} epochs were trained already; nothing to do")
+        return
     print(
         f"{trainer.config.model}: best val/score {s['best']:.5g} at epoch {s['best_epoch']} "
-        f"(last epoch {s['epoch']}: val/interp_mse {last.get('val/interp_mse', float('nan')):.5g}, "
-        f"val/extrap_mse {last.get('val/extrap_mse', float('nan')):.5g})"
+        f"(last epoch {s['epoch']}: {', '.join(scores)})"
     )
     print(f"wrote {args.out}/model.safetensors")
 

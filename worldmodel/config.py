@@ -8,6 +8,7 @@ and ``DynaConfig`` in :mod:`agents.config` (the last two also importable from he
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -125,6 +126,35 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def check(self) -> None:
+        """``TypeError`` or ``ValueError`` naming the first setting of the wrong kind or out of
+        its range (``--net.`` flags)."""
+        check_kinds(self, "net.")
+        check_ranges(
+            self,
+            "net.",
+            at_least_1=(
+                "latent_dim",
+                "rec_dim",
+                "units",
+                "samples",
+                "ensemble_size",
+                "ensemble_units",
+            ),
+            positive=("min_std", "time_unit", "rtol", "atol", "obs_std", "max_step"),
+            # 0 layers or decoder units: a linear map
+            non_negative=(
+                "noise_horizons",
+                "one_step_weight",
+                "input_noise",
+                "rec_layers",
+                "layers",
+                "dec_units",
+                "ensemble_layers",
+            ),
+            below_1=("field_dropout",),
+        )
+
     def check_for(self, model: str) -> None:
         """Refuse a setting ``model`` would ignore: ``ValueError`` naming the first field that
         differs from its default and that :func:`unused_settings` lists for ``model``. For a
@@ -139,6 +169,57 @@ class ModelConfig:
                     f"{flag} is not used by model {model!r} ({unused[f.name]}); "
                     "leave it at its default"
                 )
+
+
+def _flag(prefix: str, name: str) -> str:
+    return "--" + (prefix + name).replace("_", "-")
+
+
+def check_kinds(config: Any, prefix: str = "") -> None:
+    """``TypeError`` naming the first field of the dataclass ``config`` whose value is not of
+    its default's kind: a bool, an integer or a number (an integer passes for a number; None
+    where the annotation allows it). Fields whose default is None, text or a container are
+    left to the range checks."""
+    for f in fields(config):
+        default, value = f.default, getattr(config, f.name)
+        if value is None and "None" in str(f.type):
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            kind = {bool: "a bool", int: "an integer", float: "a number"}[type(default)]
+            raise TypeError(f"{_flag(prefix, f.name)} must be {kind}, got {value!r}")
+
+
+def check_ranges(
+    config: Any,
+    prefix: str = "",
+    *,
+    at_least_1: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    below_1: tuple[str, ...] = (),
+) -> None:
+    """``ValueError`` naming the first numeric field of ``config`` out of its range: ``>= 1``,
+    ``> 0`` and finite, ``>= 0`` and finite, or in ``[0, 1)``. None and text values (a field's
+    other choices, such as ``max_step="data"``) are not numbers and pass."""
+    rules = (
+        (at_least_1, lambda v: v >= 1, ">= 1"),
+        (positive, lambda v: 0 < v < math.inf, "> 0 and finite"),
+        (non_negative, lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+        (below_1, lambda v: 0 <= v < 1, "in [0, 1)"),
+    )
+    for names, ok, says in rules:
+        for name in names:
+            value = getattr(config, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):
+                raise ValueError(f"{_flag(prefix, name)} must be {says}, got {value!r}")
 
 
 LATENT_MODELS = ("latent-ode", "rnn-vae")
@@ -329,8 +410,22 @@ class TrainConfig:
     ``steps.csv`` in the run directory."""
 
     def check(self) -> None:
+        """``TypeError`` or ``ValueError`` naming the first setting of the wrong kind, out of
+        its range or contradicting another (the net's settings included)."""
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; expected one of {sorted(MODEL_NAMES)}")
+        check_kinds(self)
+        self.net.check()
+        check_ranges(
+            self,
+            at_least_1=("steps_per_epoch",),
+            positive=("lr", "grad_clip"),
+            non_negative=("weight_decay", "kl_warmup_steps", "patience", "max_bad_batches"),
+        )
+        if not 0 < self.context_fraction < 1:  # NaN too
+            raise ValueError(f"--context-fraction must be in (0, 1), got {self.context_fraction}")
+        if not 0 < self.eval_observed <= 1:
+            raise ValueError(f"--eval-observed must be in (0, 1], got {self.eval_observed}")
         if self.mode not in ("interp", "extrap", "both"):
             raise ValueError(f"unknown mode {self.mode!r}; expected interp, extrap or both")
         if not 0 < self.observed_min <= self.observed_max <= 1:
@@ -433,6 +528,15 @@ class EvaluateConfig:
     """Render the side-by-side videos (needs MUJOCO_GL=egl without a display)."""
     seed: int = 0
     """Seed of start states, actions, dts and masks."""
+
+    def check(self) -> None:
+        """``TypeError`` or ``ValueError`` naming the first setting of the wrong kind or out
+        of its range."""
+        check_kinds(self)
+        check_ranges(self, at_least_1=("horizon", "starts", "context"))
+        for fraction in self.observed:
+            if not 0 < fraction <= 1:  # NaN too
+                raise ValueError(f"--observed fractions must be in (0, 1], got {fraction}")
 
 
 DEMO_MODELS = ("latent-ode", "mlp-ensemble")

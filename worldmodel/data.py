@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import platform
 import struct
@@ -159,6 +160,29 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def check_metadata(metadata: dict[str, Any], obs_dim: int, act_dim: int) -> None:
+    """``DatasetError`` naming the first metadata entry the episodes' arrays contradict: the
+    env's ``observation_shape`` and action bounds against their widths, and a non-positive
+    ``default_dt`` or ``physics_timestep`` [s]."""
+    shape = metadata.get("observation_shape")
+    if shape is not None and list(shape) != [obs_dim]:
+        raise DatasetError(
+            f"observations have {obs_dim} dims, the metadata's observation_shape says {shape}"
+        )
+    for key in ("action_low", "action_high"):
+        bound = metadata.get(key)
+        if bound is not None and np.shape(bound) != (act_dim,):
+            raise DatasetError(
+                f"actions have {act_dim} dims, the metadata's {key} has {np.shape(bound)}"
+            )
+    for key in ("default_dt", "physics_timestep"):
+        value = metadata.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
+            raise DatasetError(
+                f"metadata {key} must be a positive number of seconds, got {value!r}"
+            )
+
+
 @dataclass
 class Dataset:
     """Ragged episodes of one env plus metadata.
@@ -191,6 +215,7 @@ class Dataset:
                         f"{np.asarray(getattr(ep, k)).shape[1]}, "
                         f"but episode 0 has {d}"
                     )
+        check_metadata(self.metadata, dims["obs"], dims["actions"])
 
     # -- shape and size ----------------------------------------------------------------------
     def __len__(self) -> int:

@@ -49,6 +49,7 @@ def evaluate_runs(
 ) -> Path:
     """Evaluate ``runs`` (same env) and write the report into ``out``; returns ``report.md``."""
     config = config or EvaluateConfig()
+    config.check()
     if not runs:
         raise ValueError("give at least one run directory")
     out = Path(out)

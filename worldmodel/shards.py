@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodel.data import FORMAT_VERSION, Dataset, DatasetError, Episode
+from worldmodel.data import FORMAT_VERSION, Dataset, DatasetError, Episode, check_metadata
 from worldmodel.io import atomic_write_json
 from worldmodel.shard_file import WIDTHS, Shard, shard_name
 
@@ -201,6 +201,7 @@ class ShardedDataset(Dataset):
             raise DatasetError("dataset metadata has no 'env_id'")
         if not len(self.episodes):
             raise DatasetError("dataset has no episodes")
+        check_metadata(self.metadata, self.obs_dim, self.act_dim)
 
     @property
     def obs_dim(self) -> int:

@@ -44,6 +44,11 @@ def train(
     """Train a model and return the best one (loaded from ``out/model.safetensors``)."""
     from worldmodel.data import load_dataset
 
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"config must be a TrainConfig (TrainConfig.from_dict turns a dict into one), "
+            f"got {type(config).__name__}"
+        )
     path = None
     if not isinstance(dataset, Dataset):
         path, dataset = dataset, load_dataset(dataset)

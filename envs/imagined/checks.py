@@ -41,9 +41,7 @@ def check_dt(dt: Any, most: float) -> float:
 def check_actions(a: np.ndarray, space: gym.spaces.Box, clip: bool) -> np.ndarray:
     """``(N, act_dim)`` actions: shape and finiteness checked, clipped into the box (or refused)."""
     if a.ndim != 2 or a.shape[1:] != space.shape:
-        raise ValueError(
-            f"action has shape {a.shape[1:] if a.ndim == 2 else a.shape}, expected {space.shape}"
-        )
+        raise ValueError(f"actions have shape {a.shape}, expected (N, {space.shape[0]})")
     if not np.isfinite(a).all():
         raise ValueError("action holds a non-finite value")
     inside = (a >= space.low) & (a <= space.high)

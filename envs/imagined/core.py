@@ -213,6 +213,12 @@ class ImaginedBatch:
     ) -> None:
         self.core = ImaginationCore(model, deterministic=deterministic, precision=precision)
         self.real = RealStarts(self.core.spec)
+        env = self.real.env
+        dims = {"observations": (model.obs_dim, env.observation_space.shape)}
+        dims["actions"] = (model.act_dim, env.action_space.shape)
+        for what, (ours, theirs) in dims.items():
+            if theirs != (ours,):
+                raise ValueError(f"model {what} have {ours} dims, {self.core.env_id} has {theirs}")
         self.n = n
         self.timing = TimingSpec.parse(timing) if timing else None
         self.clip_actions = clip_actions

@@ -59,11 +59,6 @@ class ImaginedEnv(BatchView, gym.Env):
         )
         self.observation_space = self.real.env.observation_space
         self.action_space = self.real.env.action_space
-        if self.observation_space.shape != (self.core.model.obs_dim,):
-            raise ValueError(
-                f"model observations have {self.core.model.obs_dim} dims, "
-                f"{self.core.env_id} has {self.observation_space.shape}"
-            )
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode, self.width, self.height = render_mode, width, height
@@ -105,7 +100,10 @@ class ImaginedEnv(BatchView, gym.Env):
         if not is_real(action, scalar=False):
             raise TypeError(f"action must be an array of real numbers, got {action!r:.60}")
         dt = check_dt(dt, most=1000 * self.real.dt)
-        a = self.batch.check_actions(np.asarray(action, dtype=np.float64)[None])
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape}")
+        a = self.batch.check_actions(a[None])
         out = self.batch.step(a, np.array([dt]))
         info = {
             "t": float(self.batch.t[0]),

@@ -87,9 +87,13 @@ class ImaginedVectorEnv(BatchView, VectorEnv):
         self.batch.check_started()
         if not is_real(actions, scalar=False):
             raise TypeError(f"actions must be an array of real numbers, got {actions!r:.60}")
-        a = self.batch.check_actions(np.asarray(actions, dtype=np.float64))
-        if a.shape[0] != self.num_envs:
-            raise ValueError(f"actions for {a.shape[0]} envs, expected {self.num_envs}")
+        a = np.asarray(actions, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(
+                f"actions have shape {a.shape}, expected {self.action_space.shape} "
+                f"({self.num_envs} envs x {self.single_action_space.shape[0]})"
+            )
+        a = self.batch.check_actions(a)
         out = self.batch.step(a, self.batch.draw_dt(self._rngs))
         term, t = out.terminated, self.batch.t
         trunc = (

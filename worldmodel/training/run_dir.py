@@ -99,6 +99,13 @@ def settle_config(
     return config
 
 
+def resumed_run_config(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
+    """``run_dir``'s ``config.json`` with the settings ``config`` resumes it with (the saved
+    ones and the call's :data:`RESUME_TAKES`: a longer ``epochs``, say), so that the file
+    states the budget the run was trained to."""
+    return read_run_config(run_dir / "config.json") | {"train": config.to_dict()}
+
+
 def resolve_max_step(setting: str, dataset: Dataset) -> float | None:
     """``net.max_step`` in seconds for ``setting``: ``"data"``, the longest control interval in
     ``dataset`` (streamed, shard by shard); ``"env-dt"``, the env's own control step (None when
@@ -148,18 +155,29 @@ def load(
     The model gains ``env_id`` and ``run_config`` attributes. Never unpickles anything.
     """
     run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir / "config.json")
-    if cfg.get("format_version") != RUN_FORMAT:
-        raise CheckpointError(
-            f"{run_dir / 'config.json'}: unknown run format {cfg.get('format_version')!r}"
-        )
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a run directory (`worldmodel train --out`)")
+    path = run_dir / "config.json"
+    cfg = read_run_config(path)
+    if not isinstance(cfg, dict) or cfg.get("format_version") != RUN_FORMAT:
+        version = cfg.get("format_version") if isinstance(cfg, dict) else None
+        raise CheckpointError(f"{path}: unknown run format {version!r}")
+    missing = [k for k in ("model", "env_id", "obs_dim", "act_dim", "train") if k not in cfg]
+    if missing:
+        raise CheckpointError(f"{path}: missing {', '.join(missing)}")
+    if not isinstance(cfg["train"], dict):
+        raise CheckpointError(f"{path}: 'train' must be an object of settings")
     if env_id is not None and env_id != cfg["env_id"]:
         raise CheckpointError(f"{run_dir}: model was trained on {cfg['env_id']!r}, not {env_id!r}")
     if obs_dim is not None and obs_dim != cfg["obs_dim"]:
         raise CheckpointError(
             f"{run_dir}: model observations have {cfg['obs_dim']} dims, not {obs_dim}"
         )
-    train_cfg = TrainConfig.from_dict(cfg["train"])
+    try:
+        train_cfg = TrainConfig.from_dict(cfg["train"])
+        train_cfg.net.check()
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: invalid training settings: {err}") from None
     model = make_model(cfg["model"], cfg["obs_dim"], cfg["act_dim"], train_cfg.net)
     path = run_dir / ("model.safetensors" if which == "best" else "last.safetensors")
     tensors, meta, _ = read_checkpoint(path)

@@ -31,7 +31,7 @@ from worldmodel.training.checkpointing import (
 from worldmodel.training.device import resolve_device
 from worldmodel.training.distributed import Processes, wrap_loss
 from worldmodel.training.loader import PrefetchedBatches
-from worldmodel.training.run_dir import run_config, settle_config
+from worldmodel.training.run_dir import resumed_run_config, run_config, settle_config
 from worldmodel.training.sampling import (
     TrainBatches,
     fit_normalizer,
@@ -153,6 +153,8 @@ class Trainer:
                 self.ema,
             )
             self.writers.truncate(self.state["epoch"], self.state["step"])
+            if procs.main:
+                self.writers.write_config(resumed_run_config(self.run_dir, config))
         else:
             self.writers.write_config(run_config(config, dataset, dataset_path))
         self.lr = LearningRate(  # positioned at the (restored) step: nothing else to restore
