@@ -57,7 +57,7 @@ def test_mpc_with_a_critics_terminal_value(run, tmp_path):
         np.concatenate([ep.actions for ep in plain["episodes"]])[:1],
     )
     cfg.value_discount = 1.5
-    with pytest.raises(ValueError, match="value_discount"):
+    with pytest.raises(ValueError, match="--value-discount must be in"):
         run_mpc(load(run), cfg)
 
 
