@@ -61,3 +61,10 @@ def test_zero_policy_is_passive_and_walker_works():
 def test_bad_settings_fail_before_collecting(change, message):
     with pytest.raises(ValueError, match=message):
         collect(CollectConfig(**{"episodes": 1, "progress": False, **change}))
+
+
+def test_collecting_into_a_directory_is_refused_before_any_episode(tmp_path):
+    from worldmodel.collect import collect_to_file
+
+    with pytest.raises(IsADirectoryError, match="is a directory; give a file path"):
+        collect_to_file(CollectConfig(episodes=1), tmp_path)

@@ -197,6 +197,13 @@ def test_split_is_deterministic_disjoint_and_complete(hopper_dataset):
         hopper_dataset.split_indices((0.5, 0.2, 0.2))
 
 
+def test_a_path_or_a_dataset_of_the_wrong_type_is_named(tmp_path, hopper_file, hopper_dataset):
+    with pytest.raises(TypeError, match="a dataset path must be a str or a path, got NoneType"):
+        load_dataset(None)
+    with pytest.raises(TypeError, match="merge takes Dataset objects .* item 1 is a str"):
+        Dataset.merge([hopper_dataset, str(hopper_file)])
+
+
 def test_merge_same_env_only(hopper_dataset):
     merged = Dataset.merge([hopper_dataset, hopper_dataset.subset([0, 1])])
     assert len(merged) == len(hopper_dataset) + 2

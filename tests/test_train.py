@@ -507,6 +507,12 @@ def test_a_run_config_missing_a_field_or_holding_a_bad_setting_is_named(tmp_path
         load(tmp_path / "nothing")
 
 
+def test_an_out_path_that_is_a_file_is_named(tmp_path, data):
+    (tmp_path / "d.npz").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="d.npz is a file, not a run directory"):
+        Trainer(cfg(), data, tmp_path / "d.npz")
+
+
 def test_resume_accepts_the_first_calls_env_dt_step(tmp_path, data):
     net = replace(NET, max_step="env-dt")
     Trainer(cfg(epochs=1, net=net), data, tmp_path / "r").fit()

@@ -182,7 +182,10 @@ def collect(config: CollectConfig) -> Dataset:
 
 
 def collect_to_file(config: CollectConfig, out: str | Path) -> Dataset:
-    """Collect and write the dataset atomically to ``out``."""
+    """Collect and write the dataset atomically to ``out`` (a file; ``collect_shards`` writes
+    a directory)."""
+    if Path(out).is_dir():  # refused before the collection, not after
+        raise IsADirectoryError(f"{out} is a directory; give a file path (or --shard-size)")
     dataset = collect(config)
     dataset.save(out)
     return dataset

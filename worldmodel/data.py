@@ -302,6 +302,12 @@ class Dataset:
         """
         if not datasets:
             raise DatasetError("nothing to merge")
+        for i, d in enumerate(datasets):
+            if not isinstance(d, Dataset):
+                raise TypeError(
+                    f"merge takes Dataset objects (load_dataset loads a path); item {i} is a "
+                    f"{type(d).__name__}"
+                )
         first = datasets[0]
         for i, d in enumerate(datasets[1:], start=1):
             if d.env_id != first.env_id:
@@ -343,6 +349,8 @@ class Dataset:
         """Load and validate a dataset file; any problem raises :class:`DatasetError` whose
         message starts with the file's path. A directory of shards loads lazily
         (:func:`worldmodel.shards.load_shards`, a :class:`~worldmodel.shards.ShardedDataset`)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"a dataset path must be a str or a path, got {type(path).__name__}")
         path = Path(path)
         if path.is_dir():
             from worldmodel.shards import load_shards

@@ -61,6 +61,8 @@ def settle_config(
     ``config`` (``run_dir`` must not hold a run). ``net.max_step="data"`` or ``"env-dt"``
     becomes seconds (:func:`resolve_max_step`), ``net.field_dropout=None`` the env's
     (:func:`~worldmodel.config.auto_field_dropout`)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir} is a file, not a run directory; choose another --out")
     config_path = run_dir / "config.json"
     if resume:
         if not (run_dir / "last.safetensors").exists():
