@@ -503,6 +503,9 @@ def test_a_run_config_missing_a_field_or_holding_a_bad_setting_is_named(tmp_path
     path.write_text(json.dumps({**saved, "train": {**saved["train"], "net": net}}))
     with pytest.raises(CheckpointError, match="invalid training settings: --net.time-unit must"):
         load(tmp_path / "r")
+    path.write_text(json.dumps({**saved, "default_dt": -0.008}))
+    with pytest.raises(CheckpointError, match="default_dt must be a positive number of seconds"):
+        load(tmp_path / "r")
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         load(tmp_path / "nothing")
 

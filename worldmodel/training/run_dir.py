@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from worldmodel.checkpoint import CheckpointError, load_model_weights, read_checkpoint
 from worldmodel.config import TrainConfig, auto_field_dropout
-from worldmodel.data import Dataset, field_chunks, library_versions
+from worldmodel.data import Dataset, check_metadata, field_chunks, library_versions
 from worldmodel.models import WorldModel, make_model
 from worldmodel.training.device import resolve_device
 
@@ -180,6 +180,10 @@ def load(
         train_cfg.net.check()
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: invalid training settings: {err}") from None
+    try:  # the env's action bounds and control step, as the dataset's metadata had them
+        check_metadata(cfg, int(cfg["obs_dim"]), int(cfg["act_dim"]))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
     model = make_model(cfg["model"], cfg["obs_dim"], cfg["act_dim"], train_cfg.net)
     path = run_dir / ("model.safetensors" if which == "best" else "last.safetensors")
     tensors, meta, _ = read_checkpoint(path)
