@@ -5,8 +5,8 @@
         benchmarks/results/world_models_ablation/pairs/walker_random_*.txt
 
 Each input file is one pair (``--seeds 0,1``, ``1,2`` or ``0,2``): its printed table
-(``.txt``), or the ``world_models.csv`` of the same run with ``--results DIR`` instead of
-``--no-csv`` (full precision; all starts only). Over the files given it
+(``.txt``), or the ``world_models.csv`` or ``world_models_alive.csv`` of the same run with
+``--results DIR`` instead of ``--no-csv`` (full precision). Over the files given it
 prints, per table (all starts, or only those whose real episode still runs) and test timing,
 at h=1 / 5 / 10 / 20 / 30: the latent-ode's mean error over the seeds (each seed is in two
 pairs, so the mean of the pairs' means), the mean over pairs of the two latent-odes' averaged
@@ -47,13 +47,18 @@ def parse(path: Path) -> dict[tuple[str, str, str], list[float]]:
 
 
 def parse_csv(path: Path) -> dict[tuple[str, str, str], list[float]]:
-    """The same from the ``world_models.csv`` a run wrote with ``--results DIR`` (full
-    precision; all starts only): a model's rows are averaged over the pair's two seeds."""
+    """The same from the ``world_models.csv`` (all starts) or ``world_models_alive.csv``
+    (named ``*alive*``: while running) a run wrote with ``--results DIR``, at full precision:
+    a model's rows are averaged over the pair's two seeds."""
     rows: dict[tuple[str, str, str], list[list[float]]] = {}
     with path.open(newline="") as f:
         for r in csv.DictReader(f):
             if r["model"] in MODELS:
-                key = ("all starts", r["test"], r["model"])
+                key = (
+                    "while running" if "alive" in path.name else "all starts",
+                    r["test"],
+                    r["model"],
+                )
                 rows.setdefault(key, []).append([float(r[f"h{h}"]) for h in HORIZONS])
     return {k: list(np.mean(v, axis=0)) for k, v in rows.items()}
 
